@@ -1,0 +1,396 @@
+"""Typed request and response bodies of Amili's legacy AutoCollect Batch API.
+
+The shapes follow the documented example of ``POST /webapi/api/Batch`` (see
+``../shared/seed-amili-legacy-batch-post.txt``). JSON field names are exactly the API's, which
+mixes lower case (``batchid``, ``idnumber``, ``firstname``) and camelCase (``invoiceNumber``,
+``uniqueSourceInvoiceId``): the Python attribute names are the same strings, so a reader can
+match them with the documentation one to one.
+
+Which fields are *required* is not documented. The choices here are assumptions (listed in
+:mod:`amili.assumptions`), and the sandbox validates against these same models, so the client
+and the sandbox can never disagree about them.
+
+Money is ``Decimal`` from end to end and is written to JSON as an exact number
+(see :func:`amili.jsonio.dumps`), never through ``float``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+from decimal import Decimal
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+)
+
+# --------------------------------------------------------------------------------------------
+# Scalar types
+# --------------------------------------------------------------------------------------------
+
+
+def _coerce_datetime(value: Any) -> Any:
+    """Accept a plain date (``2024-01-31``) where the API documents a date-time.
+
+    The newer Amili API examples mix both forms, so a date becomes midnight UTC.
+    """
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return datetime.combine(value, time(0, 0), tzinfo=UTC)
+    if isinstance(value, str) and len(value) == 10:
+        return datetime.combine(date.fromisoformat(value), time(0, 0), tzinfo=UTC)
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    """Naive date-times are taken as UTC (the documented examples all end in ``Z``)."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+def format_utc_millis(value: datetime) -> str:
+    """``2019-08-24T14:15:22.123Z``: ISO-8601, UTC, milliseconds, like the documented example."""
+    value = _to_utc(value)
+    return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+UtcDateTime = Annotated[
+    datetime,
+    BeforeValidator(_coerce_datetime),
+    AfterValidator(_to_utc),
+    PlainSerializer(format_utc_millis, return_type=str, when_used="json"),
+]
+"""A date-time that is always UTC and serializes as ``YYYY-MM-DDTHH:MM:SS.mmmZ``."""
+
+IsoDate = Annotated[
+    date,
+    PlainSerializer(lambda d: d.isoformat(), return_type=str, when_used="json"),
+]
+"""A calendar date, serialized ``YYYY-MM-DD``."""
+
+
+def _reject_float(value: Any) -> Any:
+    """Floats cannot hold øre exactly; turn them into Decimal through their shortest repr."""
+    if isinstance(value, bool):
+        raise ValueError("an amount must be a number, not a boolean")
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    return value
+
+
+def _non_negative(value: Decimal) -> Decimal:
+    if value < 0:
+        raise ValueError("amount must not be negative")
+    return value
+
+
+Amount = Annotated[
+    Decimal,
+    BeforeValidator(_reject_float),
+    Field(max_digits=18, decimal_places=2, allow_inf_nan=False),
+    AfterValidator(_non_negative),
+]
+"""A non-negative amount with at most two decimals (øre) and 18 digits, like DECIMAL(18,2)."""
+
+
+# --------------------------------------------------------------------------------------------
+# Enumerations. Only the values seen in Amili's documentation are certain; values marked
+# "assumed" are our guesses (amili-api-reference.md §3.9). Add a member here to extend a set.
+# --------------------------------------------------------------------------------------------
+
+
+class InvoiceType(StrEnum):
+    PAYMENT_REMINDER = "PAYMENT_REMINDER"  # documented (legacy POST example)
+    NOTICE = "NOTICE"  # documented (new API examples)
+    COLLECTION_NOTICE = "COLLECTION_NOTICE"  # documented (webhook examples)
+
+
+class DebtorType(StrEnum):
+    PRIVATE = "PRIVATE"  # documented
+    COMPANY = "COMPANY"  # assumed: a company debtor surely exists, its name is not documented
+
+
+class ClaimType(StrEnum):
+    PRINCIPAL = "PRINCIPAL"  # documented
+    FEE = "FEE"  # assumed: legacy cases carry fee sums
+    INTEREST = "INTEREST"  # assumed: legacy cases carry interest sums
+
+
+class PaymentType(StrEnum):
+    DIRECT_PAYMENT = "DIRECT_PAYMENT"  # documented; the only value seen
+
+
+class ObjectName(StrEnum):
+    """The ``objectname`` of an answer: the name of the body's array (assumption A3)."""
+
+    CREDITOR = "creditor"
+    INVOICE = "invoice"
+    PAYMENT = "payment"
+    ACTION = "action"
+
+
+# --------------------------------------------------------------------------------------------
+# Request body
+# --------------------------------------------------------------------------------------------
+
+
+class ApiModel(BaseModel):
+    """Base: unknown fields are kept (the API may have more than is documented)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True, use_enum_values=False)
+
+
+class Contact(ApiModel):
+    fullname: str | None = None
+    workphone: str | None = None
+    email: str | None = None
+    isinvoicequery: bool | None = None
+    isremittancereport: bool | None = None
+    isorderconfirmation: bool | None = None
+    iscollectionlist: bool | None = None
+    isweb: bool | None = None
+
+
+class Creditor(ApiModel):
+    idnumber: str = Field(min_length=1, description="Creditor's organisation number (assumed)")
+    parentidnumber: str | None = None
+    onlydebtcollection: bool | None = None
+    vattype: int | None = None
+    fullname: str = Field(min_length=1)
+    street: str | None = None
+    city: str | None = None
+    zipcode: str | None = None
+    countrycode: str | None = Field(default=None, min_length=2, max_length=2)
+    emailinvoice: str | None = None
+    bankaccountno: str | None = None
+    swift: str | None = None
+    iban: str | None = None
+    message: str | None = None
+    contact: Contact | None = None
+    contact2: Contact | None = None
+    password: str | None = Field(default=None, repr=False)
+    erpsettingid: str | None = None
+    sourceid: int | None = None
+    erpclientid: str | None = None
+    vismanetcompanyid: str | None = None
+    reminderflow: int | None = None
+    debtcollectiontransfer: int | None = None
+    invoicearchive: int | None = None
+    hasforeigndebtors: bool | None = None
+    hasforeigncurrency: bool | None = None
+    disabled: bool | None = None
+
+
+class Email(ApiModel):
+    value: str = Field(min_length=3)
+
+
+class PhoneNumber(ApiModel):
+    countryCode: str | None = None
+    originalValue: str | None = None
+    value: str | None = None
+
+
+class Address(ApiModel):
+    street: str | None = None
+    city: str | None = None
+    zipCode: str | None = None
+    countryCode: str | None = None
+
+
+class Debtor(ApiModel):
+    type: DebtorType
+    firstname: str | None = None
+    lastname: str | None = None
+    name: str | None = None
+    customerNumber: str | None = None
+    identificationNumber: str | None = Field(default=None, repr=False)
+    organizationNumber: str | None = None
+    dateOfBirth: IsoDate | None = None
+    emails: list[Email] = Field(default_factory=list)
+    phoneNumbers: list[PhoneNumber] = Field(default_factory=list)
+    addresses: list[Address] = Field(default_factory=list)
+
+
+class Claim(ApiModel):
+    type: ClaimType
+    remainingAmount: Amount
+    description: str | None = None
+
+
+class Invoice(ApiModel):
+    type: InvoiceType
+    invoiceNumber: str = Field(min_length=1)
+    vat: bool | None = None
+    fees: bool | None = None
+    originalInvoiceAmount: Amount
+    currency: str = Field(min_length=1, description="ISO 4217 code; the sandbox checks it")
+    invoiceDate: UtcDateTime
+    dueDate: UtcDateTime
+    collectionNoticeDate: UtcDateTime | None = None
+    ocrReferenceNumber: str | None = None
+    uniqueSourceInvoiceId: str = Field(min_length=1)
+    description: str | None = None
+    debtors: list[Debtor] = Field(min_length=1)
+    claims: list[Claim] = Field(min_length=1)
+
+
+class Payment(ApiModel):
+    invoiceId: str = Field(min_length=1, description="Amili's id of the invoice (a UUID)")
+    type: PaymentType
+    amount: Amount
+    currency: str = Field(min_length=1, description="ISO 4217 code; the sandbox checks it")
+    date: UtcDateTime
+    description: str | None = None
+    uniqueSourcePaymentId: str = Field(min_length=1)
+
+
+class Action(ApiModel):
+    creditorid: str = Field(min_length=1)
+    ledgerref: str = Field(min_length=1)
+    actiontype: int
+    duedate: UtcDateTime | None = None
+    subject: str | None = None
+    conversationid: str | None = None
+    message: str | None = None
+
+
+class BatchRequest(ApiModel):
+    """The whole body of ``POST /webapi/api/Batch``: one batch of four object arrays."""
+
+    batchid: str = Field(min_length=1, max_length=100)
+    offline: bool = False
+    creditor: list[Creditor] = Field(default_factory=list)
+    invoice: list[Invoice] = Field(default_factory=list)
+    payment: list[Payment] = Field(default_factory=list)
+    action: list[Action] = Field(default_factory=list)
+
+    def object_count(self) -> int:
+        return len(self.creditor) + len(self.invoice) + len(self.payment) + len(self.action)
+
+
+#: Model of each object array of a batch, by ``objectname``.
+OBJECT_MODELS: dict[ObjectName, type[ApiModel]] = {
+    ObjectName.CREDITOR: Creditor,
+    ObjectName.INVOICE: Invoice,
+    ObjectName.PAYMENT: Payment,
+    ObjectName.ACTION: Action,
+}
+
+# --------------------------------------------------------------------------------------------
+# Response body
+# --------------------------------------------------------------------------------------------
+
+
+class ObjectError(ApiModel):
+    """One rejected object (or, with ``objectname`` "batch", the whole batch)."""
+
+    objectname: str
+    objectindex: int
+    message: str
+
+
+class ObjectResponse(ApiModel):
+    """One object the receiver took; ``ledgerref`` is Amili's id for it (assumption A4)."""
+
+    objectname: str
+    objectindex: int
+    ledgerref: str | None = None
+    status_statuscode: str | None = None
+
+
+class BatchResponse(ApiModel):
+    statuscode: int
+    errors: list[ObjectError] = Field(default_factory=list)
+    responses: list[ObjectResponse] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------------------------
+# GET /webapi/api/Batch answer (the older, documented "case" style; see reference §2.4)
+# --------------------------------------------------------------------------------------------
+
+
+class CreditorInfo(ApiModel):
+    idnumber: str
+    parentidnumber: str | None = None
+    fullname: str | None = None
+    street: str | None = None
+    city: str | None = None
+    zipcode: str | None = None
+    countrycode: str | None = None
+    bankaccountno: str | None = None
+    contact: Contact | None = None
+    casehandler: Contact | None = None
+    disabled: bool | None = None
+    lastsettlementid: int | None = None
+
+
+class PaymentDetails(ApiModel):
+    paymentValue: Decimal | None = None
+    currency: str | None = None
+    kid: str | None = None
+    bankAccount: str | None = None
+    dueDate: UtcDateTime | None = None
+
+
+class CaseHistory(ApiModel):
+    type: int
+    loggedat: UtcDateTime
+    message: str | None = None
+    subject: str | None = None
+    conversationid: str | None = None
+    attachmentid: str | None = None
+
+
+class Case(ApiModel):
+    customerref: str | None = None
+    customername: str | None = None
+    ledgerref: str
+    referencenumber: str | None = None
+    casenumber: str | None = None
+    currencycode: str | None = None
+    regdate: UtcDateTime | None = None
+    closuredate: UtcDateTime | None = None
+    billdate: UtcDateTime | None = None
+    duedate: UtcDateTime | None = None
+    isdebtcollection: bool | None = None
+    originalsum: Decimal | None = None
+    paidsum: Decimal | None = None
+    remainingsum: Decimal | None = None
+    originalprincipal: Decimal | None = None
+    paidprincipal: Decimal | None = None
+    remainingprincipal: Decimal | None = None
+    service_description: str | None = None
+    status_statuscode: str | None = None
+    reminders: int | None = None
+    debtcollectionlist: int | None = None
+    history: list[CaseHistory] = Field(default_factory=list)
+    paymentDetails: PaymentDetails | None = None
+
+
+class Settlement(ApiModel):
+    settlementid: int
+    creditorid: str | None = None
+    customerref: str | None = None
+    ledgerref: str | None = None
+    referencenumber: str | None = None
+    casenumber: str | None = None
+    amount: Decimal | None = None
+    currency: str | None = None
+    remittancedate: IsoDate | None = None
+
+
+class BatchQueryResponse(ApiModel):
+    """Answer of ``GET /webapi/api/Batch``: creditors, cases and settlements."""
+
+    batchid: str | None = None
+    offline: bool | None = None
+    creditor: list[CreditorInfo] = Field(default_factory=list)
+    case: list[Case] = Field(default_factory=list)
+    settlement: list[Settlement] = Field(default_factory=list)

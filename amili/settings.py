@@ -1,0 +1,85 @@
+"""Every setting of the project, in one place, read from the environment (or a ``.env`` file).
+
+Each group is a pydantic-settings class with its own ``AMILI_...`` prefix. A missing or
+malformed setting fails at start with :class:`SettingsError`, whose message names the
+environment variable to set, never the value of a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from pydantic import Field, HttpUrl, SecretStr, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class _Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+
+class ClientSettings(_Settings):
+    """How the API client reaches Amili (``AMILI_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_")
+
+    base_url: HttpUrl = Field(description="Root of the Amili API, e.g. https://host (no /webapi)")
+    token: SecretStr = Field(description="JWT bearer token for the legacy AutoCollect API")
+    sender_id: str = Field(min_length=1, description="The senderid query parameter")
+    timeout_seconds: float = Field(default=30.0, gt=0, description="Per-request timeout")
+    connect_timeout_seconds: float = Field(default=10.0, gt=0)
+    max_retries: int = Field(default=5, ge=0, description="Retries after the first attempt")
+    backoff_initial_seconds: float = Field(default=0.5, ge=0)
+    backoff_max_seconds: float = Field(default=30.0, ge=0)
+    retry_after_max_seconds: float = Field(
+        default=120.0, ge=0, description="Longest Retry-After the client will honour"
+    )
+    max_concurrency: int = Field(default=4, ge=1, description="Batches in flight at once")
+    max_batch_objects: int = Field(default=5000, ge=1, description="Objects per batch")
+    max_batch_bytes: int = Field(default=8_000_000, ge=1024, description="Body bytes per batch")
+
+
+class SandboxSettings(_Settings):
+    """The local sandbox of the API (``AMILI_SANDBOX_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_SANDBOX_")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8765, ge=0, le=65535)
+    jwt_secret: SecretStr = Field(
+        default=SecretStr("amili-sandbox-local-secret-not-for-production"),
+        description="HS256 secret the sandbox signs and checks tokens with",
+    )
+    jwt_issuer: str = "amili-sandbox"
+    jwt_audience: str = "amili-autocollect-legacy"
+    token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
+    db_path: str = Field(default=":memory:", description="SQLite file of received batches")
+
+
+_T = TypeVar("_T", bound=BaseSettings)
+
+
+def load(settings_class: type[_T], **overrides: Any) -> _T:
+    """Build a settings object, turning pydantic's error into one that names the variables."""
+    try:
+        return settings_class(**overrides)
+    except ValidationError as exc:
+        prefix = settings_class.model_config.get("env_prefix", "")
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else "?"
+            variable = f"{prefix}{field}".upper()
+            if error["type"] == "missing":
+                problems.append(f"{variable} is not set")
+            else:
+                # error["msg"] describes the rule, never echoes a secret's value
+                problems.append(f"{variable} is invalid: {error['msg']}")
+        raise SettingsError(
+            "Amili settings are incomplete: " + "; ".join(problems)
+            + " (set them in the environment or in a .env file)"
+        ) from None
