@@ -7,8 +7,8 @@ mixes lower case (``batchid``, ``idnumber``, ``firstname``) and camelCase (``inv
 match them with the documentation one to one.
 
 Which fields are *required* is not documented. The choices here are assumptions (listed in
-:mod:`amili.assumptions`), and the sandbox validates against these same models, so the client
-and the sandbox can never disagree about them.
+:mod:`amili.sandbox.assumptions`), and the sandbox validates against these same models, so the
+client and the sandbox can never disagree about them.
 
 Money is ``Decimal`` from end to end and is written to JSON as an exact number
 (see :func:`amili.jsonio.dumps`), never through ``float``.
@@ -127,7 +127,7 @@ class PaymentType(StrEnum):
 
 
 class ObjectName(StrEnum):
-    """The ``objectname`` of an answer: the name of the body's array (assumption A3)."""
+    """The ``objectname`` of an answer: the name of the body's array (a sandbox assumption)."""
 
     CREDITOR = "creditor"
     INVOICE = "invoice"
@@ -297,7 +297,7 @@ class ObjectError(ApiModel):
 
 
 class ObjectResponse(ApiModel):
-    """One object the receiver took; ``ledgerref`` is Amili's id for it (assumption A4)."""
+    """One object the receiver took; ``ledgerref`` is Amili's id for it (an assumption)."""
 
     objectname: str
     objectindex: int

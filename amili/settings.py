@@ -7,10 +7,14 @@ environment variable to set, never the value of a secret.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from datetime import date
+from typing import Any, Literal, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amili.sandbox.assumptions import SandboxAssumptions
+from amili.sandbox.faults import FaultRule
 
 
 class SettingsError(ValueError):
@@ -45,9 +49,13 @@ class ClientSettings(_Settings):
 
 
 class SandboxSettings(_Settings):
-    """The local sandbox of the API (``AMILI_SANDBOX_*``)."""
+    """The local sandbox of the API (``AMILI_SANDBOX_*``).
 
-    model_config = SettingsConfigDict(env_prefix="AMILI_SANDBOX_")
+    Nested values can be set one by one, e.g. ``AMILI_SANDBOX_ASSUMPTIONS__MAX_BATCH_OBJECTS``,
+    or whole as JSON, e.g. ``AMILI_SANDBOX_FAULTS='[{"kind": "status", "status": 503}]'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_SANDBOX_", env_nested_delimiter="__")
 
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
@@ -59,6 +67,21 @@ class SandboxSettings(_Settings):
     jwt_audience: str = "amili-autocollect-legacy"
     token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
     db_path: str = Field(default=":memory:", description="SQLite file of received batches")
+    ack_only: bool = Field(
+        default=False,
+        description="Lean benchmark mode: POST Batch reads the body and answers statuscode 0, "
+        "without validating or storing anything",
+    )
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
+        default="warning", description="uvicorn's log level (info adds access-log lines)"
+    )
+    faults: list[FaultRule] = Field(
+        default_factory=list, description="Fault rules active from start (JSON list)"
+    )
+    assumptions: SandboxAssumptions = Field(
+        default_factory=SandboxAssumptions,
+        description="The sandbox's choices where Amili's documentation is silent",
+    )
 
 
 _T = TypeVar("_T", bound=BaseSettings)
@@ -83,3 +106,26 @@ def load(settings_class: type[_T], **overrides: Any) -> _T:
             "Amili settings are incomplete: " + "; ".join(problems)
             + " (set them in the environment or in a .env file)"
         ) from None
+
+
+class PipelineSettings(_Settings):
+    """Where the pipeline reads and writes, and its business rules (``AMILI_*``)."""
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_")
+
+    warehouse: str = Field(
+        default="data/warehouse.duckdb",
+        description="The source: a DuckDB file, or a folder of <table>.parquet files",
+    )
+    pipeline_db: str = Field(
+        default="data/pipeline.duckdb",
+        description="The pipeline's own DuckDB database (raw extract, dbt models, ledger)",
+    )
+    partition_start: date = Field(
+        default=date(2025, 1, 1), description="First daily partition (a day in Europe/Oslo)"
+    )
+    collection_delay_days: int = Field(
+        default=14, ge=0,
+        description="Days past due before an invoice goes to collection, where the creditor "
+        "has no setting of its own",
+    )

@@ -1,0 +1,116 @@
+"""``amili``: the project's command line.
+
+Each subcommand is a thin wrapper: parsing arguments here, the work in the module it names,
+so everything is reachable from Python and from tests without a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+
+from amili.settings import SandboxSettings, SettingsError, load
+
+
+def _cmd_sandbox(args: argparse.Namespace) -> int:
+    from amili.sandbox.server import serve
+
+    overrides: dict[str, object] = {}
+    if args.host is not None:
+        overrides["host"] = args.host
+    if args.port is not None:
+        overrides["port"] = args.port
+    if args.db is not None:
+        overrides["db_path"] = args.db
+    if args.ack_only:
+        overrides["ack_only"] = True
+    if args.fault:
+        overrides["faults"] = [json.loads(rule) for rule in args.fault]
+    serve(load(SandboxSettings, **overrides))
+    return 0
+
+
+def _cmd_sandbox_token(args: argparse.Namespace) -> int:
+    from amili.sandbox.tokens import issue_token
+
+    print(issue_token(load(SandboxSettings), subject=args.subject, ttl_seconds=args.ttl))
+    return 0
+
+
+def _cmd_ping(args: argparse.Namespace) -> int:
+    from amili.client import AmiliClient
+
+    with AmiliClient.from_env() as client:
+        print(json.dumps(client.ping(), default=str))
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from amili.demo import run_api_demo
+
+    run_api_demo(out=sys.stdout)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="amili",
+        description="Hand overdue receivables to Amili AutoCollect (Batch API).",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG level")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sandbox = commands.add_parser(
+        "sandbox", help="serve the local sandbox of the Amili Batch API until stopped"
+    )
+    sandbox.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    sandbox.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    sandbox.add_argument("--db", help="SQLite file for received batches (default: in memory)")
+    sandbox.add_argument(
+        "--ack-only", action="store_true",
+        help="lean mode for benchmarks: acknowledge every batch without validating or storing",
+    )
+    sandbox.add_argument(
+        "--fault", action="append", metavar="JSON",
+        help='inject a fault, e.g. \'{"kind": "status", "status": 503, "times": 2}\' '
+        "(repeatable; see docs/sandbox-assumptions.md)",
+    )
+    sandbox.set_defaults(handler=_cmd_sandbox)
+
+    token = commands.add_parser(
+        "sandbox-token", help="print a bearer token the local sandbox accepts"
+    )
+    token.add_argument("--ttl", type=int, default=None, help="lifetime in seconds")
+    token.add_argument("--subject", default="sandbox-client", help="the token's subject")
+    token.set_defaults(handler=_cmd_sandbox_token)
+
+    ping = commands.add_parser("ping", help="call GET /webapi/api/Ping with the AMILI_* settings")
+    ping.set_defaults(handler=_cmd_ping)
+
+    demo = commands.add_parser(
+        "demo", help="start a sandbox, post a small valid batch, print what came back"
+    )
+    demo.set_defaults(handler=_cmd_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.handler(args) or 0)
+    except SettingsError as exc:
+        print(f"amili: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

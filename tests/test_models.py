@@ -1,0 +1,125 @@
+"""The pydantic models against Amili's documented example, and exact money and dates."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from amili import jsonio
+from amili.demo import example_invoice
+from amili.models import (
+    BatchRequest,
+    BatchResponse,
+    Claim,
+    DebtorType,
+    Invoice,
+    InvoiceType,
+    Payment,
+)
+from tests.helpers import DATA_DIR, documented_example_body
+
+
+def key_paths(value: Any, prefix: str = "") -> set[str]:
+    """Every key path of a JSON document, lists flattened to ``[]``."""
+    if isinstance(value, dict):
+        paths: set[str] = set()
+        for key, item in value.items():
+            paths |= {f"{prefix}/{key}"} | key_paths(item, f"{prefix}/{key}")
+        return paths
+    if isinstance(value, list):
+        paths = set()
+        for item in value:
+            paths |= key_paths(item, f"{prefix}[]")
+        return paths
+    return set()
+
+
+def test_documented_request_round_trips_with_the_same_keys() -> None:
+    original = jsonio.loads(documented_example_body())
+    batch = BatchRequest.model_validate(original)
+    dumped = jsonio.loads(jsonio.dumps(batch))
+    assert key_paths(dumped) == key_paths(original)
+    assert len(key_paths(original)) > 90  # the whole documented body, not a part of it
+    # field names as the API spells them, lower case and camelCase side by side
+    assert {"/batchid", "/creditor[]/idnumber", "/invoice[]/invoiceNumber",
+            "/invoice[]/debtors[]/firstname", "/invoice[]/debtors[]/phoneNumbers[]/originalValue",
+            "/payment[]/uniqueSourcePaymentId", "/action[]/actiontype"} <= key_paths(dumped)
+    # the documented date-time and date forms survive unchanged
+    assert dumped["invoice"][0]["invoiceDate"] == "2019-08-24T14:15:22.123Z"
+    assert dumped["invoice"][0]["debtors"][0]["dateOfBirth"] == "2019-08-24"
+
+
+def test_documented_response_parses() -> None:
+    response = BatchResponse.model_validate_json(
+        (DATA_DIR / "documented-batch-response.json").read_bytes()
+    )
+    assert response.statuscode == 0
+    assert response.errors[0].objectindex == 0
+    assert response.responses[0].status_statuscode == "string"
+
+
+def test_amounts_are_exact_decimals_in_json() -> None:
+    invoice = example_invoice("INV-1", amount=Decimal("1234567890123456.78"))
+    text = jsonio.dumps(invoice).decode()
+    assert '"originalInvoiceAmount":1234567890123456.78' in text
+    assert '"remainingAmount":1234567890123456.78' in text
+    parsed = jsonio.loads(text)
+    assert parsed["originalInvoiceAmount"] == Decimal("1234567890123456.78")
+
+
+def test_amount_trailing_zeros_are_kept() -> None:
+    claim = Claim(type="PRINCIPAL", remainingAmount=Decimal("100.50"))
+    assert jsonio.dumps(claim) == b'{"type":"PRINCIPAL","remainingAmount":100.50}'
+
+
+@pytest.mark.parametrize(
+    ("amount", "reason"),
+    [
+        (Decimal("-1.00"), "must not be negative"),
+        ("abc", "decimal"),
+        (Decimal("1.005"), "decimal places"),
+        (True, "boolean"),
+    ],
+)
+def test_bad_amounts_are_rejected(amount: Any, reason: str) -> None:
+    with pytest.raises(ValidationError, match=reason):
+        Claim(type="PRINCIPAL", remainingAmount=amount)
+
+
+def test_datetimes_serialize_as_utc_with_milliseconds() -> None:
+    oslo_winter = timezone(timedelta(hours=1))
+    payment = Payment(
+        invoiceId="4f163819-178d-470c-a246-d6768476a6ec",
+        type="DIRECT_PAYMENT",
+        amount=Decimal("10"),
+        currency="NOK",
+        date=datetime(2026, 1, 15, 0, 30, 0, 123456, tzinfo=oslo_winter),
+        uniqueSourcePaymentId="P-1",
+    )
+    assert jsonio.loads(jsonio.dumps(payment))["date"] == "2026-01-14T23:30:00.123Z"
+    # a plain date where a date-time is documented becomes midnight UTC
+    payment = payment.model_copy(update={"date": None})
+    assert Payment.model_validate({**payment.model_dump(), "date": date(2026, 3, 1)}).date == (
+        datetime(2026, 3, 1, tzinfo=UTC)
+    )
+
+
+def test_enums_accept_documented_and_assumed_values_and_reject_unknown() -> None:
+    data = jsonio.loads(jsonio.dumps(example_invoice("INV-1")))
+    for value in ("PAYMENT_REMINDER", "NOTICE", "COLLECTION_NOTICE"):
+        assert Invoice.model_validate({**data, "type": value}).type == InvoiceType(value)
+    with pytest.raises(ValidationError, match="type"):
+        Invoice.model_validate({**data, "type": "SOMETHING_ELSE"})
+    data["debtors"][0]["type"] = "COMPANY"
+    assert Invoice.model_validate(data).debtors[0].type is DebtorType.COMPANY
+
+
+def test_required_fields_are_named_in_errors() -> None:
+    data = jsonio.loads(jsonio.dumps(example_invoice("INV-1")))
+    del data["dueDate"]
+    with pytest.raises(ValidationError, match="dueDate"):
+        Invoice.model_validate(data)

@@ -1,0 +1,58 @@
+"""The Dagster code location loads, and its ping asset materializes against the sandbox."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from dagster import materialize
+
+from assets.api_health import amili_api_ping
+from orchestration.definitions import defs
+from orchestration.resources import AmiliApiResource
+from tests.conftest import SandboxServer
+
+
+def test_definitions_load() -> None:
+    keys = {key.to_user_string() for key in defs.resolve_all_asset_keys()}
+    assert "amili_api_ping" in keys
+
+
+def test_workspace_loads_with_the_dagster_cli() -> None:
+    """What `dagster dev -w workspace.yaml` does first: load the code location."""
+    completed = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_ping_asset_materializes(
+    clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMILI_BASE_URL", clean_sandbox.base_url)
+    token = clean_sandbox.issue_token()
+    monkeypatch.setenv("AMILI_TOKEN", token)
+    monkeypatch.setenv("AMILI_SENDER_ID", "dagster-test")
+    result = materialize([amili_api_ping], resources={"amili": AmiliApiResource()})
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = event.materialization.metadata
+    assert metadata["latency_ms"].value >= 0
+    assert all(token not in str(value.value) for value in metadata.values())
+
+
+def test_ping_asset_fails_with_a_message_naming_the_missing_setting(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: object
+) -> None:
+    monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+    monkeypatch.delenv("AMILI_TOKEN", raising=False)
+    monkeypatch.setenv("AMILI_BASE_URL", "http://127.0.0.1:9")
+    monkeypatch.setenv("AMILI_SENDER_ID", "x")
+    result = materialize(
+        [amili_api_ping], resources={"amili": AmiliApiResource()}, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0]
+    assert "AMILI_TOKEN is not set" in str(failure.event_specific_data.error)
