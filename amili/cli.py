@@ -55,6 +55,25 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo_warehouse(args: argparse.Namespace) -> int:
+    from amili.settings import PipelineSettings
+    from amili.warehouse import export_parquet, generate_demo_warehouse
+
+    path = args.path or load(PipelineSettings).warehouse
+    summary = generate_demo_warehouse(
+        path if not args.parquet else f"{path.rstrip('/')}.duckdb",
+        days=args.days,
+        invoices_per_day=args.invoices_per_day,
+        bad_share=args.bad_share,
+        seed=args.seed,
+    )
+    print(summary.render())
+    if args.parquet:
+        files = export_parquet(summary.path, path)
+        print(f"Parquet folder {path}: {', '.join(f.name for f in files)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="amili",
@@ -90,6 +109,29 @@ def build_parser() -> argparse.ArgumentParser:
     ping = commands.add_parser("ping", help="call GET /webapi/api/Ping with the AMILI_* settings")
     ping.set_defaults(handler=_cmd_ping)
 
+    warehouse = commands.add_parser(
+        "demo-warehouse", help="write a demo accounts-receivable warehouse (DuckDB file)"
+    )
+    warehouse.add_argument("--days", type=int, default=30, help="collection days (default 30)")
+    warehouse.add_argument(
+        "--invoices-per-day", type=int, default=200,
+        help="invoices that become eligible for collection each day (default 200)",
+    )
+    warehouse.add_argument(
+        "--bad-share", type=float, default=0.05,
+        help="share of eligible invoices with one deliberate defect (default 0.05)",
+    )
+    warehouse.add_argument("--seed", type=int, default=42, help="random seed (default 42)")
+    warehouse.add_argument(
+        "--path", help="where to write it (default: AMILI_WAREHOUSE or data/warehouse.duckdb)"
+    )
+    warehouse.add_argument(
+        "--parquet", action="store_true",
+        help="also export a folder of <table>.parquet files at --path (the DuckDB file is "
+        "written beside it as <path>.duckdb)",
+    )
+    warehouse.set_defaults(handler=_cmd_demo_warehouse)
+
     demo = commands.add_parser(
         "demo", help="start a sandbox, post a small valid batch, print what came back"
     )
@@ -103,6 +145,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if not args.verbose:
+        logging.getLogger("httpx").setLevel(logging.WARNING)  # one line per request is noise
     try:
         return int(args.handler(args) or 0)
     except SettingsError as exc:
