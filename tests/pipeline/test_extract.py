@@ -1,0 +1,161 @@
+"""The extract against real DuckDB files made by the demo warehouse generator."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, timedelta
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import materialize
+
+from amili.pipeline.extract import RAW_TABLES, extract_window
+from amili.warehouse import export_parquet, generate_demo_warehouse
+from assets.extract import receivables_extract
+from orchestration.partitions import daily_partitions, window_days
+from orchestration.resources import PipelineResource
+
+END = date(2026, 11, 24)
+DAYS = 4
+
+
+@pytest.fixture(scope="module")
+def warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("wh") / "warehouse.duckdb"
+    generate_demo_warehouse(path, days=DAYS, invoices_per_day=30, end_date=END, seed=7)
+    return path
+
+
+def raw_rows(db: Path, table: str) -> list[tuple]:
+    with duckdb.connect(str(db), read_only=True) as con:
+        return con.execute(
+            f"SELECT * EXCLUDE (extracted_at) FROM raw.{table} ORDER BY ALL"
+        ).fetchall()
+
+
+def test_extract_takes_exactly_the_eligible_invoices(warehouse: Path, tmp_path: Path) -> None:
+    db = tmp_path / "pipeline.duckdb"
+    first = END - timedelta(days=DAYS - 1)
+    summary = extract_window(db, warehouse, first, END + timedelta(days=1))
+    # the rule, restated independently in Python over the warehouse rows
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        rows = con.execute(
+            """SELECT i.invoice_id, i.status, i.remaining_amount, i.disputed, i.due_date,
+                      c.collection_delay_days, i.handed_over_to_collection_at
+               FROM invoices i JOIN creditors c USING (creditor_id)"""
+        ).fetchall()
+    expected = {
+        (invoice_id, due + timedelta(days=delay))
+        for invoice_id, status, remaining, disputed, due, delay, handed_over in rows
+        if status == "OPEN" and remaining > 0 and not disputed and handed_over is None
+        and first <= due + timedelta(days=delay) <= END
+    }
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = set(con.execute("SELECT invoice_id, partition_date FROM raw.invoices").fetchall())
+    assert got == expected
+    assert summary.row_counts["invoices"] == len(expected) == DAYS * 30
+    assert sum(summary.eligible_amount_by_currency.values()) > 0
+    # every invoice's debtor and creditor came along, once per day
+    with duckdb.connect(str(db), read_only=True) as con:
+        orphans = con.execute(
+            """SELECT count(*) FROM raw.invoices i
+               LEFT JOIN raw.customers c USING (partition_date, customer_id)
+               LEFT JOIN raw.creditors k ON k.partition_date = i.partition_date
+                                         AND k.creditor_id = i.creditor_id
+               WHERE c.customer_id IS NULL OR k.creditor_id IS NULL"""
+        ).fetchone()[0]
+        dupes = con.execute(
+            """SELECT count(*) FROM (SELECT partition_date, customer_id FROM raw.customers
+               GROUP BY ALL HAVING count(*) > 1)"""
+        ).fetchone()[0]
+    assert orphans == 0
+    assert dupes == 0
+
+
+def test_rerunning_a_window_replaces_and_never_duplicates(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "pipeline.duckdb"
+    extract_window(db, warehouse, END - timedelta(days=3), END + timedelta(days=1))
+    before = {table: raw_rows(db, table) for table in RAW_TABLES}
+    # one day again, then the whole window again
+    extract_window(db, warehouse, END, END + timedelta(days=1))
+    extract_window(db, warehouse, END - timedelta(days=3), END + timedelta(days=1))
+    after = {table: raw_rows(db, table) for table in RAW_TABLES}
+    assert after == before
+    assert all(before[table] for table in ("invoices", "invoice_lines", "payments"))
+
+
+def test_a_daylight_saving_day_holds_exactly_that_oslo_day(tmp_path: Path) -> None:
+    """2026-03-29 has 23 hours in Oslo; payments at its edges land on the right day."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    generate_demo_warehouse(warehouse, days=2, invoices_per_day=5, end_date=date(2026, 3, 30))
+    registered = {
+        "PAY-EDGE-1": ("2026-03-28 22:59:59+00", date(2026, 3, 28)),  # 23:59:59 CET
+        "PAY-EDGE-2": ("2026-03-28 23:00:00+00", date(2026, 3, 29)),  # 00:00 CET
+        "PAY-EDGE-3": ("2026-03-29 21:59:59+00", date(2026, 3, 29)),  # 23:59:59 CEST
+        "PAY-EDGE-4": ("2026-03-29 22:00:00+00", date(2026, 3, 30)),  # 00:00 CEST
+    }
+    with duckdb.connect(str(warehouse)) as con:
+        invoice_id = con.execute("SELECT min(invoice_id) FROM invoices").fetchone()[0]
+        for payment_id, (at, _) in registered.items():
+            con.execute(
+                """INSERT INTO payments BY NAME SELECT ? AS payment_id, ? AS invoice_id,
+                   ?::TIMESTAMPTZ::DATE AS payment_date, ?::TIMESTAMPTZ AS registered_at,
+                   10.00 AS amount, 'NOK' AS currency, 'BANK' AS method, NULL AS kid""",
+                [payment_id, invoice_id, at, at],
+            )
+    # the partition's own window, as Dagster computes it
+    window = daily_partitions.time_window_for_partition_key("2026-03-29")
+    start, end = window_days(window)
+    assert (start, end) == (date(2026, 3, 29), date(2026, 3, 30))
+    assert window.end.astimezone(UTC) - window.start.astimezone(UTC) == timedelta(hours=23)
+    db = tmp_path / "pipeline.duckdb"
+    extract_window(db, warehouse, start, end)
+    with duckdb.connect(str(db), read_only=True) as con:
+        edge = {row[0] for row in con.execute(
+            "SELECT payment_id FROM raw.payments WHERE payment_id LIKE 'PAY-EDGE-%'"
+        ).fetchall()}
+        outside = con.execute(
+            "SELECT count(*) FROM raw.payments WHERE partition_date <> DATE '2026-03-29'"
+        ).fetchone()[0]
+    assert edge == {p for p, (_, day) in registered.items() if day == date(2026, 3, 29)}
+    assert outside == 0
+
+
+def test_a_parquet_folder_is_read_like_the_duckdb_file(warehouse: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "parquet"
+    export_parquet(warehouse, folder)
+    from_file, from_folder = tmp_path / "a.duckdb", tmp_path / "b.duckdb"
+    extract_window(from_file, warehouse, END - timedelta(days=1), END + timedelta(days=1))
+    extract_window(from_folder, folder, END - timedelta(days=1), END + timedelta(days=1))
+    for table in RAW_TABLES:
+        assert raw_rows(from_file, table) == raw_rows(from_folder, table), table
+
+
+def test_a_missing_warehouse_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="amili demo-warehouse"):
+        extract_window(tmp_path / "p.duckdb", tmp_path / "nope.duckdb", END, END + timedelta(1))
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(FileNotFoundError, match=r"invoices\.parquet"):
+        extract_window(tmp_path / "p.duckdb", tmp_path / "folder", END, END + timedelta(1))
+
+
+def test_extract_materializes_through_dagster(warehouse: Path, tmp_path: Path) -> None:
+    db = tmp_path / "pipeline.duckdb"
+    result = materialize(
+        [receivables_extract],
+        partition_key=END.isoformat(),
+        resources={"pipeline": PipelineResource(warehouse=str(warehouse), pipeline_db=str(db))},
+    )
+    assert result.success
+    events = {
+        event.asset_key.to_user_string(): event.materialization.metadata
+        for event in result.get_asset_materialization_events()
+    }
+    assert set(events) == {f"raw/{table}" for table in RAW_TABLES}
+    assert events["raw/invoices"]["dagster/row_count"].value == 30
+    assert "NOK" in events["raw/invoices"]["eligible_amount"].value
+    with duckdb.connect(str(db), read_only=True) as con:
+        days = con.execute("SELECT DISTINCT partition_date FROM raw.invoices").fetchall()
+    assert days == [(END,)]
