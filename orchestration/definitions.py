@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import api_health
-from orchestration.resources import AmiliApiResource
+from assets import api_health, dbt_models, extract
+from orchestration.dbt import dbt_resource
+from orchestration.resources import AmiliApiResource, PipelineResource
 
 defs = Definitions(
-    assets=load_assets_from_modules([api_health]),
-    resources={"amili": AmiliApiResource()},
+    assets=load_assets_from_modules([api_health, extract, dbt_models]),
+    resources={"amili": AmiliApiResource(), "pipeline": PipelineResource(),
+        "dbt": dbt_resource(),
+    },
 )

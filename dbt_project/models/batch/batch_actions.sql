@@ -1,0 +1,61 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='partition_date',
+        on_schema_change='fail',
+        pre_hook="{{ delete_partition_window() }}",
+    )
+}}
+
+-- One row per case action requested on partition_date: the action object of the Batch
+-- body. ledgerref is Amili's id of the invoice (case), known once Amili acknowledged it;
+-- until then the action is held back with a reason, like a payment. actiontype comes from
+-- the seed action_type_codes, an ASSUMED code list (Amili documents none); an action_type
+-- missing from the seed gets NULL, which validation rejects.
+
+with actions as (
+    select * from {{ ref('stg_case_actions') }}
+    where {{ in_partition_window() }}
+),
+
+handed_over as (
+    select invoice_id, min(partition_date) as handed_over_on
+    from {{ ref('stg_invoices') }}
+    group by invoice_id
+),
+
+acknowledged as (
+    select invoice_id, amili_invoice_id from {{ ref('stg_acknowledged_invoices') }}
+),
+
+creditors as (
+    select partition_date, creditor_id, organization_number
+    from {{ ref('stg_creditors') }}
+    where {{ in_partition_window() }}
+)
+
+select
+    x.partition_date,
+    x.action_id,
+    x.invoice_id,
+    x.creditor_id,
+    case
+        when a.amili_invoice_id is not null then null
+        when h.invoice_id is null or h.handed_over_on > x.partition_date
+            then 'invoice never handed over to Amili'
+        else 'invoice not yet acknowledged by Amili'
+    end as hold_reason,
+    c.organization_number as creditorid,
+    a.amili_invoice_id as ledgerref,
+    k.actiontype,
+    {{ amili_date_as_datetime('x.due_date') }} as duedate,
+    x.subject,
+    x.conversation_id as conversationid,
+    x.message
+from actions as x
+left join handed_over as h on h.invoice_id = x.invoice_id
+left join acknowledged as a on a.invoice_id = x.invoice_id
+left join creditors as c
+    on c.partition_date = x.partition_date and c.creditor_id = x.creditor_id
+left join {{ ref('action_type_codes') }} as k on k.action_type = x.action_type
