@@ -1,0 +1,391 @@
+"""The submission ledger (an outbox) and the quarantine, in the pipeline's DuckDB file.
+
+Why an outbox: a batch is written here as ``prepared`` *before* it is posted, and gets its
+answer *after*. A run that dies in between leaves ``prepared`` behind, which tells the next run
+that Amili may or may not have the batch, so it re-posts that exact body (same batchid, which
+Amili answers by replaying its stored answer or with DUPLICATE per object) instead of sending
+the objects again in a new batch.
+
+Tables (schema ``amili``):
+
+``submission_ledger``
+    one row per batch: its id, day, chunk number, content hash, size, ``state`` and the
+    answer (HTTP status, Amili's ``statuscode``, attempts, raw answer body, error text).
+``ledger_objects``
+    one row per object of a batch: where it sits in the body (``objectname``,
+    ``objectindex``), the source row it came from (``source_id``), a hash of the payload
+    sent, and once answered its per-object outcome (``accepted``/``rejected``), Amili's
+    ``status_statuscode``, ``ledgerref`` and error message. It maps every answer back to a row.
+``quarantine``
+    rows that failed validation before sending, with the reason; replaced per day.
+``acknowledged_invoices``
+    our invoice id -> Amili's id (its ``ledgerref``), filled by :func:`record_results`; dbt
+    reads it to give later payments their ``invoiceId``.
+
+Every write goes in bulk: lists bound as parameters and ``unnest``-ed in one statement per
+batch (measured here at about 5 us a row, where ``executemany`` takes about 1.7 ms a row).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+import duckdb
+
+
+class BatchState(StrEnum):
+    """A batch's state in the ledger."""
+
+    PREPARED = "prepared"
+    """Written before the POST; left behind only if the run died before the answer."""
+    ACCEPTED = "accepted"
+    PARTIALLY_REJECTED = "partially_rejected"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    """The POST raised (retries exhausted, a 4xx, no answer). With no HTTP status or a 5xx,
+    Amili may still have processed it, so it is in doubt and re-posted as it was."""
+    SUPERSEDED = "superseded"
+    """An in-doubt batch that can no longer be rebuilt byte for byte (a row changed or
+    vanished), or that a forced re-send replaced; its objects are sent in new batches."""
+
+
+class ObjectOutcome(StrEnum):
+    ACCEPTED = "accepted"
+    """Amili took it: created, updated or answered DUPLICATE (it already had it)."""
+    REJECTED = "rejected"
+
+
+_STATES = ", ".join(f"'{state.value}'" for state in BatchState)
+_OUTCOMES = ", ".join(f"'{outcome.value}'" for outcome in ObjectOutcome)
+
+DDL: tuple[str, ...] = (
+    "CREATE SCHEMA IF NOT EXISTS amili",
+    f"""
+    CREATE TABLE IF NOT EXISTS amili.submission_ledger (
+        batchid VARCHAR PRIMARY KEY,           -- {{day}}-{{chunk:05d}}-{{content hash[:16]}}
+        partition_date DATE NOT NULL,
+        chunk_number INTEGER NOT NULL,
+        content_hash VARCHAR NOT NULL,         -- sha256 of the body's four arrays
+        object_count INTEGER NOT NULL,
+        body_bytes BIGINT NOT NULL,
+        state VARCHAR NOT NULL CHECK (state IN ({_STATES})),
+        http_status INTEGER,                   -- NULL: no HTTP answer (yet)
+        statuscode INTEGER,                    -- Amili's statuscode from the answer
+        attempts INTEGER NOT NULL DEFAULT 0,   -- HTTP attempts over every post of it
+        posts INTEGER NOT NULL DEFAULT 0,      -- times it was posted (re-posts included)
+        response_body VARCHAR,                 -- the answer as received (never has the token)
+        error VARCHAR,
+        prepared_at TIMESTAMPTZ NOT NULL,
+        answered_at TIMESTAMPTZ
+    )
+    """,
+    f"""
+    CREATE TABLE IF NOT EXISTS amili.ledger_objects (
+        batchid VARCHAR NOT NULL,
+        objectname VARCHAR NOT NULL,           -- creditor | invoice | payment | action
+        objectindex INTEGER NOT NULL,          -- 0-based position in that array of the body
+        source_id VARCHAR NOT NULL,            -- creditor_id, invoice_id, payment_id, action_id
+        payload_hash VARCHAR NOT NULL,         -- sha256 (hex) of the object's JSON as sent
+        partition_date DATE NOT NULL,
+        outcome VARCHAR CHECK (outcome IN ({_OUTCOMES})),  -- NULL until answered
+        status_statuscode VARCHAR,             -- CREATED | UPDATED | DUPLICATE (as answered)
+        ledgerref VARCHAR,                     -- Amili's id of the object
+        error_message VARCHAR
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS amili.quarantine (
+        partition_date DATE NOT NULL,
+        objectname VARCHAR NOT NULL,
+        source_id VARCHAR,
+        reason VARCHAR NOT NULL,
+        payload VARCHAR,
+        quarantined_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # Exactly the shape dbt's on-run-start hook creates; whichever runs first makes it.
+    """
+    CREATE TABLE IF NOT EXISTS amili.acknowledged_invoices (
+        unique_source_invoice_id VARCHAR PRIMARY KEY,
+        amili_invoice_id VARCHAR NOT NULL,
+        acknowledged_at TIMESTAMPTZ
+    )
+    """,
+)
+
+#: Batches whose fate at Amili is unknown: never answered, or failed without a definite
+#: refusal (no HTTP answer, or a 5xx). A 4xx answer means Amili did not take the batch.
+IN_DOUBT = f"""(state = '{BatchState.PREPARED}' OR (state = '{BatchState.FAILED}'
+    AND (http_status IS NULL OR http_status >= 500)))"""
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the ``amili`` schema and its tables if missing (idempotent)."""
+    for statement in DDL:
+        con.execute(statement)
+
+
+class _Transaction:
+    """``with _Transaction(con):`` BEGIN ... COMMIT, or ROLLBACK on an exception."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self.con = con
+
+    def __enter__(self) -> duckdb.DuckDBPyConnection:
+        self.con.execute("BEGIN TRANSACTION")
+        return self.con
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        self.con.execute("ROLLBACK" if exc_type is not None else "COMMIT")
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectRows:
+    """Column lists of one array's objects in a batch, aligned by ``objectindex``."""
+
+    objectname: str
+    source_ids: Sequence[str]
+    payload_hashes: Sequence[str]
+
+
+def prepare_batch(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    batchid: str,
+    partition_date: date,
+    chunk_number: int,
+    content_hash: str,
+    object_count: int,
+    body_bytes: int,
+    arrays: Sequence[ObjectRows],
+) -> bool:
+    """Write a batch as ``prepared`` with its objects, in one transaction, before its POST.
+
+    A batchid already in the ledger (same day, chunk and content, e.g. a re-posted batch)
+    keeps its object rows; only its state goes back to ``prepared`` and their outcomes are
+    cleared until the new answer. Returns whether the batch was new.
+    """
+    with _Transaction(con):
+        known = con.execute(
+            "SELECT 1 FROM amili.submission_ledger WHERE batchid = ?", [batchid]
+        ).fetchone()
+        if known is not None:
+            con.execute(
+                f"""UPDATE amili.submission_ledger SET state = '{BatchState.PREPARED}',
+                    error = NULL WHERE batchid = ?""",
+                [batchid],
+            )
+            con.execute(
+                """UPDATE amili.ledger_objects SET outcome = NULL, status_statuscode = NULL,
+                   ledgerref = NULL, error_message = NULL WHERE batchid = ?""",
+                [batchid],
+            )
+            return False
+        con.execute(
+            f"""INSERT INTO amili.submission_ledger (batchid, partition_date, chunk_number,
+                content_hash, object_count, body_bytes, state, prepared_at)
+                VALUES (?, ?, ?, ?, ?, ?, '{BatchState.PREPARED}', now())""",
+            [batchid, partition_date, chunk_number, content_hash, object_count, body_bytes],
+        )
+        for rows in arrays:
+            if not rows.source_ids:
+                continue
+            con.execute(
+                """INSERT INTO amili.ledger_objects (batchid, objectname, objectindex,
+                       source_id, payload_hash, partition_date)
+                   SELECT $batchid, $objectname, generate_subscripts($ids, 1) - 1,
+                       unnest($ids), unnest($hashes), $day""",
+                {
+                    "batchid": batchid,
+                    "objectname": rows.objectname,
+                    "ids": list(rows.source_ids),
+                    "hashes": list(rows.payload_hashes),
+                    "day": partition_date,
+                },
+            )
+    return True
+
+
+@dataclass(slots=True)
+class ObjectResults:
+    """Per-object answer columns of one batch, aligned with each other (one entry each)."""
+
+    objectnames: list[str]
+    objectindexes: list[int]
+    outcomes: list[str]
+    statuses: list[str | None]
+    ledgerrefs: list[str | None]
+    messages: list[str | None]
+
+
+def record_answer(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    batchid: str,
+    state: BatchState,
+    http_status: int,
+    statuscode: int | None,
+    attempts: int,
+    response_body: str,
+    results: ObjectResults,
+) -> None:
+    """Store an answered batch: its state and answer, and each object's outcome."""
+    with _Transaction(con):
+        con.execute(
+            """UPDATE amili.submission_ledger SET state = ?, http_status = ?, statuscode = ?,
+                   attempts = attempts + ?, posts = posts + 1, response_body = ?, error = NULL,
+                   answered_at = now()
+               WHERE batchid = ?""",
+            [state.value, http_status, statuscode, attempts, response_body, batchid],
+        )
+        if results.objectnames:
+            con.execute(
+                """UPDATE amili.ledger_objects AS o SET outcome = r.outcome,
+                       status_statuscode = r.status, ledgerref = r.ledgerref,
+                       error_message = r.message
+                   FROM (SELECT unnest($names) AS objectname, unnest($indexes) AS objectindex,
+                           unnest($outcomes) AS outcome, unnest($statuses) AS status,
+                           unnest($ledgerrefs) AS ledgerref, unnest($messages) AS message) AS r
+                   WHERE o.batchid = $batchid AND o.objectname = r.objectname
+                     AND o.objectindex = r.objectindex""",
+                {
+                    "batchid": batchid,
+                    "names": results.objectnames,
+                    "indexes": results.objectindexes,
+                    "outcomes": results.outcomes,
+                    "statuses": results.statuses,
+                    "ledgerrefs": results.ledgerrefs,
+                    "messages": results.messages,
+                },
+            )
+
+
+def record_failure(
+    con: duckdb.DuckDBPyConnection,
+    *,
+    batchid: str,
+    http_status: int | None,
+    attempts: int,
+    error: str,
+    response_body: str | None,
+) -> None:
+    """Store a batch whose POST raised: ``failed``, with what is known of why."""
+    con.execute(
+        f"""UPDATE amili.submission_ledger SET state = '{BatchState.FAILED}', http_status = ?,
+               statuscode = NULL, attempts = attempts + ?, posts = posts + 1,
+               response_body = ?, error = ?, answered_at = now()
+           WHERE batchid = ?""",
+        [http_status, attempts, response_body, error, batchid],
+    )
+
+
+def supersede(con: duckdb.DuckDBPyConnection, batchid: str, reason: str) -> None:
+    """Give up on re-posting an in-doubt batch as it was; its objects go in new batches."""
+    con.execute(
+        f"UPDATE amili.submission_ledger SET state = '{BatchState.SUPERSEDED}', error = ? "
+        "WHERE batchid = ?",
+        [reason, batchid],
+    )
+
+
+def replace_quarantine_day(con: duckdb.DuckDBPyConnection, day: date) -> None:
+    """Forget a day's quarantine before it is validated again (a re-run replaces it)."""
+    con.execute("DELETE FROM amili.quarantine WHERE partition_date = ?", [day])
+
+
+def insert_quarantine(
+    con: duckdb.DuckDBPyConnection, day: date, rows: Sequence[tuple[str, str | None, str, str]]
+) -> None:
+    """Insert quarantined rows ``(objectname, source_id, reason, payload)`` in one statement."""
+    if not rows:
+        return
+    names, ids, reasons, payloads = (list(column) for column in zip(*rows, strict=True))
+    con.execute(
+        """INSERT INTO amili.quarantine
+           SELECT $day, unnest($names), unnest($ids), unnest($reasons), unnest($payloads), now()""",
+        {"day": day, "names": names, "ids": ids, "reasons": reasons, "payloads": payloads},
+    )
+
+
+@dataclass(frozen=True)
+class ResultsSummary:
+    """What :func:`record_results` did."""
+
+    inserted: int
+    """Invoices newly recorded with Amili's id."""
+    already_known: int
+    """Invoices acknowledged in the window that the table already had, with the same id."""
+    conflicts: list[tuple[str, str, str]]
+    """(invoice id, id in the table, id in the ledger) where the two disagree; left as is."""
+    without_ledgerref: int
+    """Acknowledged invoices whose answer carried no ledgerref (e.g. an ack-only receiver)."""
+
+
+def record_results(
+    con_or_path: duckdb.DuckDBPyConnection | Any, start: date, end: date
+) -> ResultsSummary:
+    """Fill ``amili.acknowledged_invoices`` from the ledger for the days ``[start, end)``.
+
+    Every invoice Amili answered CREATED or DUPLICATE gets its ``ledgerref`` (a DUPLICATE
+    answer carries the id of the original). An id already in the table is never changed: a
+    disagreement is reported in :attr:`ResultsSummary.conflicts`, not overwritten.
+    ``con_or_path`` is an open connection or the path of the pipeline database.
+    """
+    if not isinstance(con_or_path, duckdb.DuckDBPyConnection):
+        from amili.pipeline.duckdb_io import connect_writer
+
+        with connect_writer(con_or_path) as con:
+            ensure_schema(con)
+            return record_results(con, start, end)
+    con = con_or_path
+    acknowledged = """
+        SELECT o.source_id AS invoice_id, min(o.ledgerref) AS amili_invoice_id,
+               count(DISTINCT o.ledgerref) AS ids,
+               string_agg(DISTINCT o.ledgerref, ', ' ORDER BY o.ledgerref) AS all_ids,
+               min(l.answered_at) AS acknowledged_at
+        FROM amili.ledger_objects AS o JOIN amili.submission_ledger AS l USING (batchid)
+        WHERE o.objectname = 'invoice' AND o.outcome = 'accepted'
+          AND o.status_statuscode IN ('CREATED', 'DUPLICATE') AND o.ledgerref IS NOT NULL
+          AND o.partition_date >= $start AND o.partition_date < $end
+        GROUP BY o.source_id
+    """
+    params = {"start": start, "end": end}
+    with _Transaction(con):
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _acknowledged AS {acknowledged}", params
+        )
+        conflicts = con.execute(
+            """SELECT a.invoice_id, coalesce(k.amili_invoice_id, ''), a.all_ids
+               FROM _acknowledged AS a LEFT JOIN amili.acknowledged_invoices AS k
+                 ON k.unique_source_invoice_id = a.invoice_id
+               WHERE a.ids > 1 OR k.amili_invoice_id <> a.amili_invoice_id
+               ORDER BY 1"""
+        ).fetchall()
+        known = con.execute(
+            """SELECT count(*) FROM _acknowledged AS a JOIN amili.acknowledged_invoices AS k
+                 ON k.unique_source_invoice_id = a.invoice_id
+               WHERE k.amili_invoice_id = a.amili_invoice_id AND a.ids = 1"""
+        ).fetchone()
+        inserted = con.execute(
+            """INSERT INTO amili.acknowledged_invoices
+               SELECT invoice_id, amili_invoice_id, acknowledged_at FROM _acknowledged
+               WHERE ids = 1
+               ON CONFLICT (unique_source_invoice_id) DO NOTHING"""
+        ).fetchone()
+        missing = con.execute(
+            """SELECT count(DISTINCT source_id) FROM amili.ledger_objects
+               WHERE objectname = 'invoice' AND outcome = 'accepted' AND ledgerref IS NULL
+                 AND partition_date >= $start AND partition_date < $end""",
+            params,
+        ).fetchone()
+        con.execute("DROP TABLE _acknowledged")
+    return ResultsSummary(
+        inserted=int(inserted[0]) if inserted else 0,
+        already_known=int(known[0]) if known else 0,
+        conflicts=[(str(a), str(b), str(c)) for a, b, c in conflicts],
+        without_ledgerref=int(missing[0]) if missing else 0,
+    )
