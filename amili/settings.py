@@ -7,7 +7,7 @@ environment variable to set, never the value of a secret.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, time
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError
@@ -123,6 +123,9 @@ class PipelineSettings(_Settings):
     )
     partition_start: date = Field(
         default=date(2025, 1, 1), description="First daily partition (a day in Europe/Oslo)"
+    )
+    schedule_time: time = Field(
+        default=time(6, 0), description="When the daily job runs, in Europe/Oslo (HH:MM)"
     )
     collection_delay_days: int = Field(
         default=14, ge=0,

@@ -25,8 +25,13 @@ from orchestration.resources import PipelineResource
 translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
 
 
+#: The reconciliation marts read the submission's ledger, so they run after it, separately.
+MARTS = "path:models/marts"
+
+
 @dbt_assets(
     manifest=dbt_project.manifest_path,
+    exclude=MARTS,
     dagster_dbt_translator=translator,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),

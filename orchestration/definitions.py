@@ -4,13 +4,18 @@ from __future__ import annotations
 
 from dagster import Definitions, load_assets_from_modules
 
-from assets import api_health, dbt_models, extract
+from assets import api_health, dbt_models, extract, submission
 from orchestration.dbt import dbt_resource
+from orchestration.jobs import amili_daily_job, daily_schedule
 from orchestration.resources import AmiliApiResource, PipelineResource
 
 defs = Definitions(
-    assets=load_assets_from_modules([api_health, extract, dbt_models]),
-    resources={"amili": AmiliApiResource(), "pipeline": PipelineResource(),
+    assets=load_assets_from_modules([api_health, extract, dbt_models, submission]),
+    jobs=[amili_daily_job],
+    schedules=[daily_schedule()],
+    resources={
+        "amili": AmiliApiResource(),
+        "pipeline": PipelineResource(),
         "dbt": dbt_resource(),
     },
 )

@@ -1,0 +1,160 @@
+"""Results: Amili's answers as tables analysts can query, one row per object and per error.
+
+The ledger (``amili.submission_ledger`` and ``amili.ledger_objects``) is the submission's
+working memory; these tables are its published outcome for a window of days, rebuilt from
+the ledger on every run (delete the window, insert it again), so they are always exactly
+what the ledger says:
+
+* ``amili.responses``: every object of every batch that got an answer (or is still waiting
+  for one), with its source id, Amili's ``ledgerref`` and status;
+* ``amili.errors``: every rejection, object-level (with the source id it maps back to) or
+  batch-level (a batch that failed as a whole: HTTP error, retries exhausted).
+
+It also records Amili's ids of acknowledged invoices (``amili.acknowledged_invoices``),
+which later payments and actions need.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.ledger import ResultsSummary, ensure_schema, record_results
+
+DDL = (
+    """CREATE TABLE IF NOT EXISTS amili.responses (
+        partition_date DATE NOT NULL,
+        batchid VARCHAR NOT NULL,
+        batch_state VARCHAR NOT NULL,
+        objectname VARCHAR NOT NULL,
+        objectindex INTEGER NOT NULL,
+        source_id VARCHAR NOT NULL,
+        ledgerref VARCHAR,              -- Amili's id of the object
+        status_statuscode VARCHAR,      -- CREATED | UPDATED | DUPLICATE, as answered
+        outcome VARCHAR NOT NULL,       -- accepted | rejected | outstanding (no answer yet)
+        answered_at TIMESTAMPTZ
+    )""",
+    """CREATE TABLE IF NOT EXISTS amili.errors (
+        partition_date DATE NOT NULL,
+        batchid VARCHAR NOT NULL,
+        level VARCHAR NOT NULL,         -- object | batch
+        objectname VARCHAR,             -- NULL for a batch-level error
+        objectindex INTEGER,
+        source_id VARCHAR,
+        http_status INTEGER,
+        message VARCHAR NOT NULL,
+        answered_at TIMESTAMPTZ
+    )""",
+)
+
+#: Batches that were replaced by others; their objects are reported through the new batches.
+_LIVE_BATCHES = "l.state <> 'superseded'"
+
+
+@dataclass(frozen=True)
+class ResultsTally:
+    """What the window's results hold, for metadata and the demo's summary."""
+
+    start: date
+    end: date
+    objects_by_outcome: dict[str, int]
+    batch_errors: int
+    amounts_by_outcome: dict[str, Decimal]
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    acknowledged: ResultsSummary | None = None
+
+    @property
+    def sent(self) -> int:
+        return sum(self.objects_by_outcome.values())
+
+    @property
+    def rejection_rate(self) -> float:
+        return self.objects_by_outcome.get("rejected", 0) / self.sent if self.sent else 0.0
+
+
+def publish_results(pipeline_db: str | Path, start: date, end: date) -> ResultsTally:
+    """Rebuild ``amili.responses`` and ``amili.errors`` for ``[start, end)`` from the ledger."""
+    window = {"start": start, "end": end}
+    with connect_writer(pipeline_db) as con:
+        ensure_schema(con)
+        for statement in DDL:
+            con.execute(statement)
+        acknowledged = record_results(con, start, end)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            for table in ("responses", "errors"):
+                con.execute(
+                    f"DELETE FROM amili.{table} WHERE partition_date >= $start "
+                    "AND partition_date < $end", window,
+                )
+            con.execute(
+                f"""INSERT INTO amili.responses
+                SELECT o.partition_date, o.batchid, l.state, o.objectname, o.objectindex,
+                       o.source_id, o.ledgerref, o.status_statuscode,
+                       coalesce(o.outcome, 'outstanding'), l.answered_at
+                FROM amili.ledger_objects o JOIN amili.submission_ledger l USING (batchid)
+                WHERE {_LIVE_BATCHES}
+                  AND o.partition_date >= $start AND o.partition_date < $end""",
+                window,
+            )
+            con.execute(
+                f"""INSERT INTO amili.errors
+                SELECT o.partition_date, o.batchid, 'object', o.objectname, o.objectindex,
+                       o.source_id, l.http_status, o.error_message, l.answered_at
+                FROM amili.ledger_objects o JOIN amili.submission_ledger l USING (batchid)
+                WHERE {_LIVE_BATCHES} AND o.outcome = 'rejected'
+                  AND o.partition_date >= $start AND o.partition_date < $end
+                UNION ALL
+                SELECT l.partition_date, l.batchid, 'batch', NULL, NULL, NULL, l.http_status,
+                       l.error, l.answered_at
+                FROM amili.submission_ledger l
+                WHERE {_LIVE_BATCHES} AND l.error IS NOT NULL
+                  AND l.partition_date >= $start AND l.partition_date < $end""",
+                window,
+            )
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        return _tally(con, start, end, acknowledged)
+
+
+def _tally(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, acknowledged: ResultsSummary
+) -> ResultsTally:
+    window = {"start": start, "end": end}
+    by_outcome = dict(con.execute(
+        """SELECT outcome, count(*) FROM amili.responses
+        WHERE partition_date >= $start AND partition_date < $end GROUP BY outcome""", window,
+    ).fetchall())
+    batch_errors = con.execute(
+        """SELECT count(*) FROM amili.errors WHERE level = 'batch'
+        AND partition_date >= $start AND partition_date < $end""", window,
+    ).fetchone()[0]
+    # invoice amounts by outcome, read exactly (DECIMAL) from the batch table when it exists
+    amounts: dict[str, Decimal] = {}
+    has_batch = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'batch' "
+        "AND table_name = 'batch_invoices'"
+    ).fetchone()[0]
+    if has_batch:
+        amounts = dict(con.execute(
+            """SELECT r.outcome, sum(i.originalInvoiceAmount)
+            FROM amili.responses r JOIN batch.batch_invoices i
+              ON i.partition_date = r.partition_date AND i.invoice_id = r.source_id
+            WHERE r.objectname = 'invoice'
+              AND r.partition_date >= $start AND r.partition_date < $end
+            GROUP BY r.outcome""", window,
+        ).fetchall())
+    top = con.execute(
+        """SELECT regexp_replace(message, '''[^'']*''', '…', 'g') AS reason, count(*) AS n
+        FROM amili.errors WHERE partition_date >= $start AND partition_date < $end
+        GROUP BY reason ORDER BY n DESC, reason LIMIT 10""", window,
+    ).fetchall()
+    return ResultsTally(start, end, by_outcome, batch_errors, amounts,
+                        [(reason, n) for reason, n in top], acknowledged)

@@ -1,0 +1,43 @@
+"""The daily job over the whole chain, and its schedule."""
+
+from __future__ import annotations
+
+from datetime import time
+
+from dagster import (
+    AssetSelection,
+    ScheduleDefinition,
+    build_schedule_from_partitioned_job,
+    define_asset_job,
+    in_process_executor,
+)
+
+from amili.settings import PipelineSettings, load
+
+#: Everything partitioned: extract, dbt models, submission, results, reconciliation.
+CHAIN = AssetSelection.all() - AssetSelection.keys("amili_api_ping")
+
+amili_daily_job = define_asset_job(
+    name="amili_daily",
+    selection=CHAIN,
+    description="Extract the day's eligible receivables, shape them with dbt, post them to "
+    "Amili exactly once, publish the answers and reconcile.",
+    # one process for the whole run: no per-step start-up cost, and one DuckDB writer
+    executor_def=in_process_executor,
+    tags={
+        # transient failures (a locked file, Amili unavailable) retry the failed steps;
+        # the submission is idempotent, so a retried step never double-sends
+        "dagster/max_retries": "2",
+        "dagster/retry_strategy": "FROM_FAILURE",
+    },
+)
+
+
+def daily_schedule() -> ScheduleDefinition:
+    at: time = load(PipelineSettings).schedule_time
+    return build_schedule_from_partitioned_job(
+        amili_daily_job,
+        hour_of_day=at.hour,
+        minute_of_hour=at.minute,
+        description=f"Every day at {at:%H:%M} Europe/Oslo, the previous day's partition.",
+    )
