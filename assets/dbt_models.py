@@ -26,7 +26,7 @@ translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 
 
 #: The reconciliation marts read the submission's ledger, so they run after it, separately.
-MARTS = "path:models/marts"
+MARTS = "amili.marts"  # the models/marts folder, by its dbt FQN (path: resolves from the cwd)
 
 
 @dbt_assets(

@@ -15,7 +15,7 @@ from dagster import (
 from amili.settings import PipelineSettings, load
 
 #: Everything partitioned: extract, dbt models, submission, results, reconciliation.
-CHAIN = AssetSelection.all() - AssetSelection.keys("amili_api_ping")
+CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping")
 
 amili_daily_job = define_asset_job(
     name="amili_daily",

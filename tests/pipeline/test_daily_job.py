@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 import pytest
+from dagster import AssetKey
 
 from amili.warehouse import generate_demo_warehouse
 from orchestration.definitions import defs
@@ -63,11 +64,44 @@ def test_one_partition_end_to_end_then_a_rerun_posts_nothing_new(
         stats["invoices"]
     )
 
+    assert check_results(result) == {
+        "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
+    }
+
     again = run_job(partition_key=DAY.isoformat())
     assert again.success
+    assert check_results(again)["every_krone_is_accounted_for"]
     after = sandbox_admin.stats()
     for kind in ("invoices", "payments", "actions"):
         assert after[kind] == stats[kind], kind
+
+
+def check_results(result: Any) -> dict[str, bool]:
+    """Our own reconciliation checks' verdicts (dbt's tests are checks too; left out here)."""
+    return {
+        evaluation.check_name: evaluation.passed
+        for evaluation in result.get_asset_check_evaluations()
+        if evaluation.check_name in {"every_krone_is_accounted_for", "rejection_rate_is_low"}
+    }
+
+
+def test_the_balance_check_fails_when_a_row_is_removed_from_the_ledger(
+    pipeline_env: Path, sandbox_admin: SandboxAdmin
+) -> None:
+    assert run_job(partition_key=DAY.isoformat()).success
+    with duckdb.connect(str(pipeline_env)) as con:
+        con.execute(
+            """DELETE FROM amili.ledger_objects WHERE rowid = (
+                 SELECT min(rowid) FROM amili.ledger_objects WHERE objectname = 'invoice')"""
+        )
+    marts = [AssetKey(["marts", name]) for name in (
+        "rpt_object_fates", "rpt_reconciliation_daily", "rpt_rejection_reasons",
+        "rpt_unanswered_batches",
+    )]
+    rerun = defs.resolve_job_def("amili_daily").execute_in_process(
+        partition_key=DAY.isoformat(), asset_selection=marts, raise_on_error=False
+    )
+    assert check_results(rerun)["every_krone_is_accounted_for"] is False
 
 
 def test_429_and_503_on_the_way_and_the_run_still_completes(

@@ -1,0 +1,270 @@
+"""Reconciliation checks: is every krone that was eligible on a day accounted for?
+
+The dbt marts (``dbt_project/models/marts``) give each eligible object of a day its fate
+(``rpt_object_fates``: quarantined, held, skipped_unchanged, sent, or unaccounted; a sent one
+is accepted, rejected or outstanding) and sum them per day, creditor, kind and currency
+(``rpt_reconciliation_daily``, with a ``balances`` flag). The functions here read those marts
+for a window of days ``[start, end)`` and have no Dagster imports, so Dagster asset checks
+and the CLI call them alike:
+
+* :func:`balance_problems` returns the rows that do not balance (the blocking check);
+* :func:`rejection_rate` returns how many sent objects Amili rejected;
+* :func:`reconciliation_summary` renders a plain-text table per creditor and kind.
+
+``con`` is an open DuckDB connection to the pipeline database (read-only is enough).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+
+__all__ = ["BUCKETS", "balance_problems", "reconciliation_summary", "rejection_rate"]
+
+#: The buckets of rpt_reconciliation_daily, each with a ``<bucket>_count`` and
+#: ``<bucket>_amount`` column, in the order they are reported.
+BUCKETS: tuple[str, ...] = (
+    "eligible", "quarantined", "held", "skipped_unchanged", "sent",
+    "accepted", "rejected", "outstanding", "unaccounted",
+)
+#: The batch-ready relations whose rows the marts must account for, by objectname.
+_OBJECT_RELATIONS: dict[str, str] = {
+    "creditor": "batch_creditors_json",
+    "invoice": "batch_invoices_json",
+    "payment": "batch_payments_json",
+    "action": "batch_actions_json",
+}
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_KEYS = ("partition_date", "creditor_id", "objectname", "currency")
+
+
+def _schema(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise ValueError(f"schema name {name!r} is not a plain identifier")
+    return f'"{name}"'
+
+
+def _plain(value: Any) -> Any:
+    """A value as metadata can hold it: dates as ISO text, Decimals as exact text."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _why(row: dict[str, Any]) -> str:
+    """What is wrong with one row of rpt_reconciliation_daily, in words."""
+    reasons = []
+    currency = row["currency"] or ""
+    if row["unaccounted_count"] or row["unaccounted_amount"]:
+        text = f"{row['unaccounted_count']} eligible object(s) unaccounted"
+        if currency:
+            text += f" ({currency} {row['unaccounted_amount']})"
+        reasons.append(text)
+    for kind in ("count", "amount"):
+        parts = sum(row[f"{b}_{kind}"] for b in ("quarantined", "held", "skipped_unchanged",
+                                                 "sent", "unaccounted"))
+        if row[f"eligible_{kind}"] != parts:
+            reasons.append(f"eligible {kind} {row[f'eligible_{kind}']} is not the sum of its "
+                           f"fates {parts}")
+        answered = sum(row[f"{b}_{kind}"] for b in ("accepted", "rejected", "outstanding"))
+        if row[f"sent_{kind}"] != answered:
+            reasons.append(f"sent {kind} {row[f'sent_{kind}']} is not accepted + rejected + "
+                           f"outstanding {answered}")
+    return "; ".join(reasons) or "does not balance"
+
+
+def balance_problems(
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    *,
+    marts_schema: str = "marts",
+    batch_schema: str = "batch",
+) -> list[dict[str, Any]]:
+    """The rows of ``rpt_reconciliation_daily`` in ``[start, end)`` that do not balance.
+
+    Each is a dict of the row's columns (``partition_date``, ``creditor_id``,
+    ``objectname``, ``currency``, ``<bucket>_count`` and ``<bucket>_amount`` for every
+    bucket of :data:`BUCKETS`, ``balances``) plus ``problem``, a sentence saying what is
+    wrong. Values are ready for Dagster metadata: counts are ints, amounts exact decimal
+    text, the day ISO text.
+
+    A mart that is missing days or is older than the batch relations cannot vouch for them,
+    so a (day, creditor, kind) whose number of eligible objects in the mart differs from
+    the rows of ``batch_*_json`` is reported too (``balances`` is then None). An empty list
+    means every eligible object of the window is accounted for.
+    """
+    marts, batch = _schema(marts_schema), _schema(batch_schema)
+    params = {"start": start, "end": end}
+    window = "partition_date >= $start AND partition_date < $end"
+    cur = con.execute(
+        f"""SELECT * FROM {marts}.rpt_reconciliation_daily WHERE {window} AND NOT balances
+            ORDER BY partition_date, creditor_id NULLS FIRST, objectname,
+                     currency NULLS FIRST""",
+        params,
+    )
+    columns = [d[0] for d in cur.description]
+    problems = []
+    for values in cur.fetchall():
+        row = dict(zip(columns, values, strict=True))
+        problems.append({**{k: _plain(v) for k, v in row.items()}, "problem": _why(row)})
+
+    batch_rows = " UNION ALL ".join(
+        f"SELECT partition_date, creditor_id, '{name}' AS objectname "
+        f"FROM {batch}.{relation} WHERE {window}"
+        for name, relation in _OBJECT_RELATIONS.items()
+    )
+    stale = con.execute(
+        f"""WITH batch_counts AS (
+                SELECT partition_date, creditor_id, objectname, count(*) AS n
+                FROM ({batch_rows}) GROUP BY ALL
+            ),
+            mart_counts AS (
+                SELECT partition_date, creditor_id, objectname, sum(eligible_count) AS n
+                FROM {marts}.rpt_reconciliation_daily WHERE {window} GROUP BY ALL
+            )
+            SELECT coalesce(b.partition_date, m.partition_date),
+                   coalesce(b.creditor_id, m.creditor_id),
+                   coalesce(b.objectname, m.objectname),
+                   coalesce(m.n, 0)::BIGINT AS in_mart, coalesce(b.n, 0)::BIGINT AS in_batch
+            FROM batch_counts AS b
+            FULL OUTER JOIN mart_counts AS m
+              ON m.partition_date = b.partition_date AND m.objectname = b.objectname
+             AND m.creditor_id IS NOT DISTINCT FROM b.creditor_id
+            WHERE m.n IS DISTINCT FROM b.n
+            ORDER BY ALL""",
+        params,
+    ).fetchall()
+    for day, creditor_id, objectname, in_mart, in_batch in stale:
+        problems.append({
+            "partition_date": _plain(day), "creditor_id": creditor_id,
+            "objectname": objectname, "currency": None,
+            "eligible_count": int(in_mart), "balances": None,
+            "problem": (
+                f"the marts count {in_mart} eligible {objectname} object(s), "
+                f"{batch_schema}.{_OBJECT_RELATIONS[objectname]} has {in_batch}: the marts "
+                "are missing or stale for this day; rebuild them for the window"
+            ),
+        })
+    return problems
+
+
+def rejection_rate(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, *, marts_schema: str = "marts"
+) -> tuple[int, int, float]:
+    """``(sent, rejected, rejected / sent)`` over ``[start, end)``, all kinds of objects.
+
+    Sent objects are those whose fate is ``sent`` (their latest answer counts); the rate is
+    0.0 when nothing was sent.
+    """
+    sent, rejected = con.execute(
+        f"""SELECT coalesce(sum(sent_count), 0)::BIGINT, coalesce(sum(rejected_count), 0)::BIGINT
+            FROM {_schema(marts_schema)}.rpt_reconciliation_daily
+            WHERE partition_date >= $start AND partition_date < $end""",
+        {"start": start, "end": end},
+    ).fetchone() or (0, 0)
+    sent, rejected = int(sent), int(rejected)
+    return sent, rejected, (rejected / sent if sent else 0.0)
+
+
+#: Columns of the summary table: (header, bucket).
+_SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("eligible", "eligible"), ("quarantined", "quarantined"), ("held", "held"),
+    ("skipped", "skipped_unchanged"), ("sent", "sent"), ("accepted", "accepted"),
+    ("rejected", "rejected"), ("outstanding", "outstanding"), ("unaccounted", "unaccounted"),
+)
+_KIND_ORDER = {name: i for i, name in enumerate(_OBJECT_RELATIONS)}
+
+
+def _money(value: Decimal) -> str:
+    return f"{value:,.2f}"
+
+
+def reconciliation_summary(
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    *,
+    currency: str = "NOK",
+    marts_schema: str = "marts",
+) -> str:
+    """A plain-text table of ``[start, end)`` per creditor and kind of object.
+
+    For each creditor and kind (creditor, invoice, payment, action) one line of counts per
+    bucket, and for invoices and payments a second line with their amounts in ``currency``
+    (NOK); amounts in other currencies are listed below the table. Ends with whether every
+    row of the window balances.
+    """
+    cur = con.execute(
+        f"""SELECT * FROM {_schema(marts_schema)}.rpt_reconciliation_daily
+            WHERE partition_date >= $start AND partition_date < $end""",
+        {"start": start, "end": end},
+    )
+    columns = [d[0] for d in cur.description]
+    rows = [dict(zip(columns, values, strict=True)) for values in cur.fetchall()]
+    last = date.fromordinal(end.toordinal() - 1)
+    title = (f"Reconciliation {start.isoformat()}" if last <= start
+             else f"Reconciliation {start.isoformat()} .. {last.isoformat()}")
+    if not rows:
+        return f"{title}: no reconciliation rows (nothing eligible, or the marts not built)"
+
+    counts: dict[tuple[str, str], dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    amounts: dict[tuple[str, str], dict[str, Decimal]] = defaultdict(
+        lambda: defaultdict(Decimal))
+    with_amounts: set[tuple[str, str]] = set()
+    other: dict[str, dict[str, Decimal]] = defaultdict(lambda: defaultdict(Decimal))
+    unbalanced = 0
+    for row in rows:
+        key = (row["creditor_id"] or "?", row["objectname"])
+        unbalanced += not row["balances"]
+        for _, bucket in _SUMMARY_COLUMNS:
+            counts[key][bucket] += row[f"{bucket}_count"]
+        if row["objectname"] in ("invoice", "payment"):
+            with_amounts.add(key)
+            target = amounts[key] if row["currency"] == currency else other[
+                row["currency"] or "(none)"]
+            for _, bucket in _SUMMARY_COLUMNS:
+                target[bucket] += row[f"{bucket}_amount"]
+
+    keys = sorted(counts, key=lambda k: (k[0], _KIND_ORDER.get(k[1], 99), k[1]))
+    total_counts: dict[str, int] = defaultdict(int)
+    total_amounts: dict[str, Decimal] = defaultdict(Decimal)
+    table: list[list[str]] = []
+    for key in keys:
+        table.append([key[0], key[1], *(str(counts[key][b]) for _, b in _SUMMARY_COLUMNS)])
+        for _, bucket in _SUMMARY_COLUMNS:
+            total_counts[bucket] += counts[key][bucket]
+        if key in with_amounts:
+            table.append(["", currency,
+                          *(_money(amounts[key][b]) for _, b in _SUMMARY_COLUMNS)])
+            for _, bucket in _SUMMARY_COLUMNS:
+                total_amounts[bucket] += amounts[key][bucket]
+    table.append(["total", "objects", *(str(total_counts[b]) for _, b in _SUMMARY_COLUMNS)])
+    table.append(["", currency, *(_money(total_amounts[b]) for _, b in _SUMMARY_COLUMNS)])
+
+    header = ["creditor", "kind", *(h for h, _ in _SUMMARY_COLUMNS)]
+    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        left = [cells[i].ljust(widths[i]) for i in range(2)]
+        right = [cells[i].rjust(widths[i]) for i in range(2, len(cells))]
+        return "  ".join(left + right).rstrip()
+
+    out = [f"{title} (counts; amounts of invoices and payments in {currency})",
+           line(header), line(["-" * w for w in widths])]
+    out += [line(r) for r in table]
+    for code in sorted(other):
+        parts = ", ".join(f"{b} {_money(v)}" for b, v in other[code].items() if v)
+        out.append(f"in {code}: {parts or 'no amounts'}")
+    out.append(
+        f"balances: all {len(rows)} rows" if not unbalanced else
+        f"DOES NOT BALANCE: {unbalanced} of {len(rows)} rows (see balance_problems)"
+    )
+    return "\n".join(out)

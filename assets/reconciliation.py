@@ -1,0 +1,113 @@
+"""Stage 5: the reconciliation marts (dbt) and the checks that every krone adds up.
+
+The marts read the submission's ledger, so they are a second dbt selection that runs after
+the submission and results assets. Two checks guard them: a blocking balance check (eligible
+= quarantined + held + skipped + sent, sent = accepted + rejected + outstanding, in counts
+and amounts) and a warning on the rejection rate.
+"""
+
+import json
+import os
+from pathlib import Path
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    BackfillPolicy,
+    MetadataValue,
+    asset_check,
+)
+from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
+
+from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.reconciliation import balance_problems, rejection_rate
+from assets.dbt_models import MARTS, translator
+from assets.extract import PIPELINE_DB_POOL
+from orchestration.dbt import dbt_project
+from orchestration.partitions import daily_partitions, window_days
+from orchestration.resources import PipelineResource
+
+#: Above this share of rejected objects the warning check fails.
+REJECTION_RATE_WARNING = 0.10
+
+
+@dbt_assets(
+    manifest=dbt_project.manifest_path,
+    select=MARTS,
+    dagster_dbt_translator=translator,
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=PIPELINE_DB_POOL,
+    name="amili_reconciliation_models",
+)
+def amili_reconciliation_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
+):
+    start, end = window_days(context.partition_time_window)
+    dbt_vars = {"min_date": start.isoformat(), "max_date": end.isoformat()}
+    os.environ["AMILI_PIPELINE_DB"] = str(Path(pipeline.settings().pipeline_db).resolve())
+    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+
+
+RECONCILIATION_KEY = get_asset_key_for_model(
+    [amili_reconciliation_models], "rpt_reconciliation_daily"
+)
+
+
+@asset_check(
+    asset=RECONCILIATION_KEY,
+    blocking=True,
+    partitions_def=daily_partitions,
+    pool=PIPELINE_DB_POOL,
+    description="Every eligible object is quarantined, held, skipped as unchanged or sent, and "
+    "every sent one is accepted, rejected or outstanding: in counts and in amounts.",
+)
+def every_krone_is_accounted_for(
+    context: AssetCheckExecutionContext, pipeline: PipelineResource
+) -> AssetCheckResult:
+    start, end = window_days(context.partition_time_window)
+    with connect_writer(pipeline.settings().pipeline_db) as con:
+        problems = balance_problems(con, start, end)
+    return AssetCheckResult(
+        passed=not problems,
+        metadata={
+            "unbalanced_rows": len(problems),
+            "problems": MetadataValue.md(_problems_table(problems)),
+        },
+    )
+
+
+@asset_check(
+    asset=RECONCILIATION_KEY,
+    partitions_def=daily_partitions,
+    pool=PIPELINE_DB_POOL,
+    description=f"Warns when Amili rejects more than {REJECTION_RATE_WARNING:.0%} of the "
+    "objects sent.",
+)
+def rejection_rate_is_low(
+    context: AssetCheckExecutionContext, pipeline: PipelineResource
+) -> AssetCheckResult:
+    start, end = window_days(context.partition_time_window)
+    with connect_writer(pipeline.settings().pipeline_db) as con:
+        sent, rejected, rate = rejection_rate(con, start, end)
+    return AssetCheckResult(
+        passed=rate <= REJECTION_RATE_WARNING,
+        severity=AssetCheckSeverity.WARN,
+        metadata={
+            "sent": sent,
+            "rejected": rejected,
+            "rejection_rate": MetadataValue.float(round(rate, 4)),
+        },
+    )
+
+
+def _problems_table(problems: list[dict]) -> str:
+    if not problems:
+        return "_every row balances_"
+    rows = "\n".join(
+        f"| {p['partition_date']} | {p['creditor_id']} | {p['objectname']} | {p['problem']} |"
+        for p in problems[:50]
+    )
+    return "| day | creditor | kind | problem |\n|---|---|---|---|\n" + rows

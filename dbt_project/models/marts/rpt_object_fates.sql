@@ -1,0 +1,178 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='partition_date',
+        on_schema_change='fail',
+        pre_hook="{{ delete_partition_window() }}",
+    )
+}}
+
+-- One row per object of the day's batch_*_json relations (creditors, invoices, payments,
+-- actions) and its fate that day, first match wins:
+--   quarantined        in amili.quarantine for that day (objectname, source_id)
+--   held               dbt held it back (hold_reason)
+--   sent               a ledger row of that day in a batch that is not superseded; the
+--                      latest row (by prepared_at, chunk_number) gives outcome and ids
+--   skipped_unchanged  no ledger row that day, but the same payload (sha256) of the same
+--                      object was accepted on an earlier day
+--   unaccounted        none of these: eligible and not accounted for (a balance failure)
+
+with objects as (
+    select
+        partition_date, 'creditor' as objectname, creditor_id as source_id, creditor_id,
+        payload, null::VARCHAR as hold_reason
+    from {{ ref('batch_creditors_json') }}
+    where {{ in_partition_window() }}
+    union all
+    select partition_date, 'invoice', invoice_id, creditor_id, payload, null
+    from {{ ref('batch_invoices_json') }}
+    where {{ in_partition_window() }}
+    union all
+    select partition_date, 'payment', payment_id, creditor_id, payload, hold_reason
+    from {{ ref('batch_payments_json') }}
+    where {{ in_partition_window() }}
+    union all
+    select partition_date, 'action', action_id, creditor_id, payload, hold_reason
+    from {{ ref('batch_actions_json') }}
+    where {{ in_partition_window() }}
+),
+
+-- The payload hash exactly as the submission computes it (sha256 of the payload text; the
+-- body carries the same bytes, see submission._compact). Amount and currency are the batch
+-- table's originalInvoiceAmount / amount and currency, read back from the row's own JSON
+-- (to_json wrote them from those DECIMAL(18,2) columns; json_transform reads the number's
+-- text straight into a DECIMAL, never through a double), so every row keeps its own values
+-- even if an id repeats within a day.
+hashed as (
+    select
+        * exclude (payload),
+        sha256(payload) as payload_hash,
+        case objectname
+            when 'invoice' then json_transform(payload,
+                '{"originalInvoiceAmount": "DECIMAL(18,2)", "currency": "VARCHAR"}')
+            when 'payment' then json_transform(payload,
+                '{"amount": "DECIMAL(18,2)", "currency": "VARCHAR"}')
+        end as money
+    from objects
+),
+
+quarantined as (
+    select
+        partition_date,
+        objectname,
+        source_id,
+        string_agg(distinct reason, ' | ' order by reason) as reason
+    from {{ source('amili', 'quarantine') }}
+    where {{ in_partition_window() }} and source_id is not null
+    group by all
+),
+
+live_ledger as (
+    select
+        o.*,
+        l.state as batch_state,
+        l.prepared_at,
+        l.chunk_number
+    from {{ source('amili', 'ledger_objects') }} as o
+    inner join {{ source('amili', 'submission_ledger') }} as l on l.batchid = o.batchid
+    where l.state <> 'superseded'
+),
+
+-- The object's latest ledger row of its day. A creditor goes in every batch of its group,
+-- and a re-run may send an object again in a new batch: the latest answer is its fate.
+sent as (
+    select
+        partition_date,
+        objectname,
+        source_id,
+        batchid,
+        objectindex,
+        batch_state,
+        payload_hash as sent_payload_hash,
+        outcome,
+        status_statuscode,
+        ledgerref,
+        error_message,
+        count(*) over (partition by partition_date, objectname, source_id) as times_sent
+    from live_ledger
+    where {{ in_partition_window() }}
+    qualify row_number() over (
+        partition by partition_date, objectname, source_id
+        order by prepared_at desc, chunk_number desc, batchid desc, objectindex desc
+    ) = 1
+),
+
+-- The same payload of the same object, accepted on an earlier day.
+acknowledged_before as (
+    select
+        h.partition_date,
+        h.objectname,
+        h.source_id,
+        h.payload_hash,
+        max(o.partition_date) as acknowledged_on
+    from (select distinct partition_date, objectname, source_id, payload_hash from hashed) as h
+    inner join live_ledger as o
+        on o.objectname = h.objectname
+        and o.source_id = h.source_id
+        and o.payload_hash = h.payload_hash
+        and o.partition_date < h.partition_date
+        and o.outcome = 'accepted'
+    group by all
+),
+
+fates as (
+    select
+        h.*,
+        case
+            when q.source_id is not null then 'quarantined'
+            when h.hold_reason is not null then 'held'
+            when s.source_id is not null then 'sent'
+            when a.source_id is not null then 'skipped_unchanged'
+            else 'unaccounted'
+        end as fate,
+        q.reason as quarantine_reason,
+        s.* exclude (partition_date, objectname, source_id),
+        a.acknowledged_on
+    from hashed as h
+    left join quarantined as q
+        on q.partition_date = h.partition_date
+        and q.objectname = h.objectname
+        and q.source_id = h.source_id
+    left join sent as s
+        on s.partition_date = h.partition_date
+        and s.objectname = h.objectname
+        and s.source_id = h.source_id
+    left join acknowledged_before as a
+        on a.partition_date = h.partition_date
+        and a.objectname = h.objectname
+        and a.source_id = h.source_id
+        and a.payload_hash = h.payload_hash
+)
+
+select
+    partition_date,
+    creditor_id,
+    objectname,
+    source_id,
+    (case objectname
+        when 'invoice' then money.originalInvoiceAmount
+        when 'payment' then money.amount
+    end)::DECIMAL(18, 2) as amount,
+    money.currency as currency,
+    payload_hash,
+    fate,
+    -- The ledger's details describe the fate 'sent' only.
+    case when fate = 'sent' then coalesce(outcome, 'outstanding') end as outcome,
+    case when fate = 'sent' then batchid end as batchid,
+    case when fate = 'sent' then objectindex end as objectindex,
+    case when fate = 'sent' then batch_state end as batch_state,
+    case when fate = 'sent' then ledgerref end as ledgerref,
+    case when fate = 'sent' then status_statuscode end as status_statuscode,
+    case when fate = 'sent' then error_message end as error_message,
+    case when fate = 'sent' then times_sent end::INTEGER as times_sent,
+    case when fate = 'sent' then sent_payload_hash = payload_hash end as payload_matches_sent,
+    case when fate = 'quarantined' then quarantine_reason end as quarantine_reason,
+    case when fate = 'held' then hold_reason end as hold_reason,
+    case when fate = 'skipped_unchanged' then acknowledged_on end as acknowledged_on
+from fates
