@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from datetime import date
 
 from amili.settings import SandboxSettings, SettingsError, load
 
@@ -48,11 +49,18 @@ def _cmd_ping(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_api_demo(args: argparse.Namespace) -> int:
     from amili.demo import run_api_demo
 
     run_api_demo(out=sys.stdout)
     return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    # The one command of this package that drives Dagster; imported only when asked for.
+    from orchestration.demo import run_pipeline_demo
+
+    return 0 if run_pipeline_demo(out=sys.stdout, day=args.day) else 1
 
 
 def _cmd_demo_warehouse(args: argparse.Namespace) -> int:
@@ -133,9 +141,20 @@ def build_parser() -> argparse.ArgumentParser:
     warehouse.set_defaults(handler=_cmd_demo_warehouse)
 
     demo = commands.add_parser(
-        "demo", help="start a sandbox, post a small valid batch, print what came back"
+        "demo",
+        help="run the whole daily chain for one day on the embedded defaults (demo warehouse, "
+        "local sandbox) and print the reconciliation",
+    )
+    demo.add_argument(
+        "--day", type=date.fromisoformat, default=None,
+        help="the partition, YYYY-MM-DD (default: yesterday in Europe/Oslo)",
     )
     demo.set_defaults(handler=_cmd_demo)
+
+    api_demo = commands.add_parser(
+        "api-demo", help="start a sandbox, post a small valid batch, print what came back"
+    )
+    api_demo.set_defaults(handler=_cmd_api_demo)
     return parser
 
 
