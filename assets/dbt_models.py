@@ -7,7 +7,9 @@ its whole range: the models are incremental by partition window.
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from dagster import AssetExecutionContext, BackfillPolicy
 from dagster_dbt import (
@@ -40,6 +42,13 @@ MARTS = "amili.marts"  # the models/marts folder, by its dbt FQN (path: resolves
 def amili_dbt_models(
     context: AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
 ):
+    yield from build_partition_window(context, dbt, pipeline)
+
+
+def build_partition_window(
+    context: AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
+) -> Iterator[Any]:
+    """``dbt build`` of the selected models for the run's window of Oslo days."""
     start, end = window_days(context.partition_time_window)
     dbt_vars = {"min_date": start.isoformat(), "max_date": end.isoformat()}
     # dbt runs in dbt_project/, so it gets the pipeline DB as an absolute path

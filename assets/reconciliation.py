@@ -6,10 +6,6 @@ the submission and results assets. Two checks guard them: a blocking balance che
 and amounts) and a warning on the rejection rate.
 """
 
-import json
-import os
-from pathlib import Path
-
 from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
@@ -23,7 +19,7 @@ from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.reconciliation import balance_problems, rejection_rate
-from assets.dbt_models import MARTS, translator
+from assets.dbt_models import MARTS, build_partition_window, translator
 from assets.extract import PIPELINE_DB_POOL
 from orchestration.dbt import dbt_project
 from orchestration.partitions import daily_partitions, window_days
@@ -45,10 +41,7 @@ REJECTION_RATE_WARNING = 0.10
 def amili_reconciliation_models(
     context: AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
 ):
-    start, end = window_days(context.partition_time_window)
-    dbt_vars = {"min_date": start.isoformat(), "max_date": end.isoformat()}
-    os.environ["AMILI_PIPELINE_DB"] = str(Path(pipeline.settings().pipeline_db).resolve())
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    yield from build_partition_window(context, dbt, pipeline)
 
 
 RECONCILIATION_KEY = get_asset_key_for_model(
