@@ -138,6 +138,7 @@ def amili_results(
         "accepted": by_outcome.get("accepted", 0),
         "rejected": by_outcome.get("rejected", 0),
         "outstanding": by_outcome.get("outstanding", 0),
+        "quarantined": tally.quarantined,
         "batch_errors": tally.batch_errors,
         "rejection_rate": MetadataValue.float(round(tally.rejection_rate, 4)),
         "top_rejection_reasons": MetadataValue.md(_reasons_table(tally.top_reasons)),

@@ -64,6 +64,7 @@ class ResultsTally:
     end: date
     objects_by_outcome: dict[str, int]
     batch_errors: int
+    quarantined: int
     amounts_by_outcome: dict[str, Decimal]
     top_reasons: list[tuple[str, int]] = field(default_factory=list)
     acknowledged: ResultsSummary | None = None
@@ -136,6 +137,10 @@ def _tally(
         """SELECT count(*) FROM amili.errors WHERE level = 'batch'
         AND partition_date >= $start AND partition_date < $end""", window,
     ).fetchone()[0]
+    quarantined = con.execute(
+        """SELECT count(*) FROM amili.quarantine
+        WHERE partition_date >= $start AND partition_date < $end""", window,
+    ).fetchone()[0]
     # invoice amounts by outcome, read exactly (DECIMAL) from the batch table when it exists
     amounts: dict[str, Decimal] = {}
     has_batch = con.execute(
@@ -156,5 +161,5 @@ def _tally(
         FROM amili.errors WHERE partition_date >= $start AND partition_date < $end
         GROUP BY reason ORDER BY n DESC, reason LIMIT 10""", window,
     ).fetchall()
-    return ResultsTally(start, end, by_outcome, batch_errors, amounts,
+    return ResultsTally(start, end, by_outcome, batch_errors, quarantined, amounts,
                         [(reason, n) for reason, n in top], acknowledged)

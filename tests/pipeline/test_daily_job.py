@@ -55,6 +55,15 @@ def test_one_partition_end_to_end_then_a_rerun_posts_nothing_new(
     sent = query(pipeline_env, "SELECT count(*) FROM amili.responses WHERE objectname='invoice'")
     quarantined = query(pipeline_env, "SELECT count(*) FROM amili.quarantine")[0][0]
     assert sent[0][0] + quarantined >= 20  # every eligible invoice is sent or quarantined
+    responses = next(
+        e.materialization.metadata for e in result.get_asset_materialization_events()
+        if e.asset_key == AssetKey(["amili", "responses"])
+    )
+    assert responses["quarantined"].value == quarantined > 0  # the demo has bad rows
+    assert responses["sent"].value == responses["accepted"].value + responses["rejected"].value
+    assert "reason" in responses["top_rejection_reasons"].value or (
+        responses["rejected"].value == 0
+    )
     assert stats["invoices"] == query(
         pipeline_env,
         "SELECT count(*) FROM amili.responses WHERE objectname='invoice' AND outcome='accepted'",
