@@ -129,25 +129,17 @@ def extract_window(
                     SELECT t.*, e.partition_date, now() AS extracted_at
                     FROM {src[table]} t JOIN eligible e USING (invoice_id)"""
                 )
-            con.execute(
-                f"""INSERT INTO raw.payments BY NAME
-                SELECT p.*, timezone('{OSLO_TZ}', p.registered_at)::DATE AS partition_date,
-                       now() AS extracted_at
-                FROM {src['payments']} p
-                WHERE timezone('{OSLO_TZ}', p.registered_at)::DATE >= $start
-                  AND timezone('{OSLO_TZ}', p.registered_at)::DATE < $end""",
-                window,
-            )
-            # Actions, like payments, belong to the Oslo day they were requested on.
-            con.execute(
-                f"""INSERT INTO raw.case_actions BY NAME
-                SELECT a.*, timezone('{OSLO_TZ}', a.requested_at)::DATE AS partition_date,
-                       now() AS extracted_at
-                FROM {src['case_actions']} a
-                WHERE timezone('{OSLO_TZ}', a.requested_at)::DATE >= $start
-                  AND timezone('{OSLO_TZ}', a.requested_at)::DATE < $end""",
-                window,
-            )
+            # Payments and case actions belong to the Oslo day they were registered on.
+            for table, registered in (("payments", "registered_at"),
+                                      ("case_actions", "requested_at")):
+                oslo_day = f"timezone('{OSLO_TZ}', t.{registered})::DATE"
+                con.execute(
+                    f"""INSERT INTO raw.{table} BY NAME
+                    SELECT t.*, {oslo_day} AS partition_date, now() AS extracted_at
+                    FROM {src[table]} t
+                    WHERE {oslo_day} >= $start AND {oslo_day} < $end""",
+                    window,
+                )
             # The debtors and creditors the day's invoices, payments and actions refer to (an
             # action needs its creditor's organisation number only, not the debtor).
             con.execute(
@@ -162,20 +154,13 @@ def extract_window(
                 WHERE partition_date >= $start AND partition_date < $end""",
                 window,
             )
-            con.execute(
-                f"""INSERT INTO raw.customers BY NAME
-                SELECT c.*, r.partition_date, now() AS extracted_at
-                FROM {src['customers']} c
-                JOIN (SELECT DISTINCT partition_date, customer_id FROM day_refs) r
-                  USING (customer_id)"""
-            )
-            con.execute(
-                f"""INSERT INTO raw.creditors BY NAME
-                SELECT c.*, r.partition_date, now() AS extracted_at
-                FROM {src['creditors']} c
-                JOIN (SELECT DISTINCT partition_date, creditor_id FROM day_refs) r
-                  USING (creditor_id)"""
-            )
+            for table, key in (("customers", "customer_id"), ("creditors", "creditor_id")):
+                con.execute(
+                    f"""INSERT INTO raw.{table} BY NAME
+                    SELECT t.*, r.partition_date, now() AS extracted_at
+                    FROM {src[table]} t
+                    JOIN (SELECT DISTINCT partition_date, {key} FROM day_refs) r USING ({key})"""
+                )
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
