@@ -250,6 +250,15 @@ class Store:
         rows = self._query(sql, params)
         return rows[0] if rows else None
 
+    def _filtered(
+        self, select: str, filters: dict[str, Any], order_by: str
+    ) -> list[sqlite3.Row]:
+        """``select`` restricted by ``column = value`` for every filter that is not None."""
+        given = {column: value for column, value in filters.items() if value is not None}
+        where = "".join(f" AND {column} = ?" for column in given)
+        return self._query(f"{select} WHERE 1 = 1{where} ORDER BY {order_by}",
+                           list(given.values()))
+
     # ---- batches ---------------------------------------------------------------------------
 
     def get_batch(self, senderid: str, batchid: str) -> StoredBatch | None:
@@ -307,15 +316,11 @@ class Store:
 
     def creditors(self, senderid: str | None, idnumber: str | None = None) -> list[dict[str, Any]]:
         """Stored creditors (their raw JSON text plus keys), ordered by idnumber."""
-        sql = "SELECT senderid, idnumber, raw_json FROM creditors WHERE 1 = 1"
-        params: list[Any] = []
-        if senderid is not None:
-            sql += " AND senderid = ?"
-            params.append(senderid)
-        if idnumber is not None:
-            sql += " AND idnumber = ?"
-            params.append(idnumber)
-        return [dict(row) for row in self._query(sql + " ORDER BY idnumber", params)]
+        rows = self._filtered(
+            "SELECT senderid, idnumber, raw_json FROM creditors",
+            {"senderid": senderid, "idnumber": idnumber}, "idnumber",
+        )
+        return [dict(row) for row in rows]
 
     # ---- invoices --------------------------------------------------------------------------
 
@@ -348,18 +353,13 @@ class Store:
         ledgerref: str | None = None,
     ) -> list[InvoiceRow]:
         """Stored invoices matching every given filter, in the order they were received."""
-        sql = "SELECT * FROM invoices WHERE 1 = 1"
-        params: list[Any] = []
-        for column, value in (
-            ("senderid", senderid),
-            ("creditor_id", creditor_id),
-            ("customer_number", customer_number),
-            ("ledgerref", ledgerref),
-        ):
-            if value is not None:
-                sql += f" AND {column} = ?"
-                params.append(value)
-        return [_invoice(row) for row in self._query(sql + " ORDER BY id", params)]
+        rows = self._filtered(
+            "SELECT * FROM invoices",
+            {"senderid": senderid, "creditor_id": creditor_id,
+             "customer_number": customer_number, "ledgerref": ledgerref},
+            "id",
+        )
+        return [_invoice(row) for row in rows]
 
     # ---- payments --------------------------------------------------------------------------
 
