@@ -195,6 +195,11 @@ async def _drop_connection(receive: Receive, send: Send) -> None:
     raise DroppedConnection("connection dropped by sandbox fault injection")
 
 
+def _no_fault(*args: object, **kwargs: object) -> None:
+    """Stands in for ``FaultBook.take`` for a request that must not consume any fault."""
+    return None
+
+
 class SandboxApp(FastAPI):
     """FastAPI plus fault injection and request statistics around every HTTP request."""
 
@@ -217,29 +222,35 @@ class SandboxApp(FastAPI):
                 seen["status"] = int(message["status"])
             await send(message)
 
-        slow = faults.take("slow", method, path)
+        generation = self.sandbox.generation
+        take = faults.take
+        slow = take("slow", method, path)
         if slow is not None:
             receive = _replaying(await _read_all(receive), receive)
             await asyncio.sleep(slow.delay_seconds or 0)
+            if self.sandbox.generation != generation:
+                # A reset happened while this request slept: the faults now set are meant
+                # for later requests, so this stale one must not use them up.
+                take = _no_fault
 
-        status_rule = faults.take("status", method, path)
+        status_rule = take("status", method, path)
         if status_rule is not None:
             await _read_all(receive)
             await self._send_status_fault(counting_send, status_rule)
             stats.record(key, str(seen.get("status")))
             return
 
-        if faults.take("drop", method, path, after_processing=False) is not None:
+        if take("drop", method, path, after_processing=False) is not None:
             stats.record(key, "dropped")
             await _read_all(receive)  # closing with unread input would send RST, not FIN
             await _drop_connection(receive, send)
             return
 
-        reject = faults.take("reject_share", method, path)
+        reject = take("reject_share", method, path)
         if reject is not None:
             scope.setdefault("state", {})["reject_share"] = reject
 
-        if faults.take("drop", method, path, after_processing=True) is not None:
+        if take("drop", method, path, after_processing=True) is not None:
 
             async def discard(message: Message) -> None:
                 return None
