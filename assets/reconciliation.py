@@ -2,8 +2,8 @@
 
 The marts read the submission's ledger, so they are a second dbt selection that runs after
 the submission and results assets. Two checks guard them: a blocking balance check (eligible
-= quarantined + held + skipped + sent, sent = accepted + rejected + outstanding, in counts
-and amounts) and a warning on the rejection rate.
+= quarantined + held + carried forward + skipped + sent, sent = accepted + rejected +
+outstanding, in counts and amounts) and a warning on the rejection rate.
 """
 
 from dagster import (
@@ -54,8 +54,9 @@ RECONCILIATION_KEY = get_asset_key_for_model(
     blocking=True,
     partitions_def=daily_partitions,
     pool=PIPELINE_DB_POOL,
-    description="Every eligible object is quarantined, held, skipped as unchanged or sent, and "
-    "every sent one is accepted, rejected or outstanding: in counts and in amounts.",
+    description="Every eligible object is quarantined, held, carried forward to a later day, "
+    "skipped as unchanged or sent, and every sent one is accepted, rejected or outstanding: "
+    "in counts and in amounts.",
 )
 def every_krone_is_accounted_for(
     context: AssetCheckExecutionContext, pipeline: PipelineResource

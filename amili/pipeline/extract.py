@@ -121,8 +121,24 @@ def extract_window(
                 """,
                 window,
             )
-            con.execute("INSERT INTO raw.invoices BY NAME SELECT *, now() AS extracted_at "
-                        "FROM eligible")
+            # remaining_amount is the warehouse's balance now, so it has netted every payment
+            # registered up to now, including those of days after the window that raw.payments
+            # does not hold yet. What was paid from the collection day on is summed from the
+            # same snapshot, so the claims (balance at hand-over) never depend on which days
+            # happen to be extracted already.
+            con.execute(
+                f"""INSERT INTO raw.invoices BY NAME
+                SELECT e.*, coalesce(paid.amount, 0)::DECIMAL(18, 2)
+                           AS paid_since_collection_day,
+                       now() AS extracted_at
+                FROM eligible e
+                LEFT JOIN (
+                    SELECT e.invoice_id, e.partition_date, sum(t.amount) AS amount
+                    FROM {src['payments']} t JOIN eligible e USING (invoice_id)
+                    WHERE timezone('{OSLO_TZ}', t.registered_at)::DATE >= e.partition_date
+                    GROUP BY ALL
+                ) paid USING (invoice_id, partition_date)"""
+            )
             for table in ("invoice_lines", "reminders"):
                 con.execute(
                     f"""INSERT INTO raw.{table} BY NAME
@@ -168,14 +184,27 @@ def extract_window(
         return _summarize(con, start, end, preview_rows)
 
 
+#: Columns the extract adds to a raw table besides ``partition_date`` and ``extracted_at``.
+_DERIVED_COLUMNS: dict[str, str] = {
+    # payments registered from the collection day up to the extract, as the warehouse had
+    # them when remaining_amount was read
+    "invoices": "NULL::DECIMAL(18, 2) AS paid_since_collection_day, ",
+}
+
+
 def _create_raw_tables(con: duckdb.DuckDBPyConnection, src: dict[str, str]) -> None:
-    """Raw tables mirror the source columns plus ``partition_date`` and ``extracted_at``."""
+    """Raw tables mirror the source columns plus ``partition_date`` and ``extracted_at``
+    (and, for invoices, ``paid_since_collection_day``)."""
     for table in RAW_TABLES:
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS raw.{table} AS
-            SELECT *, NULL::DATE AS partition_date, NULL::TIMESTAMPTZ AS extracted_at
+            SELECT *, {_DERIVED_COLUMNS.get(table, '')}NULL::DATE AS partition_date,
+                   NULL::TIMESTAMPTZ AS extracted_at
             FROM {src[table]} LIMIT 0"""
         )
+    # a raw.invoices made by an older version lacks the derived column
+    con.execute("ALTER TABLE raw.invoices ADD COLUMN IF NOT EXISTS "
+                "paid_since_collection_day DECIMAL(18, 2)")
 
 
 def _summarize(

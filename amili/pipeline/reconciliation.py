@@ -1,7 +1,8 @@
 """Reconciliation checks: is every krone that was eligible on a day accounted for?
 
 The dbt marts (``dbt_project/models/marts``) give each eligible object of a day its fate
-(``rpt_object_fates``: quarantined, held, skipped_unchanged, sent, or unaccounted; a sent one
+(``rpt_object_fates``: quarantined, held, carried_forward (held, and a later day sends a
+copy), skipped_unchanged, sent, or unaccounted; a sent one
 is accepted, rejected or outstanding) and sum them per day, creditor, kind and currency
 (``rpt_reconciliation_daily``, with a ``balances`` flag). The functions here read those marts
 for a window of days ``[start, end)`` and have no Dagster imports, so Dagster asset checks
@@ -24,13 +25,18 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["BUCKETS", "balance_problems", "reconciliation_summary", "rejection_rate"]
+__all__ = ["BUCKETS", "FATES", "balance_problems", "reconciliation_summary", "rejection_rate"]
 
 #: The buckets of rpt_reconciliation_daily, each with a ``<bucket>_count`` and
-#: ``<bucket>_amount`` column, in the order they are reported.
+#: ``<bucket>_amount`` column, in the order they are reported. ``carried_in`` (copies carried
+#: forward into the day) is part of eligible, not a term of the balance.
 BUCKETS: tuple[str, ...] = (
-    "eligible", "quarantined", "held", "skipped_unchanged", "sent",
-    "accepted", "rejected", "outstanding", "unaccounted",
+    "eligible", "quarantined", "held", "carried_forward", "skipped_unchanged", "sent",
+    "accepted", "rejected", "outstanding", "unaccounted", "carried_in",
+)
+#: The fates that eligible splits into, in counts and in amounts.
+FATES: tuple[str, ...] = (
+    "quarantined", "held", "carried_forward", "skipped_unchanged", "sent", "unaccounted",
 )
 #: The batch-ready relations whose rows the marts must account for, by objectname.
 _OBJECT_RELATIONS: dict[str, str] = {
@@ -68,8 +74,7 @@ def _why(row: dict[str, Any]) -> str:
             text += f" ({currency} {row['unaccounted_amount']})"
         reasons.append(text)
     for kind in ("count", "amount"):
-        parts = sum(row[f"{b}_{kind}"] for b in ("quarantined", "held", "skipped_unchanged",
-                                                 "sent", "unaccounted"))
+        parts = sum(row[f"{b}_{kind}"] for b in FATES)
         if row[f"eligible_{kind}"] != parts:
             reasons.append(f"eligible {kind} {row[f'eligible_{kind}']} is not the sum of its "
                            f"fates {parts}")
@@ -177,7 +182,8 @@ def rejection_rate(
 #: Columns of the summary table: (header, bucket).
 _SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("eligible", "eligible"), ("quarantined", "quarantined"), ("held", "held"),
-    ("skipped", "skipped_unchanged"), ("sent", "sent"), ("accepted", "accepted"),
+    ("carried", "carried_forward"), ("skipped", "skipped_unchanged"), ("sent", "sent"),
+    ("accepted", "accepted"),
     ("rejected", "rejected"), ("outstanding", "outstanding"), ("unaccounted", "unaccounted"),
 )
 _KIND_ORDER = {name: i for i, name in enumerate(_OBJECT_RELATIONS)}

@@ -154,3 +154,70 @@ def test_a_three_day_backfill_runs_as_one_run(
     assert [d for (d,) in days] == [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
     # payments of invoices acknowledged on an earlier day of the range got Amili's id
     assert sandbox_admin.stats()["invoices"] > 0
+
+
+@pytest.mark.timeout(900)  # three runs of the job
+def test_payments_held_in_a_range_are_carried_forward_and_sent_once(
+    pipeline_env: Path, sandbox_admin: SandboxAdmin
+) -> None:
+    """dbt builds every day of a range before anything is sent, so a payment on a later day
+    of the range against an invoice of its first day is held (Amili has not acknowledged the
+    invoice yet). The next day's run carries it forward: sent once, with Amili's invoice id,
+    and the day it was held on accounts for it as carried_forward."""
+    assert run_job(tags={
+        "dagster/asset_partition_range_start": "2026-11-21",
+        "dagster/asset_partition_range_end": "2026-11-23",
+    }).success
+    waiting = query(pipeline_env, """
+        SELECT p.payment_id, a.amili_invoice_id, p.amount, p.partition_date
+        FROM batch.batch_payments p
+        JOIN amili.acknowledged_invoices a ON a.unique_source_invoice_id = p.invoice_id
+        WHERE p.hold_reason = 'invoice not yet acknowledged by Amili'
+        ORDER BY 1""")
+    # seed 11: payments of 11-22 and 11-23 against invoices of 11-21
+    assert {day for *_, day in waiting} == {date(2026, 11, 22), date(2026, 11, 23)}
+    payments_before = sandbox_admin.stats()["payments"]
+
+    result = run_job(partition_key=DAY.isoformat())
+    assert result.success
+    assert check_results(result) == {
+        "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
+    }
+    # each waiting payment went out on 11-24, pointing at Amili's id of its invoice
+    carried = query(pipeline_env, """
+        SELECT payment_id, invoiceId, amount, carried_from_date FROM batch.batch_payments
+        WHERE partition_date = DATE '2026-11-24' AND carried_from_date IS NOT NULL
+        ORDER BY 1""")
+    assert carried == waiting
+    fates = query(pipeline_env, """
+        SELECT partition_date, fate, outcome, count(*) FROM marts.rpt_object_fates
+        WHERE objectname = 'payment' AND source_id IN (
+            SELECT payment_id FROM batch.batch_payments WHERE carried_from_date IS NOT NULL)
+        GROUP BY ALL ORDER BY ALL""")
+    held_on = {day: sum(1 for *_, d in waiting if d == day) for day in {d for *_, d in waiting}}
+    assert fates == [
+        *((day, "carried_forward", None, n) for day, n in sorted(held_on.items())),
+        (date(2026, 11, 24), "sent", "accepted", len(waiting)),
+    ]
+    # the sandbox stored every payment it was sent exactly once
+    sent_payments = query(pipeline_env, """
+        SELECT count(DISTINCT source_id), count(*) FROM amili.ledger_objects
+        WHERE objectname = 'payment'""")[0]
+    assert sent_payments[0] == sent_payments[1]
+    assert sandbox_admin.stats()["payments"] - payments_before >= len(waiting)
+    carried_amount = query(pipeline_env, """
+        SELECT carried_forward_amount, carried_forward_count FROM (
+            SELECT sum(carried_forward_amount) AS carried_forward_amount,
+                   sum(carried_forward_count) AS carried_forward_count
+            FROM marts.rpt_reconciliation_daily WHERE partition_date < DATE '2026-11-24')""")
+    assert carried_amount == [(sum(amount for _, _, amount, _ in waiting), len(waiting))]
+    assert query(pipeline_env, "SELECT bool_and(balances) FROM marts.rpt_reconciliation_daily"
+                 ) == [(True,)]
+
+    # running the day again carries nothing twice and posts nothing new
+    posted = sandbox_admin.stats()["payments"]
+    assert run_job(partition_key=DAY.isoformat()).success
+    assert sandbox_admin.stats()["payments"] == posted
+    assert query(pipeline_env, """
+        SELECT count(*) FROM batch.batch_payments WHERE carried_from_date IS NOT NULL""") == [
+        (len(waiting),)]

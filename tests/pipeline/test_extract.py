@@ -72,6 +72,39 @@ def test_extract_takes_exactly_the_eligible_invoices(warehouse: Path, tmp_path: 
     assert dupes == 0
 
 
+def test_paid_since_collection_day_comes_from_the_same_snapshot_as_the_balance(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """remaining_amount is the balance now, which nets payments of days after the window;
+    paid_since_collection_day sums those too, whatever window is extracted, so the balance
+    at hand-over (their sum) is the same for a day extracted alone or with later days."""
+    first = END - timedelta(days=DAYS - 1)
+    alone, together = tmp_path / "alone.duckdb", tmp_path / "together.duckdb"
+    extract_window(alone, warehouse, first, first + timedelta(days=1))
+    extract_window(together, warehouse, first, END + timedelta(days=1))
+    sql = """SELECT invoice_id, remaining_amount + paid_since_collection_day
+             FROM raw.invoices WHERE partition_date = ? ORDER BY ALL"""
+    with duckdb.connect(str(alone), read_only=True) as con:
+        balances = con.execute(sql, [first]).fetchall()
+    with duckdb.connect(str(together), read_only=True) as con:
+        assert con.execute(sql, [first]).fetchall() == balances
+    # restated over the warehouse: every payment registered on an Oslo day >= the
+    # invoice's collection day, including days the extract of `alone` did not take
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        expected = dict(con.execute(
+            """SELECT i.invoice_id, sum(p.amount)
+               FROM invoices i JOIN creditors c USING (creditor_id)
+               JOIN payments p USING (invoice_id)
+               WHERE timezone('Europe/Oslo', p.registered_at)::DATE
+                     >= i.due_date + c.collection_delay_days
+               GROUP BY ALL""").fetchall())
+    with duckdb.connect(str(alone), read_only=True) as con:
+        paid = dict(con.execute("SELECT invoice_id, paid_since_collection_day FROM raw.invoices"
+                                ).fetchall())
+    assert any(paid.values()), "the demo data has payments after the hand-over"
+    assert paid == {invoice: expected.get(invoice, 0) for invoice in paid}
+
+
 def test_rerunning_a_window_replaces_and_never_duplicates(
     warehouse: Path, tmp_path: Path
 ) -> None:

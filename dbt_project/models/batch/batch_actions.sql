@@ -3,16 +3,17 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_partition_window() }}",
     )
 }}
 
 -- One row per case action requested on partition_date: the action object of the Batch
 -- body. ledgerref is Amili's id of the invoice (case), known once Amili acknowledged it;
--- until then the action is held back with a reason, like a payment. actiontype comes from
--- the seed action_type_codes, an ASSUMED code list (Amili documents none); an action_type
--- missing from the seed gets NULL, which validation rejects.
+-- until then the action is held back with a reason and carried forward like a payment (see
+-- batch_payments and macros/carry_forward.sql). actiontype comes from the seed
+-- action_type_codes, an ASSUMED code list (Amili documents none); an action_type missing
+-- from the seed gets NULL, which validation rejects.
 
 with actions as (
     select * from {{ ref('stg_case_actions') }}
@@ -33,29 +34,75 @@ creditors as (
     select partition_date, creditor_id, organization_number
     from {{ ref('stg_creditors') }}
     where {{ in_partition_window() }}
+),
+
+requested as (
+    select
+        x.partition_date,
+        x.action_id,
+        x.invoice_id,
+        x.creditor_id,
+        null::DATE as carried_from_date,
+        case
+            when a.amili_invoice_id is not null then null
+            when h.invoice_id is null or h.handed_over_on > x.partition_date
+                then 'invoice never handed over to Amili'
+            else '{{ not_acknowledged_reason() }}'
+        end as hold_reason,
+        c.organization_number as creditorid,
+        a.amili_invoice_id as ledgerref,
+        k.actiontype,
+        {{ amili_date_as_datetime('x.due_date') }} as duedate,
+        x.subject,
+        x.conversation_id as conversationid,
+        x.message
+    from actions as x
+    left join handed_over as h on h.invoice_id = x.invoice_id
+    left join acknowledged as a on a.invoice_id = x.invoice_id
+    left join creditors as c
+        on c.partition_date = x.partition_date and c.creditor_id = x.creditor_id
+    left join {{ ref('action_type_codes') }} as k on k.action_type = x.action_type
+),
+
+{% if is_incremental() %}
+carried_in as (
+    select held.* replace (a.amili_invoice_id as ledgerref)
+    from ({{ held_rows_to_carry('action_id') }}) as held
+    inner join acknowledged as a on a.invoice_id = held.invoice_id
+),
+
+carried_on as ({{ carried_copies_after_window('action_id') }}),
+{% endif %}
+
+action_rows as (
+    select * from requested
+    {% if is_incremental() %}
+    union all by name
+    select * from carried_in
+    {% endif %}
 )
 
 select
-    x.partition_date,
-    x.action_id,
-    x.invoice_id,
-    x.creditor_id,
-    case
-        when a.amili_invoice_id is not null then null
-        when h.invoice_id is null or h.handed_over_on > x.partition_date
-            then 'invoice never handed over to Amili'
-        else 'invoice not yet acknowledged by Amili'
-    end as hold_reason,
-    c.organization_number as creditorid,
-    a.amili_invoice_id as ledgerref,
-    k.actiontype,
-    {{ amili_date_as_datetime('x.due_date') }} as duedate,
-    x.subject,
-    x.conversation_id as conversationid,
-    x.message
-from actions as x
-left join handed_over as h on h.invoice_id = x.invoice_id
-left join acknowledged as a on a.invoice_id = x.invoice_id
-left join creditors as c
-    on c.partition_date = x.partition_date and c.creditor_id = x.creditor_id
-left join {{ ref('action_type_codes') }} as k on k.action_type = x.action_type
+    r.partition_date,
+    r.action_id,
+    r.invoice_id,
+    r.creditor_id,
+    r.carried_from_date,
+    {% if is_incremental() %}
+    case when c.action_id is not null then '{{ carried_forward_reason() }}'
+        else r.hold_reason end as hold_reason,
+    {% else %}
+    r.hold_reason,
+    {% endif %}
+    r.creditorid,
+    r.ledgerref,
+    r.actiontype,
+    r.duedate,
+    r.subject,
+    r.conversationid,
+    r.message
+from action_rows as r
+{% if is_incremental() %}
+left join carried_on as c
+    on c.action_id = r.action_id and c.carried_from_date = r.partition_date
+{% endif %}

@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_partition_window() }}",
     )
 }}
@@ -12,9 +12,40 @@
 -- creditor_id are the API's fields, named and ordered as documented. Fields the warehouse
 -- does not know are NULL (Amili's defaults apply) and never guessed.
 
-with creditors as (
+with own_day as (
     select * from {{ ref('stg_creditors') }}
     where {{ in_partition_window() }}
+),
+
+-- The creditors of payments and actions carried forward into the window (see
+-- macros/carry_forward.sql). A day that has no row of such a creditor of its own gets the
+-- creditor's latest earlier row, so every body still carries its creditor.
+carried_for as (
+    select distinct partition_date, creditor_id from {{ ref('batch_payments') }}
+    where {{ in_partition_window() }} and carried_from_date is not null
+    union
+    select distinct partition_date, creditor_id from {{ ref('batch_actions') }}
+    where {{ in_partition_window() }} and carried_from_date is not null
+),
+
+borrowed as (
+    select s.* replace (k.partition_date as partition_date)
+    from carried_for as k
+    inner join {{ ref('stg_creditors') }} as s
+        on s.creditor_id = k.creditor_id and s.partition_date < k.partition_date
+    where not exists (
+        select 1 from own_day as o
+        where o.partition_date = k.partition_date and o.creditor_id = k.creditor_id
+    )
+    qualify row_number() over (
+        partition by k.partition_date, k.creditor_id order by s.partition_date desc
+    ) = 1
+),
+
+creditors as (
+    select * from own_day
+    union all by name
+    select * from borrowed
 )
 
 select

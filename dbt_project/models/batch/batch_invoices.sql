@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_partition_window() }}",
     )
 }}
@@ -24,33 +24,21 @@ lines as (
     where {{ in_partition_window('l.partition_date') }}
 ),
 
--- Payments from the hand-over day on that the warehouse had already netted into
--- remaining_amount when the invoice was extracted. batch_payments sends them to Amili as
--- payments, so the claims add them back: the claims are the balance at hand-over, and each
--- krone paid is reported once (as a payment), never also as a smaller claim.
-paid_since_handover as (
-    select
-        i.partition_date,
-        i.invoice_id,
-        sum(p.amount) as amount
-    from invoices as i
-    inner join {{ ref('stg_payments') }} as p
-        on p.invoice_id = i.invoice_id
-        and p.partition_date >= i.partition_date
-        and p.registered_at <= i.extracted_at
-    group by all
-),
-
 balances as (
     select
         i.partition_date,
         i.invoice_id,
         i.remaining_amount,
-        coalesce(s.amount, 0)::DECIMAL(18, 2) as paid_since_handover,
-        (i.remaining_amount + coalesce(s.amount, 0))::DECIMAL(18, 2) as balance_at_handover,
+        -- Payments from the hand-over day on, which the warehouse had netted into
+        -- remaining_amount when the invoice was extracted (summed by the extract from the
+        -- same snapshot). batch_payments sends them to Amili as payments, so the claims add
+        -- them back: the claims are the balance at hand-over, and each krone paid is
+        -- reported once (as a payment), never also as a smaller claim.
+        coalesce(i.paid_since_collection_day, 0)::DECIMAL(18, 2) as paid_since_handover,
+        (i.remaining_amount + coalesce(i.paid_since_collection_day, 0))::DECIMAL(18, 2)
+            as balance_at_handover,
         coalesce(t.lines_total, 0) as lines_total
     from invoices as i
-    left join paid_since_handover as s using (partition_date, invoice_id)
     left join (
         select partition_date, invoice_id, sum(amount) as lines_total
         from lines group by all

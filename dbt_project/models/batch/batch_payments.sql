@@ -3,7 +3,7 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
-        on_schema_change='fail',
+        on_schema_change='append_new_columns',
         pre_hook="{{ delete_partition_window() }}",
     )
 }}
@@ -16,7 +16,8 @@
 -- invoiceId is Amili's id of the invoice, known only once Amili acknowledged the invoice
 -- (amili.acknowledged_invoices, filled by the results stage). Until then the payment is
 -- held back with a reason and invoiceId stays NULL: it is never guessed. A held payment is
--- released by rebuilding its day after the acknowledgement arrived.
+-- sent on a later day: the first build after the acknowledgement carries it into its window
+-- (see macros/carry_forward.sql), or rebuilding its own day releases it there.
 
 with payments as (
     select * from {{ ref('stg_payments') }}
@@ -35,24 +36,69 @@ handed_over as (
 
 acknowledged as (
     select invoice_id, amili_invoice_id from {{ ref('stg_acknowledged_invoices') }}
+),
+
+registered as (
+    select
+        p.partition_date,
+        p.payment_id,
+        p.invoice_id,
+        h.creditor_id,
+        null::DATE as carried_from_date,
+        null::VARCHAR as hold_reason,
+        a.amili_invoice_id as invoiceId,
+        'DIRECT_PAYMENT' as "type",
+        p.amount,
+        p.currency,
+        {{ amili_datetime('p.registered_at') }} as "date",
+        concat_ws(', ', p.method, 'KID ' || p.kid) as description,
+        p.payment_id as uniqueSourcePaymentId
+    from payments as p
+    inner join handed_over as h
+        on h.invoice_id = p.invoice_id
+        and h.handed_over_on <= p.partition_date
+    left join acknowledged as a on a.invoice_id = p.invoice_id
+),
+
+{% if is_incremental() %}
+carried_in as (
+    select held.* replace (a.amili_invoice_id as invoiceId)
+    from ({{ held_rows_to_carry('payment_id') }}) as held
+    inner join acknowledged as a on a.invoice_id = held.invoice_id
+),
+
+carried_on as ({{ carried_copies_after_window('payment_id') }}),
+{% endif %}
+
+payment_rows as (
+    select * from registered
+    {% if is_incremental() %}
+    union all by name
+    select * from carried_in
+    {% endif %}
 )
 
 select
-    p.partition_date,
-    p.payment_id,
-    p.invoice_id,
-    h.creditor_id,
-    case when a.amili_invoice_id is null
-        then 'invoice not yet acknowledged by Amili' end as hold_reason,
-    a.amili_invoice_id as invoiceId,
-    'DIRECT_PAYMENT' as "type",
-    p.amount,
-    p.currency,
-    {{ amili_datetime('p.registered_at') }} as "date",
-    concat_ws(', ', p.method, 'KID ' || p.kid) as description,
-    p.payment_id as uniqueSourcePaymentId
-from payments as p
-inner join handed_over as h
-    on h.invoice_id = p.invoice_id
-    and h.handed_over_on <= p.partition_date
-left join acknowledged as a on a.invoice_id = p.invoice_id
+    r.partition_date,
+    r.payment_id,
+    r.invoice_id,
+    r.creditor_id,
+    r.carried_from_date,
+    case
+        {% if is_incremental() %}
+        when c.payment_id is not null then '{{ carried_forward_reason() }}'
+        {% endif %}
+        when r.invoiceId is null then '{{ not_acknowledged_reason() }}'
+    end as hold_reason,
+    r.invoiceId,
+    r."type",
+    r.amount,
+    r.currency,
+    r."date",
+    r.description,
+    r.uniqueSourcePaymentId
+from payment_rows as r
+{% if is_incremental() %}
+left join carried_on as c
+    on c.payment_id = r.payment_id and c.carried_from_date = r.partition_date
+{% endif %}

@@ -3,39 +3,62 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
-        on_schema_change='fail',
-        pre_hook="{{ delete_partition_window() }}",
+        on_schema_change='append_new_columns',
+        pre_hook="{{ delete_window_and_carried_from(carried_sources()) }}",
     )
 }}
 
 -- One row per object of the day's batch_*_json relations (creditors, invoices, payments,
 -- actions) and its fate that day, first match wins:
 --   quarantined        in amili.quarantine for that day (objectname, source_id)
+--   carried_forward    held that day, and a later day carries a copy of it (carried_from_date)
 --   held               dbt held it back (hold_reason)
 --   sent               a ledger row of that day in a batch that is not superseded; the
 --                      latest row (by prepared_at, chunk_number) gives outcome and ids
 --   skipped_unchanged  no ledger row that day, but the same payload (sha256) of the same
 --                      object was accepted on an earlier day
 --   unaccounted        none of these: eligible and not accounted for (a balance failure)
+-- Besides the window it rebuilds the days its carried copies come from (their originals'
+-- fate changes to carried_forward): see macros/carry_forward.sql.
+
+{%- set window = in_window_or_carried_from(carried_sources()) %}
 
 with objects as (
     select
         partition_date, 'creditor' as objectname, creditor_id as source_id, creditor_id,
-        payload, null::VARCHAR as hold_reason
+        payload, null::VARCHAR as hold_reason, null::DATE as carried_from_date
     from {{ ref('batch_creditors_json') }}
-    where {{ in_partition_window() }}
+    where {{ window }}
     union all
-    select partition_date, 'invoice', invoice_id, creditor_id, payload, null
+    select partition_date, 'invoice', invoice_id, creditor_id, payload, null, null
     from {{ ref('batch_invoices_json') }}
-    where {{ in_partition_window() }}
+    where {{ window }}
     union all
-    select partition_date, 'payment', payment_id, creditor_id, payload, hold_reason
+    select
+        partition_date, 'payment', payment_id, creditor_id, payload, hold_reason,
+        carried_from_date
     from {{ ref('batch_payments_json') }}
-    where {{ in_partition_window() }}
+    where {{ window }}
     union all
-    select partition_date, 'action', action_id, creditor_id, payload, hold_reason
+    select
+        partition_date, 'action', action_id, creditor_id, payload, hold_reason,
+        carried_from_date
     from {{ ref('batch_actions_json') }}
-    where {{ in_partition_window() }}
+    where {{ window }}
+),
+
+-- Copies carried forward (any later day), by the day and object they were carried from.
+carried_copies as (
+    select 'payment' as objectname, payment_id as source_id, carried_from_date,
+        min(partition_date) as carried_to_date
+    from {{ ref('batch_payments_json') }}
+    where carried_from_date is not null
+    group by all
+    union all
+    select 'action', action_id, carried_from_date, min(partition_date)
+    from {{ ref('batch_actions_json') }}
+    where carried_from_date is not null
+    group by all
 ),
 
 -- The payload hash exactly as the submission computes it (sha256 of the payload text; the
@@ -64,7 +87,7 @@ quarantined as (
         source_id,
         string_agg(distinct reason, ' | ' order by reason) as reason
     from {{ source('amili', 'quarantine') }}
-    where {{ in_partition_window() }} and source_id is not null
+    where {{ window }} and source_id is not null
     group by all
 ),
 
@@ -96,7 +119,7 @@ sent as (
         error_message,
         count(*) over (partition by partition_date, objectname, source_id) as times_sent
     from live_ledger
-    where {{ in_partition_window() }}
+    where {{ window }}
     qualify row_number() over (
         partition by partition_date, objectname, source_id
         order by prepared_at desc, chunk_number desc, batchid desc, objectindex desc
@@ -126,6 +149,7 @@ fates as (
         h.*,
         case
             when q.source_id is not null then 'quarantined'
+            when h.hold_reason is not null and c.source_id is not null then 'carried_forward'
             when h.hold_reason is not null then 'held'
             when s.source_id is not null then 'sent'
             when a.source_id is not null then 'skipped_unchanged'
@@ -133,7 +157,8 @@ fates as (
         end as fate,
         q.reason as quarantine_reason,
         s.* exclude (partition_date, objectname, source_id),
-        a.acknowledged_on
+        a.acknowledged_on,
+        c.carried_to_date
     from hashed as h
     left join quarantined as q
         on q.partition_date = h.partition_date
@@ -148,6 +173,10 @@ fates as (
         and a.objectname = h.objectname
         and a.source_id = h.source_id
         and a.payload_hash = h.payload_hash
+    left join carried_copies as c
+        on c.carried_from_date = h.partition_date
+        and c.objectname = h.objectname
+        and c.source_id = h.source_id
 )
 
 select
@@ -173,6 +202,8 @@ select
     case when fate = 'sent' then times_sent end::INTEGER as times_sent,
     case when fate = 'sent' then sent_payload_hash = payload_hash end as payload_matches_sent,
     case when fate = 'quarantined' then quarantine_reason end as quarantine_reason,
-    case when fate = 'held' then hold_reason end as hold_reason,
-    case when fate = 'skipped_unchanged' then acknowledged_on end as acknowledged_on
+    case when fate in ('held', 'carried_forward') then hold_reason end as hold_reason,
+    case when fate = 'skipped_unchanged' then acknowledged_on end as acknowledged_on,
+    carried_from_date,
+    case when fate = 'carried_forward' then carried_to_date end as carried_to_date
 from fates

@@ -3,34 +3,39 @@
         materialized='incremental',
         incremental_strategy='delete+insert',
         unique_key='partition_date',
-        on_schema_change='fail',
-        pre_hook="{{ delete_partition_window() }}",
+        on_schema_change='append_new_columns',
+        pre_hook="{{ delete_window_and_carried_from([ref('rpt_object_fates')]) }}",
     )
 }}
 
 -- Per day, creditor, kind of object and currency: how many eligible objects (and how much
 -- money) met each fate, and whether the day balances:
---   eligible = quarantined + held + skipped_unchanged + sent, with nothing unaccounted
+--   eligible = quarantined + held + carried_forward + skipped_unchanged + sent, with
+--              nothing unaccounted
 --   sent     = accepted + rejected + outstanding
 -- in counts and in amounts. Creditor and action objects carry no amount (and no currency):
--- their amounts are 0.
+-- their amounts are 0. carried_in counts the day's objects that are copies carried forward
+-- from an earlier day (they are part of eligible; their originals are carried_forward on
+-- their own day, which this model rebuilds too, like rpt_object_fates).
 
 {#- Each bucket and which of the window's objects it counts. -#}
 {%- set buckets = {
     'eligible': 'true',
     'quarantined': "fate = 'quarantined'",
     'held': "fate = 'held'",
+    'carried_forward': "fate = 'carried_forward'",
     'skipped_unchanged': "fate = 'skipped_unchanged'",
     'sent': "fate = 'sent'",
     'accepted': "outcome = 'accepted'",
     'rejected': "outcome = 'rejected'",
     'outstanding': "outcome = 'outstanding'",
     'unaccounted': "fate = 'unaccounted'",
+    'carried_in': "carried_from_date is not null",
 } %}
 
 with fates as (
     select * from {{ ref('rpt_object_fates') }}
-    where {{ in_partition_window() }}
+    where {{ in_window_or_carried_from([ref('rpt_object_fates')]) }}
 ),
 
 totals as (
@@ -53,11 +58,13 @@ totals as (
 select
     *,
     (
-        eligible_count = quarantined_count + held_count + skipped_unchanged_count + sent_count
+        eligible_count = quarantined_count + held_count + carried_forward_count
+            + skipped_unchanged_count + sent_count
         and unaccounted_count = 0
         and sent_count = accepted_count + rejected_count + outstanding_count
         and eligible_amount
-            = quarantined_amount + held_amount + skipped_unchanged_amount + sent_amount
+            = quarantined_amount + held_amount + carried_forward_amount
+            + skipped_unchanged_amount + sent_amount
         and unaccounted_amount = 0
         and sent_amount = accepted_amount + rejected_amount + outstanding_amount
     ) as balances

@@ -12,6 +12,7 @@ select
     {{ clean_text('kid') }} as kid,
     {{ clean_text('status') }} as status,
     remaining_amount::DECIMAL(18, 2) as remaining_amount,
+    paid_since_collection_day::DECIMAL(18, 2) as paid_since_collection_day,
     disputed::BOOLEAN as is_disputed,
     {{ clean_text('description') }} as description,
     extracted_at
