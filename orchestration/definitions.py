@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions, load_assets_from_modules
+from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from assets import api_health, dbt_models, extract, reconciliation, submission
 from orchestration.dbt import dbt_resource
@@ -16,6 +16,9 @@ defs = Definitions(
         reconciliation.rejection_rate_is_low,
     ],
     jobs=[amili_daily_job],
+    # Also for the implicit asset job that runs UI backfills from the asset graph (it does
+    # not use amili_daily's executor): one process per run, not one per step.
+    executor=in_process_executor,
     schedules=[daily_schedule()],
     resources={
         "amili": AmiliApiResource(),
