@@ -5,8 +5,8 @@ extract asset (``meta.dagster.asset_key`` in ``__sources.yml``). A backfill runs
 its whole range: the models are incremental by partition window.
 """
 
-import json
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -48,9 +48,47 @@ def amili_dbt_models(
 def build_partition_window(
     context: AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
 ) -> Iterator[Any]:
-    """``dbt build`` of the selected models for the run's window of Oslo days."""
+    """``dbt build`` of the selected models for the run's window of Oslo days.
+
+    The window goes to dbt through the environment (AMILI_DBT_MIN_DATE / _MAX_DATE, read by
+    macros/partition_window.sql when models execute), not ``--vars``: changed vars make dbt
+    parse the whole project again, every run. dbt's parse state from this invocation is kept
+    for the next one (see :func:`_keep_parse_state`).
+    """
     start, end = window_days(context.partition_time_window)
-    dbt_vars = {"min_date": start.isoformat(), "max_date": end.isoformat()}
-    # dbt runs in dbt_project/, so it gets the pipeline DB as an absolute path
-    os.environ["AMILI_PIPELINE_DB"] = str(Path(pipeline.settings().pipeline_db).resolve())
-    yield from dbt.cli(["build", "--vars", json.dumps(dbt_vars)], context=context).stream()
+    window = {
+        # dbt runs in dbt_project/, so it gets the pipeline DB as an absolute path
+        "AMILI_PIPELINE_DB": str(Path(pipeline.settings().pipeline_db).resolve()),
+        "AMILI_DBT_MIN_DATE": start.isoformat(),
+        "AMILI_DBT_MAX_DATE": end.isoformat(),
+    }
+    saved = {name: os.environ.get(name) for name in window}
+    os.environ.update(window)  # DbtCliResource passes this process's environment to dbt
+    try:
+        invocation = dbt.cli(["build"], context=context)
+        yield from invocation.stream()
+        _keep_parse_state(Path(invocation.target_path))
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _keep_parse_state(invocation_target: Path) -> None:
+    """Copy dbt's partial-parse state of an invocation back to the project's target folder.
+
+    dagster-dbt gives each invocation its own target folder, seeded from the project's
+    ``target/partial_parse.msgpack``; dbt reuses that state only when the profile's
+    environment (AMILI_PIPELINE_DB) matches the one it was made with. Keeping the newest
+    state means only the first run against a database parses the whole project. The copy
+    is renamed into place, so a reader never sees half a file.
+    """
+    state = invocation_target / "partial_parse.msgpack"
+    if not state.exists():
+        return
+    kept = dbt_project.project_dir / "target" / "partial_parse.msgpack"
+    partial = kept.with_suffix(".msgpack.tmp")
+    shutil.copyfile(state, partial)
+    partial.replace(kept)
