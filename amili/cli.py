@@ -63,6 +63,12 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return 0 if run_pipeline_demo(out=sys.stdout, day=args.day) else 1
 
 
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from amili.reporting.dashboard import serve
+
+    return serve(port=args.port, reporting_db=args.snapshot)
+
+
 def _cmd_demo_warehouse(args: argparse.Namespace) -> int:
     from amili.settings import PipelineSettings
     from amili.warehouse import export_parquet, generate_demo_warehouse
@@ -150,6 +156,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="the partition, YYYY-MM-DD (default: yesterday in Europe/Oslo)",
     )
     demo.set_defaults(handler=_cmd_demo)
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the analysts' reconciliation dashboard (marimo) on 127.0.0.1; it reads "
+        "only the reporting snapshot, never the pipeline's database",
+    )
+    dashboard.add_argument("--port", type=int, default=2718, help="port (default 2718)")
+    dashboard.add_argument(
+        "--snapshot", default=None,
+        help="the reporting snapshot to read (default: AMILI_REPORTING_DB or "
+        "data/reporting.duckdb beside the pipeline database)",
+    )
+    dashboard.set_defaults(handler=_cmd_dashboard)
 
     api_demo = commands.add_parser(
         "api-demo", help="start a sandbox, post a small valid batch, print what came back"

@@ -22,6 +22,7 @@ from pydantic import Field
 
 from amili.pipeline.results import publish_results
 from amili.pipeline.submission import Relations, submit_window
+from amili.reporting.metrics import invoice_amounts_nok, to_ore
 from amili.settings import ClientSettings
 from assets.dbt_models import amili_dbt_models
 from assets.extract import PIPELINE_DB_POOL
@@ -145,6 +146,11 @@ def amili_results(
     }
     for outcome, amount in sorted(tally.amounts_by_outcome.items()):
         metadata[f"invoice_amount_{outcome}"] = str(amount)
+    # Numbers the Dagster UI plots across partitions: invoice amounts (NOK) in whole øre,
+    # exact integers from DECIMAL sums, never floats.
+    for bucket, amount in invoice_amounts_nok(pipeline.settings().pipeline_db, start, end
+                                              ).items():
+        metadata[f"{bucket}_amount_nok_ore"] = MetadataValue.int(to_ore(amount))
     if tally.acknowledged is not None:
         metadata["invoice_ids_recorded"] = tally.acknowledged.inserted
         if tally.acknowledged.conflicts:

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
-from assets import api_health, dbt_models, extract, reconciliation, submission
+from assets import api_health, dbt_models, extract, reconciliation, reporting, submission
 from orchestration.dbt import dbt_resource
 from orchestration.jobs import amili_daily_job, daily_schedule
 from orchestration.resources import AmiliApiResource, PipelineResource
 
 defs = Definitions(
-    assets=load_assets_from_modules([api_health, extract, dbt_models, submission, reconciliation]),
+    assets=load_assets_from_modules(
+        [api_health, extract, dbt_models, submission, reconciliation, reporting]
+    ),
     asset_checks=[
         reconciliation.every_krone_is_accounted_for,
         reconciliation.rejection_rate_is_low,

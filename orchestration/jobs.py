@@ -14,7 +14,8 @@ from dagster import (
 
 from amili.settings import PipelineSettings, load
 
-#: Everything partitioned: extract, dbt models, submission, results, reconciliation.
+#: Everything partitioned: extract, dbt models, submission, results, reconciliation, and the
+#: reporting snapshot and sign-off report (assets/reporting.py).
 CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping")
 
 amili_daily_job = define_asset_job(

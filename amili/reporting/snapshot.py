@@ -1,0 +1,262 @@
+"""The reporting snapshot: a copy of the marts and result tables, published atomically.
+
+DuckDB admits one writing process per file, and any other process that holds the file open,
+even read-only, makes the writer fail with "Could not set lock on file". So analysts never
+open the pipeline's database: after each run the tables they need are copied into a separate
+file (``data/reporting.duckdb`` by default) that is written under a temporary name and then
+renamed over the old one. A reader that has the old file open keeps reading the old inode;
+the next connection opens the new one; nobody ever sees a half-written copy.
+
+The copy is ``CREATE TABLE ... AS SELECT`` from the pipeline database into an attached new
+file, table by table from an allow-list, rather than ``COPY FROM DATABASE``: only what the
+dashboard needs goes out (no ``raw.*`` or batch payloads with debtors' identity numbers and
+addresses, no ledger response bodies), a staging view cannot drag its raw tables along, and
+the few derived tables analysts want are built on the way (schema ``report``: ``problems``,
+``held_payments``, ``snapshot_info``; not ``reporting``, which is the file's own catalog
+name and would make ``reporting.x`` ambiguous). Marts are copied
+with ``SELECT *`` so a column added to them later (say a new bucket) reaches the snapshot
+without a change here.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import duckdb
+
+from amili.pipeline.duckdb_io import connect_writer
+
+__all__ = ["SNAPSHOT_TABLES", "SnapshotSummary", "SnapshotTable", "publish_snapshot"]
+
+
+@dataclass(frozen=True)
+class SnapshotTable:
+    """One table of the snapshot: where it goes and the query that fills it."""
+
+    schema: str
+    name: str
+    query: str
+    #: Relations (schema.name) of the pipeline database the query reads; all must exist.
+    sources: tuple[str, ...]
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+
+def _copy(schema: str, name: str, exclude: str = "") -> SnapshotTable:
+    columns = f"* EXCLUDE ({exclude})" if exclude else "*"
+    return SnapshotTable(schema, name, f"SELECT {columns} FROM {schema}.{name}",
+                         (f"{schema}.{name}",))
+
+
+#: Held payments: dbt held them back because Amili had not acknowledged their invoice yet.
+#: ``still_held`` is false once a later batch got the payment accepted.
+_HELD_PAYMENTS = """
+SELECT p.partition_date, p.payment_id, p.invoice_id, p.creditor_id, p.hold_reason,
+       p.amount, p.currency,
+       a.amili_invoice_id IS NOT NULL AS invoice_now_acknowledged,
+       -- a payment held again on a later day (carried forward) is listed once, its latest day
+       row_number() OVER (PARTITION BY p.payment_id ORDER BY p.partition_date DESC) = 1
+           AS latest_hold,
+       NOT EXISTS (
+           SELECT 1 FROM amili.ledger_objects AS o
+           JOIN amili.submission_ledger AS l ON l.batchid = o.batchid
+           WHERE l.state <> 'superseded' AND o.objectname = 'payment'
+             AND o.source_id = p.payment_id AND o.outcome = 'accepted'
+       ) AS still_held
+FROM batch.batch_payments AS p
+LEFT JOIN amili.acknowledged_invoices AS a ON a.unique_source_invoice_id = p.invoice_id
+WHERE p.hold_reason IS NOT NULL
+"""
+
+#: ``normalize_reason`` of dbt_project/macros/reconciliation.sql, the same SQL, so a reason
+#: here is the ``reason`` of ``marts.rpt_rejection_reasons`` (a test holds them together).
+NORMALIZE_REASON = r"""regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        {message},
+        '(^|[^A-Za-z0-9])''(?:[^''\\]|\\.)*''', '\1<value>', 'g'),
+        '(^|[^A-Za-z0-9])"(?:[^"\\]|\\.)*"', '\1<value>', 'g'),
+        '\[[0-9]+\]', '[*]', 'g'),
+        '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(T[0-9:.]+Z?)?', '<date>', 'g'),
+        '\b[0-9]{{5,}}\b', '<n>', 'g')"""
+
+#: One row per object Amili rejected (latest answer) or validation quarantined, with the
+#: reason as the mart groups it, the full message, and the invoice it concerns (a payment's
+#: or action's invoice from its batch table), for the dashboard's drill-down.
+_PROBLEMS = """
+WITH problems AS (
+    SELECT partition_date, creditor_id, objectname, source_id, amount, currency, batchid,
+           ledgerref, status_statuscode,
+           CASE WHEN fate = 'quarantined' THEN 'quarantined' ELSE 'rejected by Amili' END
+               AS kind,
+           CASE WHEN fate = 'quarantined' THEN coalesce(quarantine_reason, '(no reason)')
+                ELSE coalesce(error_message, '(no message)') END AS message
+    FROM marts.rpt_object_fates
+    WHERE fate = 'quarantined' OR (fate = 'sent' AND outcome = 'rejected')
+),
+payment_invoices AS (
+    SELECT partition_date, payment_id, any_value(invoice_id) AS invoice_id
+    FROM batch.batch_payments GROUP BY ALL
+),
+action_invoices AS (
+    SELECT partition_date, action_id, any_value(invoice_id) AS invoice_id
+    FROM batch.batch_actions GROUP BY ALL
+)
+SELECT p.partition_date, p.creditor_id, p.objectname, p.source_id,
+       CASE p.objectname WHEN 'invoice' THEN p.source_id WHEN 'payment' THEN pi.invoice_id
+            WHEN 'action' THEN ai.invoice_id END AS invoice_id,
+       p.batchid, p.ledgerref, p.status_statuscode, p.amount, p.currency, p.kind,
+       """ + NORMALIZE_REASON.format(message="p.message") + """ AS reason, p.message
+FROM problems AS p
+LEFT JOIN payment_invoices AS pi
+       ON p.objectname = 'payment' AND pi.partition_date = p.partition_date
+      AND pi.payment_id = p.source_id
+LEFT JOIN action_invoices AS ai
+       ON p.objectname = 'action' AND ai.partition_date = p.partition_date
+      AND ai.action_id = p.source_id
+"""
+
+#: What the snapshot holds, in the pipeline database's own schema and table names, so a
+#: query written against one runs on the other.
+SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
+    _copy("marts", "rpt_reconciliation_daily"),
+    _copy("marts", "rpt_object_fates"),
+    _copy("marts", "rpt_rejection_reasons"),
+    _copy("marts", "rpt_unanswered_batches"),
+    _copy("amili", "responses"),
+    _copy("amili", "errors"),
+    # the payload holds the debtor's identity number and address: the reason is enough
+    _copy("amili", "quarantine", exclude="payload"),
+    _copy("amili", "submission_ledger", exclude="response_body"),
+    SnapshotTable(
+        "report", "problems", _PROBLEMS,
+        ("marts.rpt_object_fates", "batch.batch_payments", "batch.batch_actions"),
+    ),
+    SnapshotTable(
+        "report", "held_payments", _HELD_PAYMENTS,
+        ("batch.batch_payments", "amili.ledger_objects", "amili.submission_ledger",
+         "amili.acknowledged_invoices"),
+    ),
+)
+
+
+#: The snapshot is written in an older storage format than DuckDB 2.0's default, so that
+#: analysts' tools on DuckDB 1.x (the ``duckdb`` shell of the ``duckdb-cli`` package,
+#: 1.5.6 here, or a SQL client) can open it; everything it holds exists in that format.
+STORAGE_VERSION = "v1.0.0"
+
+
+@dataclass(frozen=True)
+class SnapshotSummary:
+    """What was published: where, the row count of each table, and what was missing."""
+
+    path: Path
+    row_counts: dict[str, int]
+    missing: list[str] = field(default_factory=list)
+    bytes: int = 0
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def publish_snapshot(
+    pipeline_db: str | Path,
+    reporting_db: str | Path,
+    *,
+    window: tuple[date, date] | None = None,
+) -> SnapshotSummary:
+    """Copy :data:`SNAPSHOT_TABLES` into a new file and rename it over ``reporting_db``.
+
+    The pipeline database is opened the way every writer opens it (waiting a bounded time
+    for another writer), only read from, and closed before the rename. A table whose sources
+    do not exist yet (a fresh pipeline database) is left out and named in ``missing``.
+    ``window`` is recorded in ``report.snapshot_info`` only: every day is copied.
+    """
+    target = Path(reporting_db).resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:12]}.tmp")
+    row_counts: dict[str, int] = {}
+    missing: list[str] = []
+    try:
+        with connect_writer(pipeline_db) as con:
+            existing = {
+                f"{schema}.{name}" for schema, name in con.execute(
+                    """SELECT schema_name, table_name FROM duckdb_tables()
+                       WHERE database_name = current_database()
+                       UNION ALL
+                       SELECT schema_name, view_name FROM duckdb_views()
+                       WHERE database_name = current_database() AND NOT internal"""
+                ).fetchall()
+            }
+            con.execute(f"ATTACH {_literal(str(temp))} AS reporting_snapshot "
+                        f"(STORAGE_VERSION '{STORAGE_VERSION}')")
+            try:
+                for schema in sorted({t.schema for t in SNAPSHOT_TABLES} | {"report"}):
+                    con.execute(f"CREATE SCHEMA reporting_snapshot.{schema}")
+                for table in SNAPSHOT_TABLES:
+                    if not all(source in existing for source in table.sources):
+                        missing.append(table.qualified)
+                        continue
+                    con.execute(
+                        f"CREATE TABLE reporting_snapshot.{table.qualified} AS {table.query}"
+                    )
+                    row_counts[table.qualified] = con.execute(
+                        f"SELECT count(*) FROM reporting_snapshot.{table.qualified}"
+                    ).fetchone()[0]
+                _write_info(con, Path(pipeline_db), window, row_counts, missing)
+                con.execute("CHECKPOINT reporting_snapshot")
+            finally:
+                con.execute("DETACH reporting_snapshot")
+        _fsync(temp)
+        os.replace(temp, target)  # atomic on one filesystem: old readers keep the old inode
+        # The new file was checkpointed whole, so a write-ahead log under its name can only
+        # be left by someone who opened the old file for writing; it must not be replayed
+        # onto the new one. (The file stays writable: `duckdb data/reporting.duckdb`
+        # without -readonly must open, as a non-root analyst too.)
+        target.with_name(target.name + ".wal").unlink(missing_ok=True)
+        _fsync(target.parent)
+    finally:
+        for leftover in (temp, temp.with_name(temp.name + ".wal")):
+            leftover.unlink(missing_ok=True)
+    return SnapshotSummary(target, row_counts, missing, target.stat().st_size)
+
+
+def _write_info(
+    con: duckdb.DuckDBPyConnection,
+    pipeline_db: Path,
+    window: tuple[date, date] | None,
+    row_counts: dict[str, int],
+    missing: list[str],
+) -> None:
+    """``report.snapshot_info`` (one row: when, from where) and ``snapshot_tables``."""
+    con.execute(
+        """CREATE TABLE reporting_snapshot.report.snapshot_info AS
+           SELECT now() AS published_at, $source AS source_db,
+                  $start::DATE AS window_start, $end::DATE AS window_end,
+                  $missing::VARCHAR[] AS missing_tables""",
+        {"source": str(pipeline_db.resolve()), "start": window[0] if window else None,
+         "end": window[1] if window else None, "missing": missing},
+    )
+    con.execute(
+        """CREATE TABLE reporting_snapshot.report.snapshot_tables
+           (table_name VARCHAR, row_count BIGINT)"""
+    )
+    if row_counts:
+        con.executemany(
+            "INSERT INTO reporting_snapshot.report.snapshot_tables VALUES (?, ?)",
+            list(row_counts.items()),
+        )
+
+
+def _fsync(path: Path) -> None:
+    """Flush a file (or a folder's entry list) to disk, so the rename publishes whole data."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -1,0 +1,97 @@
+"""Stage 6: publish what analysts read, and archive the day's sign-off report.
+
+``reporting_snapshot`` copies the marts and result tables into a separate DuckDB file and
+renames it into place (it opens the pipeline file, so it runs in the writers' pool).
+``signoff_report`` reads only that snapshot and writes one static HTML file per day. The
+logic is in :mod:`amili.reporting`; these assets pick the window and shape the metadata.
+"""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    BackfillPolicy,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
+from dagster_dbt import get_asset_key_for_model
+
+from amili.reporting.settings import reporting_paths
+from amili.reporting.signoff import write_signoff_report
+from amili.reporting.snapshot import publish_snapshot
+from assets.extract import PIPELINE_DB_POOL
+from assets.reconciliation import amili_reconciliation_models
+from assets.submission import LEDGER_KEYS, RESULT_KEYS
+from orchestration.partitions import daily_partitions, window_days
+from orchestration.resources import PipelineResource
+
+MART_KEYS = [
+    get_asset_key_for_model([amili_reconciliation_models], name)
+    for name in ("rpt_reconciliation_daily", "rpt_object_fates", "rpt_rejection_reasons",
+                 "rpt_unanswered_batches")
+]
+SNAPSHOT_KEY = AssetKey(["reporting", "reporting_snapshot"])
+
+
+@asset(
+    key=SNAPSHOT_KEY,
+    deps=[*MART_KEYS, *RESULT_KEYS.values(), *LEDGER_KEYS.values()],
+    group_name="reporting",
+    kinds={"duckdb"},
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    pool=PIPELINE_DB_POOL,
+    description="The marts and result tables copied into the analysts' own DuckDB file "
+    "(data/reporting.duckdb), published by an atomic rename: the dashboard and ad-hoc SQL "
+    "never open the pipeline's file, so they can never block the daily run.",
+)
+def reporting_snapshot(context: AssetExecutionContext, pipeline: PipelineResource) -> None:
+    """Copies every day (not only the window): the snapshot is the whole reporting state."""
+    settings = pipeline.settings()
+    paths = reporting_paths(settings.pipeline_db)
+    window = window_days(context.partition_time_window)
+    summary = publish_snapshot(settings.pipeline_db, paths.reporting_db, window=window)
+    if summary.missing:
+        context.log.warning("Not in the pipeline database yet, left out: %s", summary.missing)
+    context.add_output_metadata({
+        "path": MetadataValue.path(str(summary.path)),
+        "bytes": summary.bytes,
+        "dagster/row_count": summary.row_counts.get("marts.rpt_object_fates", 0),
+        "row_counts": MetadataValue.json(summary.row_counts),
+        "missing_tables": MetadataValue.json(summary.missing),
+    })
+
+
+@asset(
+    key=AssetKey(["reporting", "signoff_report"]),
+    deps=[SNAPSHOT_KEY],
+    group_name="reporting",
+    kinds={"html"},
+    partitions_def=daily_partitions,
+    backfill_policy=BackfillPolicy.single_run(),
+    description="The day's sign-off report: a static HTML file (inline SVG charts, no "
+    "scripts) under data/reports/YYYY-MM-DD.html, read from the reporting snapshot only.",
+)
+def signoff_report(
+    context: AssetExecutionContext, pipeline: PipelineResource
+) -> Iterator[MaterializeResult]:
+    """One report per day of the window; a rewritten day keeps its earlier version archived."""
+    paths = reporting_paths(pipeline.settings().pipeline_db)
+    start, end = window_days(context.partition_time_window)
+    written = write_signoff_report(paths.reporting_db, paths.reports_dir, start, end)
+    for report in written:
+        context.log.info("Sign-off report for %s: %s", report.day, report.path)
+    last = written[-1] if written else None
+    metadata: dict[str, object] = {
+        "reports": MetadataValue.md(
+            "\n".join(f"- {r.day}: `{r.path}`" for r in written) or "_none_"),
+        "report_count": len(written),
+    }
+    if last is not None:
+        metadata["path"] = MetadataValue.path(str(last.path))
+        metadata["sha256"] = last.sha256
+        if last.archived is not None:
+            metadata["previous_version"] = MetadataValue.path(str(last.archived))
+    yield MaterializeResult(metadata=metadata)

@@ -1,0 +1,222 @@
+"""The reporting snapshot, the sign-off report and the numeric results metadata, after a real
+run of the daily job against the sandbox (which rejected a share of the objects)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from datetime import date, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+import pytest
+from dagster import AssetKey
+
+from amili.reporting import queries as q
+from amili.reporting.signoff import write_signoff_report
+from amili.reporting.snapshot import SNAPSHOT_TABLES, publish_snapshot
+from tests.reporting.conftest import DAY, ReportingRun
+
+#: The first test also waits for the session's run of the daily job.
+pytestmark = pytest.mark.timeout(900)
+
+
+def pipeline_query(run: ReportingRun, sql: str) -> list[tuple]:
+    with duckdb.connect(str(run.pipeline_db), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
+def materialization(run: ReportingRun, key: list[str]) -> dict:
+    return next(e.materialization.metadata for e in run.result.get_asset_materialization_events()
+                if e.asset_key == AssetKey(key))
+
+
+def test_the_job_publishes_every_table_of_the_snapshot(reporting_run: ReportingRun) -> None:
+    metadata = materialization(reporting_run, ["reporting", "reporting_snapshot"])
+    assert metadata["path"].value == str(reporting_run.reporting_db)
+    assert metadata["missing_tables"].value == []
+    assert not list(reporting_run.reporting_db.parent.glob(".reporting.duckdb.*"))  # no temp
+    assert not reporting_run.reporting_db.with_suffix(".duckdb.wal").exists()
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        for table in SNAPSHOT_TABLES:
+            if table.schema == "report":
+                continue
+            [(in_snapshot,)] = con.execute(f"SELECT count(*) FROM {table.qualified}").fetchall()
+            [(in_pipeline,)] = pipeline_query(reporting_run,
+                                              f"SELECT count(*) FROM {table.qualified}")
+            assert in_snapshot == in_pipeline, table.qualified
+        # the payloads with debtors' personal data stay in the pipeline database
+        columns = {c for (c,) in con.execute(
+            "SELECT column_name FROM duckdb_columns() WHERE table_name = 'quarantine'"
+        ).fetchall()}
+        assert "payload" not in columns
+        assert con.execute("SELECT window_start, window_end FROM report.snapshot_info"
+                           ).fetchone() == (DAY, DAY + timedelta(days=1))
+
+
+def test_the_drill_down_table_groups_reasons_exactly_as_the_mart(
+    reporting_run: ReportingRun,
+) -> None:
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        ours = con.execute(
+            """SELECT partition_date, objectname, kind, reason, count(*),
+                      coalesce(sum(amount), 0)::DECIMAL(38, 2)
+               FROM report.problems GROUP BY ALL ORDER BY ALL""").fetchall()
+        mart = con.execute(
+            """SELECT partition_date, objectname, kind, reason, sum(object_count),
+                      sum(amount)::DECIMAL(38, 2)
+               FROM marts.rpt_rejection_reasons GROUP BY ALL ORDER BY ALL""").fetchall()
+    assert ours == mart
+    assert any("sandbox fault injection" in row[3] for row in ours)
+
+
+def test_a_reader_keeps_its_snapshot_while_a_new_one_is_published(
+    reporting_run: ReportingRun, tmp_path: Path
+) -> None:
+    """The swap under an open reader: the reader finishes on the old file, nobody fails,
+    and the next connection sees the new one."""
+    snapshot = tmp_path / "reporting.duckdb"
+    publish_snapshot(reporting_run.pipeline_db, snapshot)
+    with q.connect_snapshot(snapshot) as reader:
+        [(first_published,)] = reader.execute(
+            "SELECT published_at FROM report.snapshot_info").fetchall()
+        expected = reader.execute("SELECT count(*) FROM marts.rpt_object_fates").fetchone()[0]
+        cursor = reader.execute("SELECT source_id FROM marts.rpt_object_fates")
+        head = cursor.fetchmany(1)
+        inode = snapshot.stat().st_ino
+
+        publish_snapshot(reporting_run.pipeline_db, snapshot)  # while the reader is open
+
+        assert snapshot.stat().st_ino != inode  # a new file took the name
+        assert len(head) + len(cursor.fetchall()) == expected  # the reader read on, whole
+        assert reader.execute("SELECT published_at FROM report.snapshot_info"
+                              ).fetchone()[0] == first_published
+    with q.connect_snapshot(snapshot) as fresh:
+        assert fresh.execute("SELECT published_at FROM report.snapshot_info"
+                             ).fetchone()[0] > first_published
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["reporting.duckdb"]
+
+
+def test_readers_in_other_threads_never_see_a_half_written_snapshot(
+    reporting_run: ReportingRun, tmp_path: Path
+) -> None:
+    snapshot = tmp_path / "reporting.duckdb"
+    publish_snapshot(reporting_run.pipeline_db, snapshot)
+    with q.connect_snapshot(snapshot) as con:
+        expected = con.execute("SELECT table_name, row_count FROM report.snapshot_tables "
+                               "ORDER BY ALL").fetchall()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            try:
+                with duckdb.connect(str(snapshot), read_only=True) as con:
+                    seen = con.execute("SELECT table_name, row_count FROM "
+                                       "report.snapshot_tables ORDER BY ALL").fetchall()
+                    assert seen == expected
+            except BaseException as exc:  # reported below
+                errors.append(exc)
+                return
+
+    threads = [threading.Thread(target=read) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        for _ in range(5):
+            publish_snapshot(reporting_run.pipeline_db, snapshot)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    assert errors == []
+
+
+def test_the_duckdb_shell_opens_the_snapshot(reporting_run: ReportingRun) -> None:
+    """The plain way analysts read it: the duckdb shell (DuckDB 1.5, from duckdb-cli)."""
+    shell = Path(sys.executable).parent / "duckdb"
+    if not shell.exists():
+        pytest.skip("no duckdb shell in this environment (the duckdb-cli package)")
+    answer = subprocess.run(
+        [str(shell), "-readonly", "-csv", "-noheader", str(reporting_run.reporting_db), "-c",
+         "SELECT count(*), sum(amount) FROM report.problems"],
+        capture_output=True, text=True, timeout=60, check=True,
+    ).stdout.strip()
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        count, total = con.execute("SELECT count(*), sum(amount) FROM report.problems"
+                                   ).fetchone()
+    assert answer == f"{count},{total}"
+
+
+def test_ad_hoc_sql_cannot_reach_the_pipeline_database_or_write(
+    reporting_run: ReportingRun,
+) -> None:
+    names, rows = q.run_sql(reporting_run.reporting_db,
+                            "SELECT count(*) AS n, sum(amount) AS total FROM report.problems")
+    assert names == ["n", "total"]
+    assert rows[0]["n"] > 0 and Decimal(rows[0]["total"]) > 0  # DECIMAL comes back as text
+    for sql in (f"ATTACH '{reporting_run.pipeline_db}' AS p (READ_ONLY)",
+                "CREATE TABLE x AS SELECT 1",
+                f"COPY (SELECT 1) TO '{reporting_run.folder / 'out.csv'}'",
+                "SET enable_external_access = true"):
+        with pytest.raises(duckdb.Error):
+            q.run_sql(reporting_run.reporting_db, sql)
+
+
+def test_amounts_are_formatted_exactly_in_sql() -> None:
+    with duckdb.connect() as con:
+        for text in ("0.00", "5.07", "-1234.50", "12345678901234567.89", "999999.99"):
+            [(shown,)] = con.execute(f"SELECT {q.nok_sql(f'{text}::DECIMAL(38, 2)')}"
+                                     ).fetchall()
+            assert q.parse_nok(shown) == Decimal(text)
+        assert con.execute(f"SELECT {q.nok_sql('1234567.8')}").fetchone()[0] == (
+            "1\u00a0234\u00a0567,80")
+
+
+def test_results_metadata_has_plottable_numbers(reporting_run: ReportingRun) -> None:
+    metadata = materialization(reporting_run, ["amili", "responses"])
+    for key in ("sent", "accepted", "rejected", "quarantined"):
+        assert isinstance(metadata[key].value, int), key
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        [row] = q.rows(con, """SELECT sum(sent_amount) AS sent, sum(accepted_amount) AS accepted,
+                                      sum(rejected_amount) AS rejected,
+                                      sum(quarantined_amount) AS quarantined
+                               FROM marts.rpt_reconciliation_daily
+                               WHERE objectname = 'invoice' AND currency = 'NOK'""")
+    for bucket, amount in row.items():
+        value = metadata[f"{bucket}_amount_nok_ore"].value
+        assert isinstance(value, int) and not isinstance(value, bool)
+        assert value == int(amount * 100), bucket
+    assert row["rejected"] > 0  # the sandbox rejected some invoices
+
+
+def test_the_signoff_report_is_written_and_a_rewrite_keeps_the_old_one(
+    reporting_run: ReportingRun, tmp_path: Path
+) -> None:
+    metadata = materialization(reporting_run, ["reporting", "signoff_report"])
+    report = Path(metadata["path"].value)
+    assert report == reporting_run.reports_dir / f"{DAY.isoformat()}.html"
+    html = report.read_text(encoding="utf-8")
+    assert "<script" not in html.lower() and "http://" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert html.count("<svg") == 3 and 'data-verdict="balances"' in html
+
+    reports = tmp_path / "reports"
+    [first] = write_signoff_report(reporting_run.reporting_db, reports, DAY, DAY + timedelta(1))
+    os.utime(first.path, (0, 0))  # an earlier report of the day, with other content
+    first.path.write_text(first.path.read_text() + "<!-- signed off -->", encoding="utf-8")
+    [second] = write_signoff_report(reporting_run.reporting_db, reports, DAY,
+                                    DAY + timedelta(1))
+    assert second.archived is not None and second.archived.read_text().endswith(
+        "<!-- signed off -->")
+    assert second.path.read_text() != second.archived.read_text()
+
+
+def test_a_day_without_rows_still_gets_a_report(reporting_run: ReportingRun,
+                                                tmp_path: Path) -> None:
+    [report] = write_signoff_report(reporting_run.reporting_db, tmp_path, date(2026, 1, 1),
+                                    date(2026, 1, 2))
+    assert 'data-verdict="empty"' in report.path.read_text()
