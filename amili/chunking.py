@@ -31,6 +31,7 @@ __all__ = [
     "BatchObject",
     "Chunk",
     "ObjectTooLargeError",
+    "TooLargeHandler",
     "batch_id_with_prefix",
     "chunk_objects",
     "default_batch_id",
@@ -72,12 +73,13 @@ class BatchObject(NamedTuple):
     """One object ready for a body: its array, its compact JSON and the caller's key to it.
 
     A NamedTuple (not a dataclass) because the chunker unpacks a million of them and tuple
-    unpacking is the cheapest way to read three fields.
+    unpacking is the cheapest way to read three fields. ``source_id`` is usually the source
+    row's id; any value the caller needs back per object (e.g. a tuple) may ride there.
     """
 
     objectname: ObjectName
     payload: bytes
-    source_id: str
+    source_id: Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +197,10 @@ def serialize(
     return BatchObject(name, payload, source_id)
 
 
+TooLargeHandler = Callable[[BatchObject, ObjectTooLargeError], None]
+"""Told about an object that fits in no body; the object is then left out and cutting goes on."""
+
+
 def chunk_objects(
     objects: Iterable[BatchObject],
     *,
@@ -202,6 +208,10 @@ def chunk_objects(
     max_bytes: int,
     batch_id: BatchIdFactory = default_batch_id,
     offline: bool = False,
+    header: BatchObject | None = None,
+    header_alone: bool = False,
+    first_number: int = 0,
+    on_too_large: TooLargeHandler | None = None,
 ) -> Iterator[Chunk]:
     """Cut ``objects`` into request bodies of at most ``max_objects`` objects and ``max_bytes``.
 
@@ -209,13 +219,20 @@ def chunk_objects(
     the objects of chunk k all precede those of chunk k+1, and each array keeps the input's
     relative order. Objects of the four kinds may come interleaved.
 
+    ``header``, if given, heads every body: it is the first object of its array in each chunk
+    and counts against both limits in each (the Batch API gives a body's invoices to its one
+    creditor object, so a creditor's invoices carry it in every body). A header alone is not a
+    chunk, unless ``header_alone`` and no other chunk was made. ``first_number`` numbers the
+    first chunk (to continue a numbering over several calls).
+
     The batchid is part of the body, and it derives from the content hash that is only known
     once the chunk is closed; so its length is learnt up front by calling ``batch_id`` with a
     probe hash, and a factory whose id length depends on the hash's *value* is refused.
 
-    Arguments are checked now; the objects are read lazily, as chunks are taken.
-    Raises :class:`ObjectTooLargeError` (after yielding the chunk before it) for an object that
-    cannot fit in any body.
+    Arguments (the header's size included) are checked now; the objects are read lazily, as
+    chunks are taken. An object that cannot fit in any body is passed to ``on_too_large`` and
+    left out; without a handler, :class:`ObjectTooLargeError` is raised (after yielding the
+    chunk before it). A header that does not fit with room for one more object raises at once.
     """
     if isinstance(max_objects, bool) or not isinstance(max_objects, int) or max_objects < 1:
         raise ValueError(f"max_objects must be an integer >= 1, got {max_objects!r}")
@@ -223,14 +240,44 @@ def chunk_objects(
         raise TypeError(f"offline must be a bool, got {offline!r}")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int):
         raise ValueError(f"max_bytes must be an integer, got {max_bytes!r}")
-    envelope = _envelope_size(offline) + _encoded_id_length(batch_id, 0)
+    if isinstance(first_number, bool) or not isinstance(first_number, int) or first_number < 0:
+        raise ValueError(f"first_number must be an integer >= 0, got {first_number!r}")
+    envelope = _envelope_size(offline) + _encoded_id_length(batch_id, first_number)
     smallest = envelope + len(b"{}")
     if max_bytes < smallest:
         raise ValueError(
             f"max_bytes={max_bytes} is too small: the envelope of a body is {envelope} bytes, "
             f"so even one empty object needs {smallest}"
         )
-    return _chunks(iter(objects), max_objects, max_bytes, batch_id, offline)
+    if header is not None:
+        k = _array_index(header)
+        if max_objects < 2:
+            raise ValueError("max_objects must be at least 2 when a header heads every body")
+        room = max_bytes - envelope - len(b"{}") - 1  # with one more (empty) object after it
+        if len(header.payload) > room:
+            raise ObjectTooLargeError(
+                _ARRAYS[k].value, header.source_id, len(header.payload), max_bytes, room
+            )
+    return _chunks(iter(objects), max_objects, max_bytes, batch_id, offline, header,
+                   header_alone, first_number, on_too_large)
+
+
+def _array_index(obj: BatchObject) -> int:
+    """The array of ``obj``, after checking it is an object the chunker can splice in."""
+    objectname, payload, source_id = obj
+    try:
+        k = _ARRAY_INDEX[objectname]
+    except (KeyError, TypeError):
+        raise ValueError(
+            f"object {source_id!r} has objectname {objectname!r}, "
+            f"not one of {', '.join(_ARRAYS)}"
+        ) from None
+    if not (isinstance(payload, bytes) and payload.startswith(b"{") and payload.endswith(b"}")):
+        raise TypeError(
+            f"object {source_id!r} must have bytes of one JSON object as payload "
+            f"(see serialize()), got {reprlib.repr(payload)}"
+        )
+    return k
 
 
 def _chunks(
@@ -239,38 +286,57 @@ def _chunks(
     max_bytes: int,
     batch_id: BatchIdFactory,
     offline: bool,
+    header: BatchObject | None = None,
+    header_alone: bool = False,
+    number: int = 0,
+    on_too_large: TooLargeHandler | None = None,
 ) -> Iterator[Chunk]:
     """The streaming loop: O(1) work per object, one chunk held at a time."""
     payloads: tuple[list[bytes], ...] = ([], [], [], [])
-    ids: tuple[list[str], ...] = ([], [], [], [])
-    number = 0
+    ids: tuple[list[Any], ...] = ([], [], [], [])
     fixed = _envelope_size(offline)
     id_length = _encoded_id_length(batch_id, number)
-    size = fixed + id_length  # bytes of the body as it stands
-    count = 0
-    for objectname, payload, source_id in objects:
-        try:
+    # A header stays at the head of its array; "count" and "size" include it.
+    head_k = _array_index(header) if header is not None else 0
+    head_count = 1 if header is not None else 0
+    head_size = len(header.payload) if header is not None else 0
+
+    def start() -> tuple[int, int]:
+        if header is not None:
+            payloads[head_k].append(header.payload)
+            ids[head_k].append(header.source_id)
+        return fixed + id_length + head_size, head_count
+
+    size, count = start()  # bytes of the body as it stands, objects in it
+    made = 0
+    for obj in objects:
+        objectname, payload, source_id = obj
+        try:  # (the checks of _array_index, inline: this loop runs once per object)
             k = _ARRAY_INDEX[objectname]
         except (KeyError, TypeError):
-            raise ValueError(
-                f"object {source_id!r} has objectname {objectname!r}, "
-                f"not one of {', '.join(_ARRAYS)}"
-            ) from None
-        if not (isinstance(payload, bytes) and payload.startswith(b"{") and payload.endswith(b"}")):
-            raise TypeError(
-                f"object {source_id!r} must have bytes of one JSON object as payload "
-                f"(see serialize()), got {reprlib.repr(payload)}"
-            )
+            k = _array_index(obj)  # raises the error that names the object
+        if not (type(payload) is bytes and payload[:1] == b"{" and payload[-1:] == b"}"):
+            _array_index(obj)  # raises the error that names the object
         array = payloads[k]
         extra = len(payload) + 1 if array else len(payload)  # a comma after the first
         if count >= max_objects or size + extra > max_bytes:
-            if count:
+            empty_extra = len(payload) + (1 if header is not None and k == head_k else 0)
+            if on_too_large is not None and (
+                fixed + id_length + head_size + empty_extra > max_bytes
+            ):
+                # fits in no body: leave it out without cutting the chunk short
+                on_too_large(obj, ObjectTooLargeError(
+                    _ARRAYS[k].value, source_id, len(payload), max_bytes,
+                    max_bytes - fixed - id_length - head_size,
+                ))
+                continue
+            if count > head_count:
                 yield _close(number, payloads, ids, id_length, batch_id, offline)
+                made += 1
                 number += 1
                 id_length = _encoded_id_length(batch_id, number)  # grows at 100000 chunks
-                size = fixed + id_length
-                count = 0
-                extra = len(payload)
+                size, count = start()
+                extra = empty_extra
             if size + extra > max_bytes:
                 raise ObjectTooLargeError(
                     _ARRAYS[k].value, source_id, len(payload), max_bytes, max_bytes - size
@@ -279,14 +345,14 @@ def _chunks(
         ids[k].append(source_id)
         size += extra
         count += 1
-    if count:
+    if count > head_count or (count and header_alone and not made):
         yield _close(number, payloads, ids, id_length, batch_id, offline)
 
 
 def _close(
     number: int,
     payloads: tuple[list[bytes], ...],
-    ids: tuple[list[str], ...],
+    ids: tuple[list[Any], ...],
     id_length: int,
     batch_id: BatchIdFactory,
     offline: bool,

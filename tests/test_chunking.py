@@ -501,3 +501,94 @@ def test_serialize_refuses_the_wrong_model_or_name() -> None:
         serialize("case", {}, "p")
     with pytest.raises(TypeError, match="JSON object"):
         serialize("action", [1, 2], "p")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# A header object repeated at the head of every body (one creditor per batch)
+# --------------------------------------------------------------------------------------------
+
+HEADER_TEXT = st.text(st.sampled_from('abc æøå"\\'), max_size=30)
+
+
+def header_obj(text: str) -> BatchObject:
+    return serialize(ObjectName.CREDITOR, {"h": text}, "header")
+
+
+@fast
+@given(
+    specs=SPECS,
+    head=HEADER_TEXT,
+    max_objects=st.integers(2, 10),
+    spare=st.integers(0, 400),
+    first_number=st.integers(0, 3),
+    alone=st.booleans(),
+)
+def test_a_header_heads_every_chunk_and_the_cut_stays_greedy(
+    specs: list[tuple[ObjectName, str]], head: str, max_objects: int, spare: int,
+    first_number: int, alone: bool,
+) -> None:
+    objects = make_objects(specs)
+    header = header_obj(head)
+    largest = max((len(o.payload) for o in objects), default=2)
+    # every object fits with the header (and a comma, should it share the header's array)
+    max_bytes = prefix_envelope("batch", False) + len(header.payload) + 1 + largest + spare
+    chunks = list(chunk_objects(objects, max_objects=max_objects, max_bytes=max_bytes,
+                                header=header, header_alone=alone, first_number=first_number))
+    if not objects:
+        assert [c.object_count() for c in chunks] == ([1] if alone else [])
+        return
+    start = 0
+    for k, chunk in enumerate(chunks):
+        assert chunk.number == first_number + k
+        assert chunk.batchid == default_batch_id(chunk.number, chunk.content_hash)
+        assert chunk.source_ids[ObjectName.CREDITOR][0] == "header"
+        count = chunk.object_count()
+        assert 2 <= count <= max_objects and len(chunk.body) <= max_bytes
+        mine = objects[start:start + count - 1]
+        # the same body as the plain cut of [header, *its objects]: one place computes bodies
+        [plain] = chunk_objects([header, *mine], max_objects=count, max_bytes=max_bytes,
+                                batch_id=lambda n, h, c=chunk: c.batchid)
+        assert (plain.body, plain.content_hash) == (chunk.body, chunk.content_hash)
+        assert plain.source_ids == chunk.source_ids
+        if k + 1 < len(chunks):  # greedy: the next object would have broken a limit
+            following = objects[start + count - 1]
+            comma = 1 if chunk.source_ids[following.objectname] else 0
+            assert (count >= max_objects
+                    or len(chunk.body) + comma + len(following.payload) > max_bytes)
+        start += count - 1
+    assert start == len(objects)  # nothing lost, nothing twice
+
+
+@fast
+@given(specs=SPECS, head=HEADER_TEXT, room=st.integers(4, 80), max_objects=st.integers(2, 6))
+def test_objects_too_large_for_any_body_are_handed_back_and_the_rest_still_go(
+    specs: list[tuple[ObjectName, str]], head: str, room: int, max_objects: int
+) -> None:
+    objects = make_objects(specs)
+    header = header_obj(head)
+    max_bytes = prefix_envelope("batch", False) + len(header.payload) + 1 + room
+    refused: list[tuple[str, int]] = []
+    chunks = list(chunk_objects(
+        objects, max_objects=max_objects, max_bytes=max_bytes, header=header,
+        on_too_large=lambda o, e: refused.append((o.source_id, e.size)),
+    ))
+    too_large = [o for o in objects
+                 if len(o.payload) + (o.objectname == ObjectName.CREDITOR) > room + 1]
+    assert refused == [(o.source_id, len(o.payload)) for o in too_large]
+    sent = [s for c in chunks for name in NAMES for s in c.source_ids[name] if s != "header"]
+    assert sorted(sent, key=position) == [o.source_id for o in objects if o not in too_large]
+    assert all(len(c.body) <= max_bytes and c.object_count() <= max_objects for c in chunks)
+
+
+def test_a_header_that_leaves_no_room_is_refused_at_once() -> None:
+    header = header_obj("x" * 50)
+    fits = prefix_envelope("batch", False) + len(header.payload) + 1 + 2
+    assert list(chunk_objects([], max_objects=2, max_bytes=fits, header=header,
+                              header_alone=True))
+    with pytest.raises(ObjectTooLargeError) as caught:
+        chunk_objects([], max_objects=2, max_bytes=fits - 1, header=header)
+    assert caught.value.source_id == "header"
+    with pytest.raises(ValueError, match="at least 2"):
+        chunk_objects([], max_objects=1, max_bytes=10_000, header=header)
+    with pytest.raises(ValueError, match="first_number"):
+        chunk_objects([], max_objects=2, max_bytes=10_000, first_number=-1)

@@ -18,6 +18,9 @@ Tables (schema ``amili``):
     ``status_statuscode``, ``ledgerref`` and error message. It maps every answer back to a row.
 ``quarantine``
     rows that failed validation before sending, with the reason; replaced per day.
+``acknowledged_creditors``
+    the creditor object Amili last took, per creditor (its payload hash), so an unchanged
+    creditor with nothing else to send on a later day is skipped, not posted alone again.
 ``acknowledged_invoices``
     our invoice id -> Amili's id (its ``ledgerref``), filled by :func:`record_results`; dbt
     reads it to give later payments their ``invoiceId``.
@@ -29,7 +32,7 @@ batch (measured here at about 5 us a row, where ``executemany`` takes about 1.7 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
 from typing import Any
@@ -105,6 +108,16 @@ DDL: tuple[str, ...] = (
         reason VARCHAR NOT NULL,
         payload VARCHAR,
         quarantined_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # The creditor object Amili last took, per creditor: one that has not changed since need
+    # not be posted alone again (it still heads every body that carries its invoices).
+    """
+    CREATE TABLE IF NOT EXISTS amili.acknowledged_creditors (
+        source_id VARCHAR PRIMARY KEY,         -- creditor_id
+        payload_hash VARCHAR NOT NULL,         -- sha256 (hex) of the creditor object taken
+        partition_date DATE NOT NULL,          -- the day it was taken on
+        acknowledged_at TIMESTAMPTZ
     )
     """,
     # Exactly the shape dbt's on-run-start hook creates; whichever runs first makes it.
@@ -262,6 +275,126 @@ def record_answer(
                     "messages": results.messages,
                 },
             )
+
+
+@dataclass
+class AnswerBuffer:
+    """Answers received but not yet written: written together by :func:`record_answers`.
+
+    Why: one UPDATE per batch of ``ledger_objects`` costs a scan each; many batches' answers
+    go in one statement per table instead. Until they are written the batches stay
+    ``prepared``, so a run killed meanwhile re-posts them and Amili replays its answers.
+    """
+
+    batchids: list[str] = field(default_factory=list)
+    states: list[str] = field(default_factory=list)
+    http_statuses: list[int] = field(default_factory=list)
+    statuscodes: list[int | None] = field(default_factory=list)
+    attempts: list[int] = field(default_factory=list)
+    bodies: list[str] = field(default_factory=list)
+    all_accepted: list[str] = field(default_factory=list)
+    """Batches whose answer named no object: every object of them was taken."""
+    detail_batchids: list[str] = field(default_factory=list)
+    detail: ObjectResults = field(default_factory=lambda: ObjectResults([], [], [], [], [], []))
+
+    def __len__(self) -> int:
+        return len(self.batchids)
+
+    def add(
+        self,
+        batchid: str,
+        state: BatchState,
+        http_status: int,
+        statuscode: int | None,
+        attempts: int,
+        response_body: str,
+        results: ObjectResults | None,
+    ) -> None:
+        """One answered batch; ``results`` None means every object was accepted as is."""
+        self.batchids.append(batchid)
+        self.states.append(state.value)
+        self.http_statuses.append(http_status)
+        self.statuscodes.append(statuscode)
+        self.attempts.append(attempts)
+        self.bodies.append(response_body)
+        if results is None:
+            self.all_accepted.append(batchid)
+            return
+        self.detail_batchids.extend([batchid] * len(results.objectnames))
+        for mine, theirs in zip(
+            (self.detail.objectnames, self.detail.objectindexes, self.detail.outcomes,
+             self.detail.statuses, self.detail.ledgerrefs, self.detail.messages),
+            (results.objectnames, results.objectindexes, results.outcomes, results.statuses,
+             results.ledgerrefs, results.messages),
+            strict=True,
+        ):
+            mine.extend(theirs)  # type: ignore[attr-defined]
+
+
+def record_answers(con: duckdb.DuckDBPyConnection, day: date, answers: AnswerBuffer) -> None:
+    """Store the buffered answers of ``day``'s batches: states, and each object's outcome.
+
+    Three statements in one transaction whatever the number of batches; the object updates
+    touch only the day's rows (``partition_date``), so the cost does not grow with history.
+    """
+    if not answers.batchids:
+        return
+    with _Transaction(con):
+        con.execute(
+            """UPDATE amili.submission_ledger AS l SET state = r.state,
+                   http_status = r.http_status, statuscode = r.statuscode,
+                   attempts = l.attempts + r.attempts, posts = l.posts + 1,
+                   response_body = r.body, error = NULL, answered_at = now()
+               FROM (SELECT unnest($ids) AS batchid, unnest($states) AS state,
+                       unnest($http::INTEGER[]) AS http_status,
+                       unnest($codes::INTEGER[]) AS statuscode,
+                       unnest($attempts::INTEGER[]) AS attempts,
+                       unnest($bodies::VARCHAR[]) AS body) AS r
+               WHERE l.batchid = r.batchid""",
+            {"ids": answers.batchids, "states": answers.states, "http": answers.http_statuses,
+             "codes": answers.statuscodes, "attempts": answers.attempts,
+             "bodies": answers.bodies},
+        )
+        if answers.all_accepted:
+            con.execute(
+                f"""UPDATE amili.ledger_objects SET outcome = '{ObjectOutcome.ACCEPTED}',
+                       status_statuscode = NULL, ledgerref = NULL, error_message = NULL
+                   WHERE partition_date = $day
+                     AND batchid IN (SELECT unnest($ids::VARCHAR[]))""",
+                {"day": day, "ids": answers.all_accepted},
+            )
+        detail = answers.detail
+        if detail.objectnames:
+            con.execute(
+                """UPDATE amili.ledger_objects AS o SET outcome = r.outcome,
+                       status_statuscode = r.status, ledgerref = r.ledgerref,
+                       error_message = r.message
+                   FROM (SELECT unnest($batchids) AS batchid, unnest($names) AS objectname,
+                           unnest($indexes::INTEGER[]) AS objectindex,
+                           unnest($outcomes) AS outcome, unnest($statuses::VARCHAR[]) AS status,
+                           unnest($ledgerrefs::VARCHAR[]) AS ledgerref,
+                           unnest($messages::VARCHAR[]) AS message) AS r
+                   WHERE o.partition_date = $day AND o.batchid = r.batchid
+                     AND o.objectname = r.objectname AND o.objectindex = r.objectindex""",
+                {"day": day, "batchids": answers.detail_batchids, "names": detail.objectnames,
+                 "indexes": detail.objectindexes, "outcomes": detail.outcomes,
+                 "statuses": detail.statuses, "ledgerrefs": detail.ledgerrefs,
+                 "messages": detail.messages},
+            )
+        con.execute(
+            f"""INSERT INTO amili.acknowledged_creditors
+                SELECT source_id, any_value(payload_hash), $day, now()
+                FROM amili.ledger_objects
+                WHERE partition_date = $day AND objectname = 'creditor'
+                  AND outcome = '{ObjectOutcome.ACCEPTED}'
+                  AND batchid IN (SELECT unnest($ids::VARCHAR[]))
+                GROUP BY source_id
+                ON CONFLICT (source_id) DO UPDATE SET payload_hash = excluded.payload_hash,
+                    partition_date = excluded.partition_date,
+                    acknowledged_at = excluded.acknowledged_at
+                WHERE excluded.partition_date >= acknowledged_creditors.partition_date""",
+            {"day": day, "ids": answers.batchids},
+        )
 
 
 def record_failure(

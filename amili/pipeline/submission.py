@@ -13,10 +13,16 @@ and turns its :class:`SubmissionSummary` into metadata. What it guarantees, and 
   the same batchid, every batch whose fate is unknown (``prepared``, or ``failed`` without an
   HTTP answer or with a 5xx), so Amili replays its answer or says DUPLICATE instead of
   creating anything again; then it sends only rows not yet acknowledged.
-* **Bounded memory.** Rows stream from DuckDB with ``fetchmany``; a body is built per chunk
-  with :mod:`amili.chunking` and posted by :meth:`AmiliClient.post_batches` with a bounded
-  number in flight. All DuckDB work stays in the calling thread (post_batches pulls the next
-  batch and yields each answer there).
+* **Bounded memory.** Rows stream from DuckDB with ``fetchmany`` (DuckDB itself is held to
+  ``duckdb_memory_limit`` and spills its sort to disk); bodies are cut by
+  :func:`amili.chunking.chunk_objects` and posted by :meth:`AmiliClient.post_batches` with a
+  bounded number in flight. All DuckDB work stays in the calling thread (post_batches pulls
+  the next batch and yields each answer there).
+* **Per-row work where it is vectorized.** The cheap checks run in DuckDB over the whole day
+  (:mod:`amili.pipeline.sql_checks`); only the rows they cannot prove valid (a few per
+  thousand) go through the Python validation, which words the quarantine reason. Counts and
+  amounts are summed per batch, answers are written to the ledger a group of batches at a
+  time, touching only the day's rows.
 
 Batches are cut per creditor, with the creditor object at the head of each of its batches:
 the sandbox (our stand-in for Amili) gives a batch's invoices to its one creditor object and
@@ -25,6 +31,7 @@ otherwise to the sender, so an invoice must never share a batch with another cre
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 import time
@@ -33,16 +40,23 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import duckdb
 
 from amili import jsonio
-from amili.chunking import BatchObject, Chunk, batch_id_with_prefix, chunk_objects
+from amili.chunking import (
+    BatchObject,
+    Chunk,
+    ObjectTooLargeError,
+    batch_id_with_prefix,
+    chunk_objects,
+)
 from amili.client import AmiliAPIError, AmiliClient, AmiliError, BatchOutcome, PostResult
 from amili.models import ObjectName
-from amili.pipeline import ledger
+from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import LOCK_WAIT_SECONDS, connect_writer
 from amili.pipeline.ledger import BatchState, ObjectOutcome
 from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
@@ -140,27 +154,6 @@ def _quote(dotted: str) -> str:
     return ".".join(f'"{part}"' for part in dotted.split("."))
 
 
-# The day's rows with the hash of their payload, and the amount and currency of invoices and
-# payments. json_transform reads a number's text straight into a DECIMAL (json_extract would
-# go through a double and round big amounts). Needs the CTE ``day`` before it.
-_HASHED_SQL = """
-    m AS (
-        SELECT *, sha256(payload) AS payload_hash,
-            CASE WHEN kind IN (1, 2) AND json_valid(payload) THEN json_transform(payload,
-                '{"originalInvoiceAmount": "DECIMAL(38,6)", "amount": "DECIMAL(38,6)",
-                  "currency": "VARCHAR"}') END AS money
-        FROM day
-    ),
-    h AS (
-        SELECT * EXCLUDE (money),
-            CASE kind WHEN 1 THEN money.originalInvoiceAmount WHEN 2 THEN money.amount
-            END AS amount,
-            money.currency AS currency
-        FROM m
-    )
-"""
-
-
 # --------------------------------------------------------------------------------------------
 # Summary
 # --------------------------------------------------------------------------------------------
@@ -197,6 +190,16 @@ class ObjectTally:
 
     def add(self, state: str, amount: Decimal | None = None, currency: str | None = None) -> None:
         setattr(self, state, getattr(self, state) + 1)
+        if amount is not None:
+            by_currency = self.amounts.setdefault(state, {})
+            key = currency or "?"
+            by_currency[key] = by_currency.get(key, Decimal(0)) + amount
+
+    def add_many(
+        self, state: str, count: int, amount: Decimal | None, currency: str | None
+    ) -> None:
+        """``count`` rows of one currency at once, ``amount`` being their sum."""
+        setattr(self, state, getattr(self, state) + count)
         if amount is not None:
             by_currency = self.amounts.setdefault(state, {})
             key = currency or "?"
@@ -340,12 +343,13 @@ class SubmissionSummary:
 # --------------------------------------------------------------------------------------------
 
 
-class _Obj(NamedTuple):
-    """One object on its way into a body, with what the summary needs to know about it."""
+class _Key(NamedTuple):
+    """What the ledger and the summary need of one object in a body.
 
-    kind: int
-    """Its array: 0 creditor, 1 invoice, 2 payment, 3 action (the order of a body)."""
-    payload: bytes
+    It rides through :func:`chunk_objects` as the object's ``source_id``, so each chunk hands
+    back, per array and in body order, exactly the keys of the objects it holds.
+    """
+
     source_id: str
     payload_hash: str
     amount: Decimal | None
@@ -353,14 +357,18 @@ class _Obj(NamedTuple):
     changed: bool
 
 
+#: ``_Key`` without the NamedTuple's Python-level ``__new__`` (once per row on the hot path)
+_new_key: Callable[[tuple[str, str, Decimal | None, str | None, bool]], _Key] = partial(
+    tuple.__new__, _Key)
+
+
 @dataclass(slots=True)
 class _Batch:
-    """A built body plus its objects per array, in body order (satisfies ``HasBody``)."""
+    """A built body and the keys of its objects per array, in body order (``HasBody``)."""
 
-    number: int
     chunk: Chunk
-    objects: tuple[list[_Obj], ...]
     reposted: bool = False
+    _sums: list[tuple[int, str | None, int, Decimal | None, int, Decimal | None]] | None = None
 
     @property
     def body(self) -> bytes:
@@ -370,113 +378,38 @@ class _Batch:
     def batchid(self) -> str:
         return self.chunk.batchid
 
+    @property
+    def number(self) -> int:
+        return self.chunk.number
 
-def _build(
-    number: int, objs: list[_Obj], max_bytes: int, batchid: Callable[[int, str], str]
-) -> _Batch:
-    """One body from ``objs`` with :func:`chunk_objects`; they must fit (the caller cut them)."""
-    chunks = list(chunk_objects(
-        (BatchObject(_NAMES[o.kind], o.payload, o.source_id) for o in objs),
-        max_objects=len(objs), max_bytes=max_bytes,
-        batch_id=lambda _n, content_hash: batchid(number, content_hash),
-    ))
-    if len(chunks) != 1:  # pragma: no cover - the cut is computed to fit
-        raise AssertionError(f"chunk {number} did not fit in one body")
-    arrays: tuple[list[_Obj], ...] = ([], [], [], [])
-    for o in objs:  # the body has the payloads now; keep them only once while in flight
-        arrays[o.kind].append(o._replace(payload=b""))
-    return _Batch(number, chunks[0], arrays)
+    def keys(self) -> tuple[tuple[_Key, ...], ...]:
+        ids = self.chunk.source_ids
+        return tuple(ids[name] for name in _NAMES)
 
+    def sums(self) -> list[tuple[int, str | None, int, Decimal | None, int, Decimal | None]]:
+        """Per (kind, currency) of its invoices, payments and actions: (kind, currency,
+        count, amount, changed count, changed amount); the summary adds these per outcome."""
+        if self._sums is None:
+            self._sums = self._sum()
+        return self._sums
 
-class _ObjectTooLarge(Exception):
-    """A creditor object that cannot head a body within the limits."""
-
-
-class _Chunker:
-    """Cuts one creditor's objects into bodies, each headed by the creditor object.
-
-    The cut is computed here (exactly as :func:`chunk_objects` measures a body) because the
-    helper knows nothing of groups or of a header repeated in every body; the helper then
-    builds each body, its hash and its id.
-    """
-
-    def __init__(self, day: date, first_number: int, max_objects: int, max_bytes: int) -> None:
-        self.batchid = batch_id_with_prefix(f"{day:%Y%m%d}")
-        self.number = first_number
-        self.max_objects = max_objects
-        self.max_bytes = max_bytes
-        self._envelopes: dict[int, int] = {}
-        self.header: _Obj | None = None
-        self.pending: list[_Obj] = []
-        self._reset()
-
-    def _envelope(self) -> int:
-        """Bytes of a body without objects, for the current chunk number's id length."""
-        digits = len(str(self.number))
-        if digits not in self._envelopes:
-            probe = _build(self.number, [_Obj(0, b"{}", "probe", "", None, None, False)],
-                           10**9, self.batchid)
-            self._envelopes[digits] = len(probe.body) - 2
-        return self._envelopes[digits]
-
-    def _reset(self) -> None:
-        self.pending = []
-        self.counts = [0, 0, 0, 0]
-        self.size = self._envelope()
-        self.count = 0
-        if self.header is not None:
-            self._place(self.header)
-
-    def _extra(self, obj: _Obj) -> int:
-        return len(obj.payload) + (1 if self.counts[obj.kind] else 0)
-
-    def _place(self, obj: _Obj) -> None:
-        self.size += self._extra(obj)
-        self.counts[obj.kind] += 1
-        self.count += 1
-
-    def _fits(self, obj: _Obj) -> bool:
-        return self.count + 1 <= self.max_objects and self.size + self._extra(obj) <= self.max_bytes
-
-    def start(self, header: _Obj | None) -> None:
-        """Begin a creditor's group; raises :class:`_ObjectTooLarge` if the header alone
-        does not fit in a body (or no object could ever join it)."""
-        self.header = None
-        self._reset()
-        if header is None:
-            return
-        if self.max_objects < 2 or not self._fits(header):
-            raise _ObjectTooLarge
-        self.header = header
-        self._reset()
-
-    def add(self, obj: _Obj) -> tuple[_Batch | None, bool]:
-        """Add an object; returns the body it closed (if any) and whether it fitted at all."""
-        closed = None
-        if not self._fits(obj):
-            if self.pending:
-                closed = self._close()
-            if not self._fits(obj):
-                return closed, False
-        self._place(obj)
-        self.pending.append(obj)
-        return closed, True
-
-    def finish(self, header_alone: bool) -> _Batch | None:
-        """Close the group: its last body, or a body of the header alone if asked."""
-        batch = None
-        if self.pending or (header_alone and self.header is not None):
-            batch = self._close()
-        self.header = None
-        self._reset()
-        return batch
-
-    def _close(self) -> _Batch:
-        objs = ([self.header] if self.header is not None else []) + self.pending
-        batch = _build(self.number, objs, self.max_bytes, self.batchid)
-        self.number += 1
-        self._reset()
-        return batch
+    def _sum(self) -> list[tuple[int, str | None, int, Decimal | None, int, Decimal | None]]:
+        out: dict[tuple[int, str | None], list[Any]] = {}
+        for kind, keys in enumerate(self.keys()):
+            if not kind:
+                continue
+            for key in keys:
+                entry = out.get((kind, key.currency))
+                if entry is None:
+                    entry = out[(kind, key.currency)] = [0, None, 0, None]
+                entry[0] += 1
+                if key.amount is not None:
+                    entry[1] = key.amount if entry[1] is None else entry[1] + key.amount
+                if key.changed:
+                    entry[2] += 1
+                    if key.amount is not None:
+                        entry[3] = key.amount if entry[3] is None else entry[3] + key.amount
+        return [(kind, currency, *values) for (kind, currency), values in out.items()]
 
 
 @dataclass
@@ -498,10 +431,99 @@ def _amount(value: Decimal | None) -> Decimal | None:
     return cents if cents == value else value.normalize()
 
 
-def _compact(payload: str) -> bytes:
+def _compact(payload: str | bytes) -> bytes:
     """The payload's bytes as they go in the body (surrounding whitespace dropped)."""
-    data = payload.encode()
+    data = payload.encode() if isinstance(payload, str) else payload
     return data if data[:1] == b"{" and data[-1:] == b"}" else data.strip()
+
+
+# The day's rows, with what decides their bucket. Only rows the ledger already knows (and
+# creditors) get their payload hashed in SQL, for change detection; the others are hashed in
+# Python as they are sent (hashlib is several times faster than DuckDB's sha256). Invoices and
+# payments that could be sent are checked by amili.pipeline.sql_checks: ``ok`` proves them
+# valid, the rest go through the Python validation. Needs the CTE ``day`` before it.
+#: What the day's ledger knew of each of the day's rows when phase 2 began, per creditor: the
+#: payload hashes Amili acknowledged and those of the batches just re-posted. A snapshot (a
+#: temporary table, which DuckDB may spill), so each creditor's query joins only its own rows.
+_KNOWN_SQL = """
+    CREATE OR REPLACE TEMP TABLE _amili_known AS
+    WITH keys AS (SELECT DISTINCT objectname, source_id, creditor_id FROM ({day_sql}))
+    SELECT k.creditor_id, m.objectname, m.source_id,
+        list(DISTINCT m.payload_hash) FILTER (WHERE m.outcome = 'accepted') AS acked,
+        list(DISTINCT m.payload_hash) FILTER (
+            WHERE m.batchid IN (SELECT unnest($reposted::VARCHAR[]))) AS reposted
+    FROM amili.ledger_objects AS m JOIN keys AS k USING (objectname, source_id)
+    WHERE m.partition_date = $day
+    GROUP BY ALL
+"""
+
+
+def _classified_sql(assumptions: SandboxAssumptions, known_where: str) -> str:
+    return f"""
+    known AS (SELECT objectname, source_id, acked, reposted FROM _amili_known
+              WHERE {known_where}),
+    hashed AS (
+        SELECT d.*, CASE WHEN d.kind = 0 OR k.source_id IS NOT NULL THEN sha256(d.payload)
+                    END AS known_hash, k.acked, k.reposted
+        FROM day AS d LEFT JOIN known AS k
+          ON k.objectname = d.objectname AND k.source_id = d.source_id
+    ),
+    marked AS (
+        SELECT h.* EXCLUDE (acked, reposted),
+            (coalesce(list_contains(h.acked, h.known_hash), false)
+             OR ac.source_id IS NOT NULL) AND NOT $force AS acknowledged,
+            coalesce(len(h.acked) > 0 AND NOT list_contains(h.acked, h.known_hash), false)
+                AS changed
+        FROM hashed AS h
+        -- a creditor taken unchanged on any day (amili.acknowledged_creditors) counts as
+        -- acknowledged: it heads its invoices' bodies but is not posted alone again
+        LEFT JOIN amili.acknowledged_creditors AS ac ON h.kind = 0
+             AND ac.source_id = h.source_id AND ac.payload_hash = h.known_hash
+        WHERE h.kind = 0 OR NOT coalesce(list_contains(h.reposted, h.known_hash), false)
+    ),
+    shaped AS (
+        SELECT m.*,
+            m.kind IN (1, 2) AND m.hold_reason IS NULL AND NOT m.acknowledged AS candidate,
+            CASE WHEN m.kind = 1 AND candidate AND {sql_checks.shape_sql("invoice", "m.payload")}
+                 THEN {sql_checks.fields_sql("invoice", "m.payload")} END AS inv,
+            CASE WHEN m.kind = 2 AND candidate AND {sql_checks.shape_sql("payment", "m.payload")}
+                 THEN {sql_checks.fields_sql("payment", "m.payload")} END AS pay
+        FROM marked AS m
+    ),
+    derived AS (
+        SELECT s.*, {sql_checks.derived_sql("invoice", "s.inv")} AS inv_n FROM shaped AS s
+    ),
+    checked AS (
+        SELECT s.* EXCLUDE (inv, pay, inv_n),
+            CASE WHEN s.inv IS NOT NULL
+                 THEN {sql_checks.clean_sql("invoice", "s.source_id", "s.inv", "s.inv_n",
+                                            assumptions)}
+                 WHEN s.pay IS NOT NULL
+                 THEN {sql_checks.clean_sql("payment", "s.source_id", "s.pay", "NULL",
+                                            assumptions)}
+                 ELSE false END AS ok,
+            coalesce(s.inv.originalInvoiceAmount, s.pay.amount) AS ok_amount,
+            coalesce(s.inv.currency, s.pay.currency) AS ok_currency
+        FROM derived AS s
+    ),
+    money AS (
+        -- json_transform reads a number's text straight into a DECIMAL (json_extract would
+        -- go through a double and round big amounts)
+        -- (exact_amount: a proven row's DECIMAL(18,2), the cheapest to hand to Python)
+        SELECT c.* EXCLUDE (ok_amount, ok_currency),
+            CASE WHEN c.ok THEN c.ok_amount END AS exact_amount,
+            CASE WHEN c.ok THEN NULL
+                 WHEN c.kind IN (1, 2) AND json_valid(c.payload) THEN CASE c.kind
+                    WHEN 1 THEN json_transform(c.payload,
+                        '{{"originalInvoiceAmount": "DECIMAL(38,6)"}}').originalInvoiceAmount
+                    ELSE json_transform(c.payload, '{{"amount": "DECIMAL(38,6)"}}').amount END
+            END AS amount,
+            CASE WHEN c.ok THEN c.ok_currency
+                 WHEN c.kind IN (1, 2) AND json_valid(c.payload)
+                 THEN json_extract_string(c.payload, '$.currency') END AS currency
+        FROM checked AS c
+    )
+    """
 
 
 # --------------------------------------------------------------------------------------------
@@ -522,6 +544,23 @@ class _Options:
     fetch_rows: int
 
 
+#: Answers are written to the ledger in groups this large (and at the end of each phase): one
+#: statement per group instead of one per batch, each touching only the day's rows.
+_ANSWERS_PER_FLUSH = 50
+
+
+class _Group:
+    """One creditor's rows as they stream by: its header (creditor object) and its fate."""
+
+    def __init__(self, creditor_id: str | None) -> None:
+        self.creditor_id = creditor_id
+        self.header: BatchObject | None = None
+        self.header_acknowledged = False
+        self.header_reason: str | None = None
+        self.next_row: tuple[Any, ...] | None = None
+        """The first row of the next group, once this one's rows are used up."""
+
+
 class _Day:
     """Submits one partition day; all DuckDB work happens in the calling thread."""
 
@@ -531,10 +570,14 @@ class _Day:
         self.opts = opts
         self.summary = DaySummary(day, dry_run=opts.dry_run_dir is not None)
         self.tallies = self.summary.objects
+        self._tally_list = [self.tallies[value] for value in _VALUES]
         self.creditors: dict[str, _CreditorFate] = {}
         self.quarantine: list[tuple[str, str | None, str, str]] = []
         self.day_sql = opts.relations.day_sql()
         self.params = {"day": day}
+        self.batch_id = batch_id_with_prefix(f"{day:%Y%m%d}")
+        self.number = 0
+        self.answers = ledger.AnswerBuffer()
 
     # ---- driving -------------------------------------------------------------------------
 
@@ -555,11 +598,26 @@ class _Day:
             "SELECT coalesce(max(chunk_number) + 1, 0) FROM amili.submission_ledger "
             "WHERE partition_date = ?", [self.day],
         ).fetchone()
-        self._send(self._new_batches(reposted, int(first_number[0]) if first_number else 0))
+        self.number = int(first_number[0]) if first_number else 0
+        self._send(self._new_batches(reposted))
         self._flush_quarantine()
         self._settle_creditors()
+        self._settle_seen()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
+
+    def _settle_seen(self) -> None:
+        """Invoices, payments and actions: every row seen is in exactly one bucket, so
+        ``seen`` is their sum (counted once here instead of once per row)."""
+        for value in _VALUES[1:]:
+            tally = self.tallies[value]
+            tally.seen = tally.quarantined + tally.held + tally.skipped_unchanged + tally.sent
+            seen: dict[str, Decimal] = {}
+            for state in ("quarantined", "held", "skipped_unchanged", "sent"):
+                for currency, amount in tally.amounts.get(state, {}).items():
+                    seen[currency] = seen.get(currency, Decimal(0)) + amount
+            if seen:
+                tally.amounts["seen"] = seen
 
     def _send(self, batches: Iterator[_Batch]) -> list[str]:
         """Post (or, in a dry run, write) the batches; returns their ids."""
@@ -577,10 +635,19 @@ class _Day:
         outcomes = self.opts.client.post_batches(
             self._prepared(batches), max_concurrency=self.opts.max_concurrency
         )
-        for outcome in outcomes:
-            self._record(outcome)
-            ids.append(outcome.item.batchid)
+        try:
+            for outcome in outcomes:
+                self._record(outcome)
+                ids.append(outcome.item.batchid)
+                if len(self.answers) >= _ANSWERS_PER_FLUSH:
+                    self._flush_answers()
+        finally:
+            self._flush_answers()  # what was answered is kept even if a later step fails
         return ids
+
+    def _flush_answers(self) -> None:
+        ledger.record_answers(self.con, self.day, self.answers)
+        self.answers = ledger.AnswerBuffer()
 
     def _prepared(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
         """Write each batch to the ledger as ``prepared`` just before it is handed to POST."""
@@ -590,15 +657,15 @@ class _Day:
                 self.con,
                 batchid=chunk.batchid,
                 partition_date=self.day,
-                chunk_number=batch.number,
+                chunk_number=chunk.number,
                 content_hash=chunk.content_hash,
                 object_count=chunk.object_count(),
                 body_bytes=len(chunk.body),
                 arrays=[
                     ledger.ObjectRows(
-                        value, [o.source_id for o in objs], [o.payload_hash for o in objs]
+                        value, [k.source_id for k in keys], [k.payload_hash for k in keys]
                     )
-                    for value, objs in zip(_VALUES, batch.objects, strict=True)
+                    for value, keys in zip(_VALUES, batch.keys(), strict=True)
                 ],
             )
             yield batch
@@ -628,7 +695,6 @@ class _Day:
             cur.execute(
                 f"""
                 WITH day AS ({self.day_sql}),
-                {_HASHED_SQL},
                 pending AS (
                     SELECT batchid, chunk_number, content_hash FROM amili.submission_ledger
                     WHERE partition_date = $day AND {ledger.IN_DOUBT}
@@ -637,15 +703,23 @@ class _Day:
                     SELECT o.batchid, p.chunk_number, p.content_hash, o.objectname,
                            o.objectindex, o.source_id, o.payload_hash
                     FROM amili.ledger_objects AS o JOIN pending AS p USING (batchid)
+                    WHERE o.partition_date = $day
                 ),
                 current AS (
-                    SELECT * FROM h
-                        WHERE EXISTS (SELECT 1 FROM wanted AS w WHERE w.objectname = h.objectname
-                                  AND w.source_id = h.source_id)
+                    SELECT d.*, sha256(d.payload) AS payload_hash,
+                        CASE WHEN d.kind IN (1, 2) AND json_valid(d.payload)
+                             THEN json_transform(d.payload, '{{"originalInvoiceAmount":
+                                 "DECIMAL(38,6)", "amount": "DECIMAL(38,6)",
+                                 "currency": "VARCHAR"}}') END AS money
+                    FROM day AS d
+                    WHERE EXISTS (SELECT 1 FROM wanted AS w WHERE w.objectname = d.objectname
+                                  AND w.source_id = d.source_id)
                 )
                 SELECT w.batchid, w.chunk_number, w.content_hash, w.objectname,
                        w.objectindex, w.source_id, w.payload_hash, c.payload,
-                       c.amount, c.currency
+                       CASE c.kind WHEN 1 THEN c.money.originalInvoiceAmount
+                                   WHEN 2 THEN c.money.amount END,
+                       c.money.currency
                 FROM wanted AS w LEFT JOIN current AS c
                   ON c.objectname = w.objectname AND c.source_id = w.source_id
                  AND c.payload_hash = w.payload_hash
@@ -674,7 +748,7 @@ class _Day:
 
     def _rebuild(self, rows: list[tuple[Any, ...]]) -> _Batch | None:
         batchid, number, content_hash = rows[0][0], rows[0][1], rows[0][2]
-        objs: list[_Obj] = []
+        objs: list[BatchObject] = []
         seen: set[tuple[str, int]] = set()
         missing = 0
         for _, _, _, objectname, index, source_id, payload_hash, payload, amount, currency in rows:
@@ -684,13 +758,14 @@ class _Day:
             if payload is None:
                 missing += 1
                 continue
-            objs.append(_Obj(_VALUES.index(objectname), _compact(payload), source_id,
-                             payload_hash, _amount(amount), currency, False))
+            key = _Key(source_id, payload_hash, _amount(amount), currency, False)
+            objs.append(BatchObject(ObjectName(objectname), _compact(payload), key))
         batch = None
         if not missing:
-            batch = _build(number, objs, 2**62, lambda _n, _h: batchid)
-            if batch.chunk.content_hash != content_hash:
-                batch = None
+            chunks = list(chunk_objects(objs, max_objects=max(len(objs), 1), max_bytes=2**62,
+                                        batch_id=lambda _n, _h: batchid, first_number=number))
+            if len(chunks) == 1 and chunks[0].content_hash == content_hash:
+                batch = _Batch(chunks[0], reposted=True)
         if batch is None:
             reason = (
                 f"cannot be re-posted as it was: {missing} of its objects changed or left the "
@@ -702,12 +777,8 @@ class _Day:
                 ledger.supersede(self.con, batchid, reason)
             self.summary.superseded.append(batchid)
             return None
-        batch.reposted = True
         self.summary.reposted += 1
-        for o in objs:
-            if o.kind:  # a creditor row is counted as seen among the day's rows
-                self.tallies[_VALUES[o.kind]].add("seen", o.amount, o.currency)
-            self._count_sent(o)
+        self._count_sent(batch)  # (a creditor row is counted as seen among the day's rows)
         return batch
 
     # ---- phase 2: the day's rows ----------------------------------------------------------
@@ -720,131 +791,174 @@ class _Day:
         ).fetchall()
         return {(name, source_id): n for name, source_id, n in rows}
 
-    def _new_batches(self, reposted: list[str], first_number: int) -> Iterator[_Batch]:
-        """Stream the day's rows by creditor, sort each into its bucket, yield the bodies."""
+    def _day_rows_sql(self, where: str, known_where: str) -> str:
+        """The day's classified rows matching ``where``, in the relations' own order
+        (``known_where`` picks their part of ``_amili_known``)."""
+        return f"""
+            WITH day AS (SELECT * FROM ({self.day_sql}) WHERE {where}),
+            {_classified_sql(self.opts.assumptions, known_where)}
+            SELECT kind, creditor_id, source_id, encode(payload) AS payload, hold_reason,
+                   known_hash, acknowledged, changed, ok, exact_amount, amount, currency
+            FROM money"""
+
+    def _new_batches(self, reposted: list[str]) -> Iterator[_Batch]:
+        """Stream the day's rows creditor by creditor, sort each into its bucket, yield the
+        bodies.
+
+        One query per creditor rather than one ORDER BY creditor over the day: sorting a day's
+        payloads makes DuckDB hold all of them (a gigabyte for a million invoices, and it does
+        not spill such a sort within a small memory limit); a filtered scan streams. Within a
+        creditor the rows come in the relations' own (insertion) order, the same on every run.
+        """
         duplicates = self._duplicates()
-        chunker = _Chunker(self.day, first_number, self.opts.max_objects, self.opts.max_bytes)
+        params: dict[str, Any] = {**self.params, "force": self.opts.force_resend}
         cur = self.con.cursor()
         try:
-            cur.execute(
-                f"""
-                WITH day AS ({self.day_sql}),
-                {_HASHED_SQL},
-                mine AS (
-                    SELECT objectname, source_id, payload_hash, outcome, batchid
-                    FROM amili.ledger_objects WHERE partition_date = $day
-                ),
-                acked AS (
-                    SELECT DISTINCT objectname, source_id, payload_hash FROM mine
-                    WHERE outcome = 'accepted'
-                ),
-                known_ids AS (
-                    SELECT DISTINCT objectname, source_id FROM mine WHERE outcome = 'accepted'
-                ),
-                reposted AS (
-                    SELECT DISTINCT objectname, source_id, payload_hash FROM mine
-                    WHERE list_contains($reposted::VARCHAR[], batchid)
-                )
-                SELECT h.kind, h.creditor_id, h.source_id, h.payload, h.hold_reason,
-                       h.payload_hash, a.source_id IS NOT NULL AND NOT $force AS acknowledged,
-                       k.source_id IS NOT NULL AND a.source_id IS NULL AS changed,
-                       h.amount, h.currency
-                FROM h
-                LEFT JOIN acked AS a ON a.objectname = h.objectname
-                     AND a.source_id = h.source_id AND a.payload_hash = h.payload_hash
-                LEFT JOIN known_ids AS k ON k.objectname = h.objectname
-                     AND k.source_id = h.source_id
-                WHERE h.kind = 0 OR NOT EXISTS (
-                    SELECT 1 FROM reposted AS r WHERE r.objectname = h.objectname
-                       AND r.source_id = h.source_id AND r.payload_hash = h.payload_hash)
-                ORDER BY h.creditor_id NULLS LAST, h.kind, h.source_id NULLS LAST
-                """,
-                {**self.params, "force": self.opts.force_resend, "reposted": reposted},
-            )
-            tallies = [self.tallies[value] for value in _VALUES]
-            first = True
-            group_key: str | None = None
-            header: _Obj | None = None
-            header_acknowledged = False
-            header_reason: str | None = None
-            while rows := cur.fetchmany(self.opts.fetch_rows):
-                for row in rows:
-                    (kind, creditor_id, source_id, payload, hold_reason, payload_hash,
-                     acknowledged, changed, raw_amount, currency) = row
-                    if first or creditor_id != group_key:
-                        if not first:
-                            yield from self._end_group(chunker, header, header_acknowledged)
-                        first, group_key = False, creditor_id
-                        header, header_acknowledged, header_reason = None, False, None
-                        chunker.start(None)
-                    name = _NAMES[kind]
-                    tally = tallies[kind]
-                    amount = _amount(raw_amount)
-                    tally.add("seen", amount, currency)
-                    if kind == 0:
-                        header_reason = self._check(name, source_id, payload, duplicates)
-                        if header_reason is None:
-                            obj = _Obj(kind, _compact(payload), source_id, payload_hash, None,
-                                       None, bool(changed))
-                            try:
-                                chunker.start(obj)
-                            except _ObjectTooLarge:
-                                header_reason = self._too_large(obj)
-                            else:
-                                header, header_acknowledged = obj, bool(acknowledged)
-                                self.creditors.setdefault(source_id, _CreditorFate())
-                        if header_reason is not None:
-                            self._quarantine(name, source_id, header_reason, payload, amount,
-                                             currency)
-                        continue
-                    if hold_reason is not None:
-                        tally.add("held", amount, currency)
-                        self.summary.held_reasons[f"{_VALUES[kind]}: {hold_reason}"] += 1
-                        continue
-                    if acknowledged:
-                        tally.add("skipped_unchanged", amount, currency)
-                        continue
-                    reason = self._check(name, source_id, payload, duplicates)
-                    if kind == 1 and header_reason is not None:
-                        why = (f"invoice: its creditor {creditor_id!r} is quarantined, so it "
-                               f"cannot be sent as that creditor's ({header_reason})")
-                        reason = why if reason is None else f"{reason}; {why}"
-                    if reason is not None:
-                        self._quarantine(name, source_id, reason, payload, amount, currency)
-                        continue
-                    obj = _Obj(kind, _compact(payload), source_id, payload_hash, amount,
-                               currency, bool(changed))
-                    closed, fitted = chunker.add(obj)
-                    if closed is not None:
-                        yield self._emitted(closed)
-                    if not fitted:
-                        self._quarantine(name, source_id, self._too_large(obj), payload,
-                                         amount, currency)
-                        continue
-                    self._count_sent(obj)
-                if len(self.quarantine) >= _QUARANTINE_FLUSH_ROWS:
-                    self._flush_quarantine()
-                del rows, row  # let go of this block before the next one is fetched
-            if not first:
-                yield from self._end_group(chunker, header, header_acknowledged)
+            sql_checks.install_macros(cur)  # temporary macros belong to the cursor's connection
+            cur.execute(_KNOWN_SQL.format(day_sql=self.day_sql),
+                        {**self.params, "reposted": reposted})
+            # the creditor rows (few) first: each heads its group's bodies
+            headers: dict[str | None, list[tuple[Any, ...]]] = {}
+            for row in cur.execute(
+                self._day_rows_sql("kind = 0", "objectname = 'creditor'")
+                + " ORDER BY creditor_id, source_id", params
+            ).fetchall():
+                headers.setdefault(row[1], []).append(row)
+            with_rows = {creditor_id for (creditor_id,) in cur.execute(
+                f"SELECT DISTINCT creditor_id FROM ({self.day_sql}) WHERE kind > 0", self.params
+            ).fetchall()}
+            for creditor_id in sorted(headers.keys() | with_rows,
+                                      key=lambda c: (c is None, c or "")):
+                group = _Group(creditor_id)
+                creditor_rows = headers.get(creditor_id, [])
+                for k, row in enumerate(creditor_rows):  # a second one is a duplicate id
+                    self._start_group(group if k == 0 else _Group(creditor_id), row, duplicates)
+                objects: Iterator[BatchObject] = iter(())
+                if creditor_id in with_rows:
+                    mine = ("creditor_id = $creditor" if creditor_id is not None
+                            else "creditor_id IS NULL")
+                    cur.execute(self._day_rows_sql(f"kind > 0 AND {mine}", mine),
+                                {**params, "creditor": creditor_id} if creditor_id is not None
+                                else params)
+                    rows = self._rows(cur)
+                    objects = self._group_objects(group, next(rows, None), rows, duplicates)
+                yield from self._chunks(group, objects)
         finally:
+            cur.execute("DROP TABLE IF EXISTS _amili_known")
             cur.close()
 
-    def _end_group(
-        self, chunker: _Chunker, header: _Obj | None, header_acknowledged: bool
-    ) -> Iterator[_Batch]:
-        """Close a creditor's group; an unacknowledged creditor with nothing else goes alone."""
-        fate = self.creditors.get(header.source_id) if header is not None else None
-        alone = header is not None and not header_acknowledged and not (fate and fate.included)
-        batch = chunker.finish(header_alone=alone)
-        if batch is not None:
-            yield self._emitted(batch)
+    def _rows(self, cur: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
+        while rows := cur.fetchmany(self.opts.fetch_rows):
+            yield from rows
+            if len(self.quarantine) >= _QUARANTINE_FLUSH_ROWS:
+                self._flush_quarantine()
+            del rows  # let go of this block before the next one is fetched
 
-    def _emitted(self, batch: _Batch) -> _Batch:
-        for o in batch.objects[0]:
-            fate = self.creditors.setdefault(o.source_id, _CreditorFate())
-            fate.included = True
-        return batch
+    def _start_group(
+        self, group: _Group, row: tuple[Any, ...], duplicates: dict[tuple[str, str | None], int]
+    ) -> None:
+        """The creditor row that opens a group: it heads the group's bodies, if it is valid."""
+        _, _, source_id, payload, _, known_hash, acknowledged, _, _, _, _, _ = row
+        self.tallies[_VALUES[0]].add("seen")
+        text = payload.decode() if payload is not None else None
+        reason = self._check(ObjectName.CREDITOR, source_id, text, duplicates)
+        if reason is None:
+            key = _Key(source_id, known_hash, None, None, False)
+            group.header = BatchObject(ObjectName.CREDITOR, _compact(payload), key)
+            group.header_acknowledged = bool(acknowledged)
+            self.creditors.setdefault(source_id, _CreditorFate())
+        else:
+            group.header_reason = reason
+            self._quarantine(ObjectName.CREDITOR, source_id, reason, text, None, None)
+
+    def _group_objects(
+        self,
+        group: _Group,
+        row: tuple[Any, ...] | None,
+        rows: Iterator[tuple[Any, ...]],
+        duplicates: dict[tuple[str, str | None], int],
+    ) -> Iterator[BatchObject]:
+        """The group's invoices, payments and actions to send, from ``row`` on; the rest are
+        counted (held, skipped) or quarantined here. Stops at the next group's first row."""
+        tallies = self._tally_list
+        held_reasons = self.summary.held_reasons
+        sha256 = hashlib.sha256
+        while row is not None:
+            (kind, creditor_id, source_id, payload, hold_reason, known_hash, acknowledged,
+             changed, ok, amount, raw_amount, currency) = row
+            if creditor_id != group.creditor_id or kind == 0:
+                group.next_row = row
+                return
+            row = next(rows, None)
+            if amount is None and raw_amount is not None:
+                amount = _amount(raw_amount)
+            if hold_reason is not None:
+                tally = tallies[kind]
+                tally.add("held", amount, currency)
+                held_reasons[f"{_VALUES[kind]}: {hold_reason}"] += 1
+                continue
+            if acknowledged:
+                tallies[kind].add("skipped_unchanged", amount, currency)
+                continue
+            if not ok or (duplicates and (_VALUES[kind], source_id) in duplicates) or (
+                kind == 1 and group.header_reason is not None
+            ):
+                text = payload.decode() if payload is not None else None
+                reason = self._check(_NAMES[kind], source_id, text, duplicates)
+                if kind == 1 and group.header_reason is not None:
+                    why = (f"invoice: its creditor {creditor_id!r} is quarantined, so it "
+                           f"cannot be sent as that creditor's ({group.header_reason})")
+                    reason = why if reason is None else f"{reason}; {why}"
+                if reason is not None:
+                    self._quarantine(_NAMES[kind], source_id, reason, text, amount, currency)
+                    continue
+                payload = _compact(payload)
+            key = _new_key((source_id, known_hash or sha256(payload).hexdigest(), amount,
+                            currency, bool(changed)))
+            yield tuple.__new__(BatchObject, (_NAMES[kind], payload, key))
+        group.next_row = None
+
+    def _chunks(self, group: _Group, objects: Iterator[BatchObject]) -> Iterator[_Batch]:
+        """The group's bodies, each headed by its creditor; an unacknowledged creditor with
+        nothing else to send goes alone."""
+        header = group.header
+        fate = self.creditors.get(header.source_id.source_id) if header is not None else None
+        alone = header is not None and not group.header_acknowledged and not (
+            fate and fate.included)
+        try:
+            chunks = chunk_objects(
+                objects, max_objects=self.opts.max_objects, max_bytes=self.opts.max_bytes,
+                batch_id=self.batch_id, header=header, header_alone=alone,
+                first_number=self.number, on_too_large=self._too_large,
+            )
+        except ObjectTooLargeError as error:
+            assert header is not None
+            key = header.source_id
+            group.header_reason = (
+                f"creditor: its JSON is {error.size} bytes and does not fit in a batch body of "
+                f"at most {self.opts.max_bytes} bytes and {self.opts.max_objects} objects "
+                f"(with its creditor at the head)")
+            self._quarantine(ObjectName.CREDITOR, key.source_id, group.header_reason,
+                             header.payload.decode(), None, None)
+            self.creditors.pop(key.source_id, None)
+            group.header = None
+            chunks = chunk_objects(
+                objects, max_objects=self.opts.max_objects, max_bytes=self.opts.max_bytes,
+                batch_id=self.batch_id, first_number=self.number, on_too_large=self._too_large,
+            )
+        for chunk in chunks:
+            self.number = chunk.number + 1
+            batch = _Batch(chunk)
+            self._count_sent(batch)
+            yield batch
+
+    def _too_large(self, obj: BatchObject, error: ObjectTooLargeError) -> None:
+        key: _Key = obj.source_id
+        reason = (f"{obj.objectname}: its JSON is {len(obj.payload)} bytes and does not fit in "
+                  f"a batch body of at most {self.opts.max_bytes} bytes and "
+                  f"{self.opts.max_objects} objects (with its creditor at the head)")
+        self._quarantine(ObjectName(obj.objectname), key.source_id, reason,
+                         obj.payload.decode(), key.amount, key.currency)
 
     def _check(
         self,
@@ -882,21 +996,16 @@ class _Day:
             return f"{name.value}: the payload is not a JSON object"
         return None
 
-    def _too_large(self, obj: _Obj) -> str:
-        return (f"{_VALUES[obj.kind]}: its JSON is {len(obj.payload)} bytes and does not fit in a "
-                f"batch body of at most {self.opts.max_bytes} bytes and "
-                f"{self.opts.max_objects} objects (with its creditor at the head)")
-
     # ---- bookkeeping ----------------------------------------------------------------------
 
-    def _count_sent(self, o: _Obj) -> None:
-        if not o.kind:
-            self.creditors.setdefault(o.source_id, _CreditorFate()).included = True
-            return
-        tally = self.tallies[_VALUES[o.kind]]
-        tally.add("sent", o.amount, o.currency)
-        if o.changed:
-            tally.add("changed", o.amount, o.currency)
+    def _count_sent(self, batch: _Batch) -> None:
+        for key in batch.keys()[0]:
+            self.creditors.setdefault(key.source_id, _CreditorFate()).included = True
+        for kind, currency, count, amount, changed, changed_amount in batch.sums():
+            tally = self._tally_list[kind]
+            tally.add_many("sent", count, amount, currency)
+            if changed:
+                tally.add_many("changed", changed, changed_amount, currency)
 
     def _quarantine(
         self,
@@ -964,12 +1073,30 @@ class _Day:
         if len(self.summary.failures) < _MAX_ERRORS_KEPT:
             self.summary.failures.append(BatchFailure(batch.batchid, status, text))
         log.warning("batch %s of %s failed: %s", batch.batchid, self.day, text)
-        for objs in batch.objects:
-            for o in objs:
-                self._count_outcome(o, "failed")
+        self._count_all(batch, "failed")
+
+    def _count_all(self, batch: _Batch, state: str) -> None:
+        """Every object of the batch had the same fate."""
+        for key in batch.keys()[0]:
+            self._creditor_outcome(key.source_id, state)
+        for kind, currency, count, amount, _, _ in batch.sums():
+            self._tally_list[kind].add_many(state, count, amount, currency)
+
+    def _creditor_outcome(self, source_id: str, state: str) -> None:
+        fate = self.creditors.setdefault(source_id, _CreditorFate())
+        fate.included = True
+        fate.outcomes.add("accepted" if state == "duplicates" else state)
 
     def _record_answer(self, batch: _Batch, result: PostResult) -> None:
         answer = result.response
+        body = result.raw_body.decode("utf-8", "replace")
+        if not answer.errors and not answer.responses:
+            # statuscode 0 and nothing named (an acknowledge-only receiver): all were taken
+            self.answers.add(batch.batchid, BatchState.ACCEPTED, result.http_status,
+                             answer.statuscode, result.attempts, body, None)
+            self.summary.batches[BatchState.ACCEPTED.value] += 1
+            self._count_all(batch, "accepted")
+            return
         errors: dict[tuple[str, int], str] = {}
         whole_batch: list[str] = []
         for e in answer.errors:
@@ -981,20 +1108,19 @@ class _Day:
         responses = {(r.objectname, r.objectindex): r for r in answer.responses}
         results = ledger.ObjectResults([], [], [], [], [], [])
         rejected = accepted = 0
-        for value, objs in zip(_VALUES, batch.objects, strict=True):
-            for index, o in enumerate(objs):
-                key = (value, index)
-                message = errors.get(key)
+        for value, keys in zip(_VALUES, batch.keys(), strict=True):
+            for index, k in enumerate(keys):
+                lookup = (value, index)
+                message = errors.get(lookup)
                 if message is None and whole_batch:
                     message = "; ".join(whole_batch)
-                response = responses.get(key)
+                response = responses.get(lookup)
                 status = response.status_statuscode if response is not None else None
                 if message is not None:
                     outcome, state = ObjectOutcome.REJECTED, "rejected"
                     rejected += 1
                 else:
-                    # Objects not named in errors were taken: statuscode 0 with no per-object
-                    # responses (an acknowledge-only receiver) means all were.
+                    # Objects not named in errors were taken.
                     outcome = ObjectOutcome.ACCEPTED
                     state = "duplicates" if status == "DUPLICATE" else "accepted"
                     accepted += 1
@@ -1004,27 +1130,19 @@ class _Day:
                 results.statuses.append(status)
                 results.ledgerrefs.append(response.ledgerref if response is not None else None)
                 results.messages.append(message)
-                self._count_outcome(o, state)
+                if value == _VALUES[0]:
+                    self._creditor_outcome(k.source_id, state)
+                else:
+                    self.tallies[value].add(state, k.amount, k.currency)
         if not rejected:
-            state = BatchState.ACCEPTED
+            state_ = BatchState.ACCEPTED
         elif not accepted:
-            state = BatchState.REJECTED
+            state_ = BatchState.REJECTED
         else:
-            state = BatchState.PARTIALLY_REJECTED
-        ledger.record_answer(
-            self.con, batchid=batch.batchid, state=state, http_status=result.http_status,
-            statuscode=answer.statuscode, attempts=result.attempts,
-            response_body=result.raw_body.decode("utf-8", "replace"), results=results,
-        )
-        self.summary.batches[state.value] += 1
-
-    def _count_outcome(self, o: _Obj, state: str) -> None:
-        if not o.kind:
-            fate = self.creditors.setdefault(o.source_id, _CreditorFate())
-            fate.included = True
-            fate.outcomes.add("accepted" if state == "duplicates" else state)
-            return
-        self.tallies[_VALUES[o.kind]].add(state, o.amount, o.currency)
+            state_ = BatchState.PARTIALLY_REJECTED
+        self.answers.add(batch.batchid, state_, result.http_status, answer.statuscode,
+                         result.attempts, body, results)
+        self.summary.batches[state_.value] += 1
 
 
 # --------------------------------------------------------------------------------------------
@@ -1047,6 +1165,7 @@ def submit_window(
     assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS,
     fetch_rows: int = _FETCH_ROWS,
     lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+    duckdb_memory_limit: str | None = "256MB",
 ) -> SubmissionSummary:
     """Submit every partition day of ``[start, end)`` on its own, in order.
 
@@ -1055,7 +1174,8 @@ def submit_window(
     ``<dir>/<batchid>.json`` and quarantined rows to ``<dir>/quarantine-<day>.jsonl``; nothing
     is posted and nothing in the database changes (beyond creating the ``amili`` tables if
     they are missing). ``force_resend`` sends every row again, in new batches, even those
-    already acknowledged, and supersedes the day's in-doubt batches.
+    already acknowledged, and supersedes the day's in-doubt batches. ``duckdb_memory_limit``
+    bounds DuckDB's memory on this connection (None: DuckDB's default, most of the RAM).
 
     Partial failures do not raise; call :meth:`SubmissionSummary.raise_for_failures`.
     """
@@ -1081,6 +1201,16 @@ def submit_window(
     )
     summary = SubmissionSummary()
     with connect_writer(pipeline_db, wait_seconds=lock_wait_seconds) as con:
+        if duckdb_memory_limit:
+            # DuckDB sorts the day by creditor; bounded, it spills to disk instead of holding
+            # a million payloads in memory (the process's RSS stays flat with the day's size)
+            if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", duckdb_memory_limit):
+                raise ValueError(f"duckdb_memory_limit {duckdb_memory_limit!r} is not like 256MB")
+            con.execute(f"SET memory_limit = '{duckdb_memory_limit}'")
+            # ... and the day's rows must stay the probe side of the joins with the ledger:
+            # on a day whose ledger is larger than DuckDB's estimate of the day, the optimizer
+            # would otherwise build its hash table from the day's payloads (seen at 1M rows)
+            con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         ledger.ensure_schema(con)
         day = start
         while day < end:

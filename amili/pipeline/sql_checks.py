@@ -1,0 +1,416 @@
+"""The cheap checks of :mod:`amili.validation`, in DuckDB SQL, over a whole partition at once.
+
+Why: validating a million invoices one by one in Python (pydantic, python-stdnum, e-mail
+parsing) takes minutes; the same checks as SQL expressions run vectorized in DuckDB while the
+rows stream out. The SQL is a *sound prefilter*, not a second rule book:
+
+* :func:`clean_sql` is true only for a payload that provably passes every rule
+  :func:`amili.validation.validate_object` applies (and the submission's own id checks). It
+  accepts only the plain forms (compact JSON with the model's keys in the model's order, as
+  dbt's ``to_json`` and the models' own dumps write them; ASCII digits without separators;
+  ``YYYY-MM-DDTHH:MM:SS.mmmZ`` date-times; simple e-mail addresses) and says "not proven" for
+  anything else.
+* A row it does not prove clean goes through the Python validation, which decides, and words
+  the quarantine reason exactly as the sandbox would. So SQL never invents a reason and never
+  lets through what Python would refuse; tests hold the check-digit macros equal to
+  python-stdnum and the whole expression to ``validate_object`` (tests/pipeline/test_sql_checks.py).
+
+Creditors and actions are few per day and always take the Python path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import duckdb
+
+from amili.models import ClaimType, DebtorType, InvoiceType, PaymentType
+from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
+
+__all__ = [
+    "MACROS",
+    "clean_sql",
+    "derived_sql",
+    "fields_sql",
+    "install_macros",
+    "invoice_shape",
+    "payment_shape",
+    "proven_query",
+    "shape_sql",
+]
+
+# --------------------------------------------------------------------------------------------
+# Check digits (ASCII digits only; anything else is "not proven" and goes to Python)
+# --------------------------------------------------------------------------------------------
+
+def _digit(n: str, k: int) -> str:
+    """The k-th digit from the right (0-based) of the integer expression n."""
+    return f"(({n} // {10 ** k}) % 10)" if k else f"({n} % 10)"
+
+
+def _weighted(n: str, weights: list[int]) -> str:
+    """sum(weights[k] * k-th digit from the right of n)."""
+    return " + ".join(f"{w} * {_digit(n, k)}" for k, w in enumerate(weights) if w)
+
+
+def _luhn(n: str, first: int) -> str:
+    """Luhn terms of the 15 digits of n, the lowest being at position ``first`` from the right."""
+    terms = []
+    for k in range(15):
+        d = _digit(n, k)
+        terms.append(d if (first + k) % 2 == 0 else f"(2 * {d} - 9 * ({d} >= 5)::INT)")
+    return " + ".join(terms)
+
+
+def _kid_weights(first: int) -> list[int]:
+    """MOD11 weights of 15 digits from position ``first`` (0: the check digit, weight 0)."""
+    return [0 if first + k == 0 else 2 + (first + k - 1) % 6 for k in range(15)]
+
+
+#: Longest KID the checks below handle in one HUGEINT (38 digits); longer ones go to Python.
+_KID_DIGITS = 30
+
+MACROS: tuple[str, ...] = (
+    # Check digits as integer arithmetic on the number (vectorized, no per-digit lambdas).
+    # Luhn (MOD10) over the whole string: stdnum.luhn.is_valid on ASCII digits
+    # (KIDs are up to 25 digits, too long for BIGINT: lo and hi are the lower and upper 15
+    # digits of the number padded to 30, see amili_kid_lo / amili_kid_hi)
+    "CREATE OR REPLACE TEMP MACRO amili_kid_lo(s) AS (TRY_CAST(right(s, 15) AS BIGINT))",
+    """CREATE OR REPLACE TEMP MACRO amili_kid_hi(s) AS (
+        CASE WHEN length(s) > 15 THEN TRY_CAST(left(s, length(s) - 15) AS BIGINT) ELSE 0 END)""",
+    f"""CREATE OR REPLACE TEMP MACRO amili_luhn_n(lo, hi) AS (
+        ({_luhn("lo", 0)} + {_luhn("hi", 15)}) % 10 = 0)""",
+    f"""CREATE OR REPLACE TEMP MACRO amili_luhn_ok(s) AS (
+        regexp_full_match(s, '[0-9]{{1,{_KID_DIGITS}}}')
+        AND amili_luhn_n(amili_kid_lo(s), amili_kid_hi(s)))""",
+    # KID MOD11 (amili.validation.kid_mod11_check_digit): weights 2..7 from the right of the
+    # body; check 11 - sum % 11, 11 -> 0, 10 -> no valid KID
+    f"""CREATE OR REPLACE TEMP MACRO amili_kid_mod11_n(lo, hi) AS (
+        (11 - ({_weighted("lo", _kid_weights(0))} + {_weighted("hi", _kid_weights(15))}) % 11)
+            % 11 = lo % 10)""",
+    f"""CREATE OR REPLACE TEMP MACRO amili_kid_mod11_ok(s) AS (
+        regexp_full_match(s, '[0-9]{{2,{_KID_DIGITS}}}')
+        AND amili_kid_mod11_n(amili_kid_lo(s), amili_kid_hi(s)))""",
+    # organisasjonsnummer: 9 digits, weights 3 2 7 6 5 4 3 2 1 (from the left), sum % 11 = 0
+    f"""CREATE OR REPLACE TEMP MACRO amili_orgnr_n(n) AS (
+        ({_weighted("n", [1, 2, 3, 4, 5, 6, 7, 2, 3])}) % 11 = 0)""",
+    """CREATE OR REPLACE TEMP MACRO amili_orgnr_ok(s) AS (
+        regexp_full_match(s, '[0-9]{9}') AND amili_orgnr_n(TRY_CAST(s AS BIGINT)))""",
+    # fødselsnummer: 11 digits, two MOD11 check digits, a real birth date in the past
+    # (D- and H-numbers included, FH-numbers refused, century from the individual number),
+    # exactly as stdnum.no.fodselsnummer.is_valid; the birth date must be two days old so the
+    # time zone of "today" cannot matter.
+    """CREATE OR REPLACE TEMP MACRO amili_fnr_year(yy, ind) AS (
+        CASE
+            WHEN ind < 500 THEN 1900 + yy
+            WHEN ind < 750 AND yy >= 54 THEN 1800 + yy
+            WHEN yy < 40 THEN 2000 + yy
+            WHEN ind >= 900 THEN 1900 + yy
+        END)""",
+    # (no TRY(make_date(...)) here: an exception per invalid row is slow)
+    """CREATE OR REPLACE TEMP MACRO amili_make_date(y, m, d) AS (
+        CASE WHEN y IS NULL OR m NOT BETWEEN 1 AND 12 OR d < 1 THEN NULL
+             WHEN d > dayofmonth(last_day(make_date(y, m, 1))) THEN NULL
+             ELSE make_date(y, m, d) END)""",
+    """CREATE OR REPLACE TEMP MACRO amili_fnr_birth(dd, mm, yy, ind) AS (
+        CASE WHEN dd >= 80 THEN NULL ELSE amili_make_date(amili_fnr_year(yy, ind),
+            mm - CASE WHEN mm > 40 THEN 40 ELSE 0 END,
+            dd - CASE WHEN dd > 40 THEN 40 ELSE 0 END)
+        END)""",
+    f"""CREATE OR REPLACE TEMP MACRO amili_fnr_n(n) AS (
+        (11 - ({_weighted("(n // 100)", [2, 5, 4, 9, 8, 1, 6, 7, 3])}) % 11) % 11
+            = {_digit("n", 1)}
+        AND (11 - ({_weighted("(n // 10)", [2, 3, 4, 5, 6, 7, 2, 3, 4, 5])}) % 11) % 11
+            = n % 10
+        AND coalesce(amili_fnr_birth(n // 1000000000, (n // 10000000) % 100,
+                                     (n // 100000) % 100, (n // 100) % 1000)
+                     <= current_date - 2, false))""",
+    """CREATE OR REPLACE TEMP MACRO amili_fnr_ok(s) AS (
+        regexp_full_match(s, '[0-9]{11}') AND amili_fnr_n(TRY_CAST(s AS BIGINT)))""",
+    # kontonummer (11 digits, MOD11 weights 5 4 3 2 7 6 5 4 3 2 on the first ten, check
+    # 11 - sum % 11 with 11 -> 0 and 10 invalid); stdnum also takes a leading "0000" + Luhn,
+    # which is left to Python
+    f"""CREATE OR REPLACE TEMP MACRO amili_kontonr_n(n) AS (
+        (11 - ({_weighted("(n // 10)", [2, 3, 4, 5, 6, 7, 2, 3, 4, 5])}) % 11) % 11 = n % 10)""",
+    """CREATE OR REPLACE TEMP MACRO amili_kontonr_ok(s) AS (
+        regexp_full_match(s, '[0-9]{11}') AND NOT starts_with(s, '0000')
+        AND amili_kontonr_n(TRY_CAST(s AS BIGINT)))""",
+    # an e-mail address simple enough that email_validator surely accepts it (lower-case
+    # dot-atom, a real-looking domain, not a special-use name); others are left to Python
+    r"""CREATE OR REPLACE TEMP MACRO amili_email_ok(s) AS (
+        length(s) <= 254 AND regexp_full_match(s,
+            '[a-z0-9_+-]{1,64}(\.[a-z0-9_+-]{1,64}){0,8}@([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.){1,8}[a-z]{2,24}')
+        AND length(split_part(s, '@', 1)) <= 64
+        AND NOT contains(split_part(s, '@', 2), '--')
+        AND NOT regexp_matches(s, '\.(arpa|invalid|local|localhost|onion|test)$'))""",
+)
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the check macros as temporary macros of this connection."""
+    for statement in MACROS:
+        con.execute(statement)
+
+
+# --------------------------------------------------------------------------------------------
+# Shapes: a regular expression of the compact JSON the models accept in their own key order
+# --------------------------------------------------------------------------------------------
+
+_STR = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
+_STR1 = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})+"'
+#: a non-negative amount with at most 16 integer digits and 2 decimals (DECIMAL(18,2))
+_AMOUNT = r"(?:0|[1-9][0-9]{0,15})(?:\.[0-9]{1,2})?"
+_BOOL = "(?:true|false)"
+_NULL = "null"
+
+
+def _opt(pattern: str) -> str:
+    return f"(?:{pattern}|{_NULL})"
+
+
+def _seq(fields: list[tuple[str, str, bool]], lead: bool) -> str:
+    """Keys in this order, the optional ones possibly absent, commas only between them."""
+    if not fields:
+        return ""
+    (name, pattern, required), rest = fields[0], fields[1:]
+    item = f'"{name}":{pattern}'
+    if lead:
+        return (f",{item}" if required else f"(?:,{item})?") + _seq(rest, True)
+    if required:
+        return item + _seq(rest, True)
+    return f"(?:{item}{_seq(rest, True)}|{_seq(rest, False)})"
+
+
+def _object(fields: list[tuple[str, str, bool]]) -> str:
+    return r"\{" + _seq(fields, False) + r"\}"
+
+
+def _array(pattern: str, at_least_one: bool = False) -> str:
+    if at_least_one:
+        return rf"\[{pattern}(?:,{pattern})*\]"
+    return rf"\[(?:{pattern}(?:,{pattern})*)?\]"
+
+
+def _optional_strings(*names: str) -> list[tuple[str, str, bool]]:
+    return [(name, _opt(_STR), False) for name in names]
+
+
+_EMAIL = _object([("value", _STR, True)])
+_PHONE = _object(_optional_strings("countryCode", "originalValue", "value"))
+_ADDRESS = _object(_optional_strings("street", "city", "zipCode", "countryCode"))
+_DEBTOR = _object([
+    ("type", _STR, True),
+    *_optional_strings("firstname", "lastname", "name", "customerNumber",
+                       "identificationNumber", "organizationNumber", "dateOfBirth"),
+    ("emails", _array(_EMAIL), False),
+    ("phoneNumbers", _array(_PHONE), False),
+    ("addresses", _array(_ADDRESS), False),
+])
+_CLAIM = _object([("type", _STR, True), ("remainingAmount", _AMOUNT, True),
+                  ("description", _opt(_STR), False)])
+
+
+def invoice_shape() -> str:
+    """The compact invoice objects whose JSON types all fit :class:`amili.models.Invoice`."""
+    return "^" + _object([
+        ("type", _STR, True), ("invoiceNumber", _STR1, True),
+        ("vat", _opt(_BOOL), False), ("fees", _opt(_BOOL), False),
+        ("originalInvoiceAmount", _AMOUNT, True), ("currency", _STR1, True),
+        ("invoiceDate", _STR, True), ("dueDate", _STR, True),
+        ("collectionNoticeDate", _opt(_STR), False), ("ocrReferenceNumber", _opt(_STR), False),
+        ("uniqueSourceInvoiceId", _STR1, True), ("description", _opt(_STR), False),
+        ("debtors", _array(_DEBTOR, True), True), ("claims", _array(_CLAIM, True), True),
+    ]) + "$"
+
+
+def payment_shape() -> str:
+    """The compact payment objects whose JSON types all fit :class:`amili.models.Payment`."""
+    return "^" + _object([
+        ("invoiceId", _STR1, True), ("type", _STR, True), ("amount", _AMOUNT, True),
+        ("currency", _STR1, True), ("date", _STR, True), ("description", _opt(_STR), False),
+        ("uniqueSourcePaymentId", _STR1, True),
+    ]) + "$"
+
+
+# --------------------------------------------------------------------------------------------
+# Values
+# --------------------------------------------------------------------------------------------
+
+_INVOICE_FIELDS = """{
+    "type": "VARCHAR", "originalInvoiceAmount": "DECIMAL(18,2)", "currency": "VARCHAR",
+    "invoiceDate": "VARCHAR", "dueDate": "VARCHAR", "collectionNoticeDate": "VARCHAR",
+    "ocrReferenceNumber": "VARCHAR", "uniqueSourceInvoiceId": "VARCHAR",
+    "debtors": [{"type": "VARCHAR", "firstname": "VARCHAR", "lastname": "VARCHAR",
+                 "name": "VARCHAR", "identificationNumber": "VARCHAR",
+                 "organizationNumber": "VARCHAR", "dateOfBirth": "VARCHAR",
+                 "emails": [{"value": "VARCHAR"}],
+                 "addresses": [{"street": "VARCHAR", "city": "VARCHAR", "zipCode": "VARCHAR",
+                                "countryCode": "VARCHAR"}]}],
+    "claims": [{"type": "VARCHAR", "remainingAmount": "DECIMAL(18,2)"}]
+}"""
+_PAYMENT_FIELDS = """{
+    "type": "VARCHAR", "amount": "DECIMAL(18,2)", "currency": "VARCHAR", "date": "VARCHAR",
+    "uniqueSourcePaymentId": "VARCHAR"
+}"""
+#: the canonical date-time form; the cast then proves it is a real instant
+_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z"
+
+
+def _in(values: Iterable[str]) -> str:
+    return "(" + ", ".join(f"'{v}'" for v in sorted(str(v) for v in values)) + ")"
+
+
+def _datetime_ok(expr: str) -> str:
+    return (f"(regexp_full_match({expr}, '{_DATETIME}') "
+            f"AND TRY_CAST(replace(replace({expr}, 'T', ' '), 'Z', '') AS TIMESTAMP) "
+            "IS NOT NULL)")
+
+
+def _blank_or(expr: str, check: str) -> str:
+    """Python checks an identifier only when it is a non-blank string; '' or NULL is skipped.
+
+    Anything else that looks blank (spaces) is left unproven, so Python decides."""
+    return f"({expr} IS NULL OR {expr} = '' OR {check})"
+
+
+def _present(expr: str) -> str:
+    """Surely non-blank for Python's ``str.strip``: it starts with a visible ASCII character
+    (cheap, the usual case) or has a letter or a digit somewhere."""
+    return (f"coalesce(ascii({expr}) BETWEEN 33 AND 126 "
+            f"OR regexp_matches({expr}, '[[:alnum:]]'), false)")
+
+
+def _kid_ok(expr: str, derived: str, a: SandboxAssumptions) -> str:
+    methods = []
+    if a.kid_max_length > _KID_DIGITS:
+        return "false"
+    lo, hi = f"{derived}.kid_lo", f"{derived}.kid_hi"
+    if "MOD10" in a.kid_check_methods:
+        methods.append(f"amili_luhn_n({lo}, {hi})")
+    if "MOD11" in a.kid_check_methods:
+        methods.append(f"amili_kid_mod11_n({lo}, {hi})")
+    if not methods:
+        return "false"
+    return (f"(regexp_full_match({expr}, '[0-9]{{{a.kid_min_length},{a.kid_max_length}}}') "
+            f"AND ({' OR '.join(methods)}))")
+
+
+def _debtor_ids_ok(n: str) -> str:
+    """A debtor's identifiers (``n``: one element of :func:`derived_sql`'s debtors) are valid."""
+    return f"""(
+        {_blank_or(n + '.org_s', f"regexp_full_match({n}.org_s, '[0-9]{{9}}') "
+                                 f"AND amili_orgnr_n({n}.org)")}
+        AND {_blank_or(n + '.fnr_s', f"regexp_full_match({n}.fnr_s, '[0-9]{{11}}') "
+                                     f"AND amili_fnr_n({n}.fnr)")})"""
+
+
+def _debtor_ok(d: str, a: SandboxAssumptions) -> str:
+    """One debtor ``d`` passes the debtor rules (its identifiers: :func:`_debtor_ids_ok`)."""
+    names = (f"(({_present(d + '.firstname')} AND {_present(d + '.lastname')}) "
+             f"OR {_present(d + '.name')})")
+    address_complete = (
+        f"len(list_filter({d}.addresses, lambda x: {_present('x.street')} AND "
+        f"{_present('x.zipCode')} AND {_present('x.city')})) > 0"
+    )
+    country = f"coalesce(nullif(x.countryCode, ''), '{a.default_address_country}')"
+    zipcode_ok = (
+        f"x IS NOT NULL AND (x.countryCode IS NULL OR x.countryCode = '' "
+        f"OR regexp_full_match(x.countryCode, '[A-Z]{{2}}')) AND "
+        f"(x.zipCode IS NULL OR x.zipCode = '' OR {country} <> 'NO' "
+        f"OR regexp_full_match(x.zipCode, '[0-9]{{{a.norwegian_zipcode_digits}}}'))"
+    )
+    return f"""({d} IS NOT NULL AND {d}.type IN {_in(DebtorType)}
+        AND (({d}.type = 'PRIVATE' AND {names})
+             OR ({d}.type = 'COMPANY' AND {_present(d + '.name')}))
+
+        AND ({d}.dateOfBirth IS NULL OR TRY_CAST({d}.dateOfBirth AS DATE) IS NOT NULL
+             AND regexp_full_match({d}.dateOfBirth, '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}'))
+        AND coalesce(list_bool_and(list_transform({d}.emails, lambda x:
+                coalesce(length(x.value) >= 3 AND amili_email_ok(x.value), false))), true)
+        AND {address_complete}
+        AND coalesce(list_bool_and(list_transform({d}.addresses, lambda x:
+                coalesce({zipcode_ok}, false))), true))"""
+
+
+def fields_sql(kind: str, payload: str) -> str:
+    """The payload parsed once into the values the checks read (``json_transform``)."""
+    spec = {"invoice": _INVOICE_FIELDS, "payment": _PAYMENT_FIELDS}[kind]
+    return f"json_transform({payload}, '{spec}')"
+
+
+def shape_sql(kind: str, payload: str) -> str:
+    """True when the payload's JSON has the model's shape (:func:`invoice_shape`)."""
+    shape = {"invoice": invoice_shape, "payment": payment_shape}[kind]()
+    return f"regexp_full_match({payload}, '{shape.replace(chr(39), chr(39) * 2)}')"
+
+
+def derived_sql(kind: str, fields: str) -> str:
+    """Numbers the check digits need, cast once (a second column after :func:`fields_sql`).
+
+    Why a column of its own: DuckDB expands a macro's arguments at every use, so a check
+    written over ``TRY_CAST(x AS BIGINT)`` would repeat that cast per digit and make the plan
+    (and its planning time) many times larger; over a column it is a reference.
+    """
+    if kind != "invoice":
+        return "NULL"
+    return f"""struct_pack(
+        kid_lo := amili_kid_lo({fields}.ocrReferenceNumber),
+        kid_hi := amili_kid_hi({fields}.ocrReferenceNumber),
+        debtors := list_transform({fields}.debtors, lambda d: struct_pack(
+            fnr_s := d.identificationNumber, fnr := TRY_CAST(d.identificationNumber AS BIGINT),
+            org_s := d.organizationNumber, org := TRY_CAST(d.organizationNumber AS BIGINT))))"""
+
+
+def proven_query(kind: str, source: str, payload: str, source_id: str,
+                 assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> str:
+    """``SELECT *, ok FROM source``: the checks of one kind staged as the submission runs
+    them (shape, then one parse, then the derived numbers, then the values)."""
+    return f"""
+        SELECT * EXCLUDE (f, g), coalesce({clean_sql(kind, source_id, "f", "g", assumptions)},
+                                        false) AS ok
+        FROM (SELECT *, {derived_sql(kind, "f")} AS g FROM (
+            SELECT *, CASE WHEN {shape_sql(kind, payload)} THEN {fields_sql(kind, payload)}
+                      END AS f
+            FROM ({source})))"""
+
+
+def clean_sql(kind: str, source_id: str, fields: str, derived: str,
+              assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> str:
+    """A boolean SQL expression: a row of proven shape surely passes validation.
+
+    ``kind`` is ``invoice`` or ``payment``; ``source_id``, ``fields`` and ``derived`` are the
+    row's id and the columns of :func:`fields_sql` (of a payload that passed
+    :func:`shape_sql`) and :func:`derived_sql`. Needs :func:`install_macros`.
+    """
+    a = assumptions
+    currencies = _in(a.currencies)
+    j = fields
+    id_ok = f"coalesce(regexp_matches({source_id}, '[[:alnum:]]'), false)"
+    if kind == "invoice":
+        value_ok = f"""coalesce(
+            {j}.type IN {_in(InvoiceType)} AND {j}.currency IN {currencies}
+            AND {j}.uniqueSourceInvoiceId = {source_id}
+            AND {_datetime_ok(j + '.invoiceDate')} AND {_datetime_ok(j + '.dueDate')}
+            AND ({j}.collectionNoticeDate IS NULL
+                 OR {_datetime_ok(j + '.collectionNoticeDate')})
+            AND {j}.dueDate >= {j}.invoiceDate
+            AND {_blank_or(j + '.ocrReferenceNumber',
+                           _kid_ok(j + '.ocrReferenceNumber', derived, a))}
+            AND list_bool_and(list_transform({j}.claims, lambda c:
+                    coalesce(c.type IN {_in(ClaimType)} AND c.remainingAmount IS NOT NULL,
+                             false)))
+            AND list_sum(list_transform({j}.claims, lambda c: c.remainingAmount)) > 0
+            AND coalesce(list_sum(list_transform({j}.claims, lambda c:
+                    CASE WHEN c.type = 'PRINCIPAL' THEN c.remainingAmount ELSE 0 END)), 0)
+                <= {j}.originalInvoiceAmount
+            AND list_bool_and(list_transform({j}.debtors, lambda d: {_debtor_ok('d', a)}))
+            AND list_bool_and(list_transform({derived}.debtors, lambda n: {_debtor_ids_ok('n')})),
+            false)"""
+    elif kind == "payment":
+        value_ok = f"""coalesce(
+            {j}.type IN {_in(PaymentType)} AND {j}.currency IN {currencies}
+            AND {j}.uniqueSourcePaymentId = {source_id} AND {j}.amount > 0
+            AND {_datetime_ok(j + '.date')}, false)"""
+    else:
+        raise ValueError(f"no SQL checks for {kind!r}")
+    return f"coalesce({id_ok} AND {value_ok}, false)"

@@ -1,0 +1,294 @@
+"""The SQL checks against their references: python-stdnum, email_validator, validate_object.
+
+The submission lets a row skip the Python validation only when the SQL proves it valid, so
+the property that matters is soundness: whatever the SQL accepts, the Python rules accept
+too. The check-digit macros are also held *equal* to python-stdnum on plain digit strings,
+so the fast path is not just sound but used.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Iterator, Sequence
+from datetime import date, timedelta
+from decimal import Decimal
+from typing import Any
+
+import duckdb
+import pytest
+from email_validator import EmailNotValidError, validate_email
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
+from stdnum import luhn
+from stdnum.no import fodselsnummer, kontonr, orgnr
+
+from amili import jsonio
+from amili.demo import example_invoice
+from amili.models import Payment, PaymentType
+from amili.pipeline import sql_checks
+from amili.validation import kid_mod11_check_digit, payload_problems
+
+# Each example is one query over a batch of values; the expressions are large, so examples
+# are kept few and each carries many values.
+checks = settings(deadline=None, max_examples=40,
+                  suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def con() -> Iterator[duckdb.DuckDBPyConnection]:
+    with duckdb.connect() as connection:
+        sql_checks.install_macros(connection)
+        yield connection
+
+
+def sql_values(con: duckdb.DuckDBPyConnection, expression: str, values: Sequence[str]) -> list:
+    """``expression`` (over ``v``) for every value, in one query."""
+    rows = con.execute(
+        f"SELECT i, {expression} FROM (SELECT unnest($v) AS v, generate_subscripts($v, 1) AS i) "
+        "ORDER BY i", {"v": list(values)},
+    ).fetchall()
+    return [bool(ok) for _, ok in rows]
+
+
+DIGITS = st.text(st.sampled_from("0123456789"), min_size=1, max_size=27)
+NOISE = st.text(st.sampled_from("0123456789 -.:x\u0661"), max_size=14)  # separators, Arabic 1
+
+
+def with_check(body: str, digit: str | None) -> str:
+    return body + (digit if digit is not None else "0")
+
+
+@st.composite
+def fodselsnumre(draw: st.DrawFn) -> str:
+    """Well-formed numbers (real birth dates, D- and H-numbers, every century rule) with
+    correct check digits, so the SQL's "valid" branch is exercised, not only refusals."""
+    born = draw(st.dates(date(1855, 1, 1), date.today() + timedelta(days=30)))
+    day, month = born.day + draw(st.sampled_from([0, 40])), born.month + draw(
+        st.sampled_from([0, 0, 40]))
+    century = born.year // 100
+    individual = {18: draw(st.integers(500, 749)), 19: draw(st.integers(0, 499)),
+                  20: draw(st.integers(500, 999))}[century]
+    body = f"{day:02d}{month:02d}{born.year % 100:02d}{individual:03d}"
+    first = fodselsnummer.calc_check_digit1(body)
+    body += first[-1]
+    return body + fodselsnummer.calc_check_digit2(body)[-1]
+
+
+@checks
+@given(values=st.lists(DIGITS | NOISE | st.from_regex(r"[0-9]{9}", fullmatch=True), max_size=40))
+@example(values=["974760673", "123456785", "123456789", "", " 974760673"])
+def test_orgnr_macro_equals_stdnum(con: duckdb.DuckDBPyConnection, values: list[str]) -> None:
+    got = sql_values(con, "coalesce(amili_orgnr_ok(v), false)", values)
+    for value, ok in zip(values, got, strict=True):
+        if value.isascii() and value.isdigit():
+            assert ok == orgnr.is_valid(value), value
+        else:
+            assert not ok or orgnr.is_valid(value), value  # sound: never more than stdnum
+
+
+@checks
+@given(values=st.lists(fodselsnumre() | DIGITS | NOISE, max_size=40))
+@example(values=["15108695088", "15108695077", "41018036736", "01010150089"])
+def test_fodselsnummer_macro_equals_stdnum(
+    con: duckdb.DuckDBPyConnection, values: list[str]
+) -> None:
+    got = sql_values(con, "coalesce(amili_fnr_ok(v), false)", values)
+    recent = date.today() - timedelta(days=2)
+    for value, ok in zip(values, got, strict=True):
+        if value.isascii() and value.isdigit() and fodselsnummer.is_valid(value):
+            # the SQL wants the birth date two days old (time zones); otherwise equal
+            born = fodselsnummer.get_birth_date(value)
+            assert ok == (born <= recent), value
+        else:
+            assert not ok, value
+
+
+@checks
+@given(values=st.lists(DIGITS | NOISE, max_size=40), extra=st.lists(DIGITS, max_size=10))
+def test_kid_macros_equal_luhn_and_the_mod11_rule(
+    con: duckdb.DuckDBPyConnection, values: list[str], extra: list[str]
+) -> None:
+    # half of the extra ones get a correct check digit of each kind
+    values = [*values, *(with_check(b, luhn.calc_check_digit(b)) for b in extra),
+              *(with_check(b, kid_mod11_check_digit(b)) for b in extra)]
+    mod10 = sql_values(con, "coalesce(amili_luhn_ok(v), false)", values)
+    mod11 = sql_values(con, "coalesce(amili_kid_mod11_ok(v), false)", values)
+    for value, ok10, ok11 in zip(values, mod10, mod11, strict=True):
+        plain = value.isascii() and value.isdigit() and len(value) <= 30
+        assert ok10 == (plain and luhn.is_valid(value)), value
+        expected11 = plain and len(value) >= 2 and kid_mod11_check_digit(value[:-1]) == value[-1]
+        assert ok11 == expected11, value
+
+
+@checks
+@given(values=st.lists(DIGITS | NOISE | st.from_regex(r"[0-9]{11}", fullmatch=True),
+                       max_size=40))
+@example(values=["86011117947", "00001234567", "12345678903"])
+def test_kontonr_macro_is_stdnum_without_the_postgiro_form(
+    con: duckdb.DuckDBPyConnection, values: list[str]
+) -> None:
+    got = sql_values(con, "coalesce(amili_kontonr_ok(v), false)", values)
+    for value, ok in zip(values, got, strict=True):
+        if value.isascii() and value.isdigit() and len(value) == 11 and value[:4] != "0000":
+            assert ok == kontonr.is_valid(value), value
+        else:
+            assert not ok or kontonr.is_valid(value), value
+
+
+def email_ok(value: str) -> bool:
+    try:
+        validate_email(value, check_deliverability=False)
+    except EmailNotValidError:
+        return False
+    return True
+
+
+@checks
+@given(values=st.lists(st.emails() | st.text(max_size=30) | st.from_regex(
+    r"[a-z0-9_+.-]{1,12}@[a-z0-9.-]{1,20}\.(no|com|test|local|xn--p1ai|a1)", fullmatch=True),
+    max_size=30))
+@example(values=["ola.nordmann@example.no", "a..b@x.no", "a@b-.no", "a@ab--cd.no",
+                 "x@localhost", "Ola@Example.NO", "a@x.test"])
+def test_email_macro_accepts_only_what_email_validator_accepts(
+    con: duckdb.DuckDBPyConnection, values: list[str]
+) -> None:
+    got = sql_values(con, "coalesce(amili_email_ok(v), false)", values)
+    for value, ok in zip(values, got, strict=True):
+        assert not ok or email_ok(value), value
+    assert sql_values(con, "amili_email_ok(v)", ["ola.nordmann@example.no"]) == [True]
+
+
+# --------------------------------------------------------------------------------------------
+# Whole objects: SQL "proven" implies the Python validation has no problem with them
+# --------------------------------------------------------------------------------------------
+
+
+def base_invoice() -> dict[str, Any]:
+    return jsonio.to_jsonable(example_invoice("INV-1"))
+
+
+def base_payment() -> dict[str, Any]:
+    return jsonio.to_jsonable(Payment(
+        invoiceId="3fa85f64-5717-4562-b3fc-2c963f66afa6", type=PaymentType.DIRECT_PAYMENT,
+        amount=Decimal("250.00"), currency="NOK", date="2026-11-23T00:00:00.000Z",
+        uniqueSourcePaymentId="PAY-1"))
+
+
+TRICKY: list[Any] = [
+    None, "", " ", "x", "NOK", "XXX", "HRK", "nok", 0, 1, -1, True, "true", [], {}, [None],
+    Decimal("0"), Decimal("0.001"), Decimal("-5.00"), Decimal("12345678901234567.00"),
+    Decimal("1E+2"), Decimal("99.99"), "2026-10-01", "2026-02-30T00:00:00.000Z",
+    "2026-10-01T00:00:00Z", "2026-09-01T00:00:00.000Z", "2027-01-01T00:00:00.000Z",
+    "1002003000", "1002003001", "0000000000", "15108695077", "15108695088", "974760673",
+    "123456789", "ola@example.no", "not an address", "a@b.local", "PRIVATE", "COMPANY",
+    "PERSON", "PRINCIPAL", "FEE", "INTEREST", "4008", "408", "SE", "no", "INV-1", "INV-2",
+    "DIRECT_PAYMENT", "PAYMENT_REMINDER", "NOTICE", "ÆØÅ", "\u00a0", "a\"b\\c\n",
+]
+
+
+def paths(value: Any, prefix: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+    """Every key path into a JSON value (dict keys and list indexes)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield (*prefix, key)
+            yield from paths(item, (*prefix, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield (*prefix, index)
+            yield from paths(item, (*prefix, index))
+
+
+def mutate(value: dict[str, Any], edits: list[tuple[int, int, int]]) -> dict[str, Any]:
+    """Apply edits (which path, what to do, which tricky value) to a copy."""
+    value = copy.deepcopy(value)
+    for which, action, tricky in edits:
+        options = list(paths(value))
+        if not options:
+            break
+        path = options[which % len(options)]
+        parent = value
+        for part in path[:-1]:
+            parent = parent[part]
+        last = path[-1]
+        if action == 0 and isinstance(parent, dict):
+            del parent[last]
+        elif action == 1 and isinstance(parent, list):
+            parent.append(copy.deepcopy(parent[last]))
+        else:
+            parent[last] = copy.deepcopy(TRICKY[tricky % len(TRICKY)])
+    return value
+
+
+EDITS = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 4), st.integers(0, 200)),
+                 max_size=3)
+
+
+def proven(con: duckdb.DuckDBPyConnection, kind: str, rows: list[tuple[str, str]]) -> list:
+    source = ("SELECT unnest($p) AS p, unnest($s) AS s, generate_subscripts($p, 1) AS i")
+    result = con.execute(
+        f"SELECT i, ok FROM ({sql_checks.proven_query(kind, source, 'p', 's')}) ORDER BY i",
+        {"p": [p for p, _ in rows], "s": [s for _, s in rows]},
+    ).fetchall()
+    return [bool(ok) for _, ok in result]
+
+
+@checks
+@given(edits=st.lists(EDITS, min_size=1, max_size=40))
+def test_an_invoice_the_sql_proves_valid_is_valid_for_the_python_rules(
+    con: duckdb.DuckDBPyConnection, edits: list[list[tuple[int, int, int]]]
+) -> None:
+    base = base_invoice()
+    rows = [(jsonio.dumps(mutate(base, e)).decode(), "INV-1") for e in edits]
+    for (payload, source_id), ok in zip(rows, proven(con, "invoice", rows), strict=True):
+        if ok:
+            assert payload_problems("invoice", payload) == [], payload
+            assert json.loads(payload)["uniqueSourceInvoiceId"] == source_id
+
+
+@checks
+@given(edits=st.lists(EDITS, min_size=1, max_size=40))
+def test_a_payment_the_sql_proves_valid_is_valid_for_the_python_rules(
+    con: duckdb.DuckDBPyConnection, edits: list[list[tuple[int, int, int]]]
+) -> None:
+    base = base_payment()
+    rows = [(jsonio.dumps(mutate(base, e)).decode(), "PAY-1") for e in edits]
+    for (payload, source_id), ok in zip(rows, proven(con, "payment", rows), strict=True):
+        if ok:
+            assert payload_problems("payment", payload) == [], payload
+            assert json.loads(payload)["uniqueSourcePaymentId"] == source_id
+
+
+def test_the_plain_forms_are_proven_so_the_fast_path_is_used(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    invoice = base_invoice()
+    company = copy.deepcopy(invoice)
+    company["debtors"][0] = {"type": "COMPANY", "name": "Fjord AS",
+                             "organizationNumber": "974760673",
+                             "addresses": [{"street": "Kaigata 1", "city": "Bergen",
+                                            "zipCode": "5003"}]}
+    abroad = copy.deepcopy(invoice)
+    abroad["debtors"][0]["addresses"][0].update(zipCode="SW1A 1AA", countryCode="GB")
+    # all the keys dbt writes, nulls included, in the model's order
+    full = {"type": "NOTICE", "invoiceNumber": "1", "vat": None, "fees": True,
+            **{k: v for k, v in invoice.items() if k not in ("type", "invoiceNumber")},
+            "collectionNoticeDate": None}
+    full = {k: full[k] for k in ("type", "invoiceNumber", "vat", "fees", "originalInvoiceAmount",
+                                 "currency", "invoiceDate", "dueDate", "collectionNoticeDate",
+                                 "ocrReferenceNumber", "uniqueSourceInvoiceId", "description",
+                                 "debtors", "claims")}
+    rows = [(jsonio.dumps(v).decode(), "INV-1") for v in (invoice, company, abroad, full)]
+    assert proven(con, "invoice", rows) == [True, True, True, True]
+    assert all(payload_problems("invoice", p) == [] for p, _ in rows)
+    payment = (jsonio.dumps(base_payment()).decode(), "PAY-1")
+    assert proven(con, "payment", [payment]) == [True]
+    # and what it must leave to Python: a wrong id, a bad KID, a bad national id, a string amount
+    bad = [
+        (rows[0][0], "INV-2"),
+        (rows[0][0].replace("1002003000", "1002003001"), "INV-1"),
+        (rows[0][0].replace("15108695088", "15108695077"), "INV-1"),
+        (rows[0][0].replace('"originalInvoiceAmount":1250.00',
+                            '"originalInvoiceAmount":"1250.00"'), "INV-1"),
+    ]
+    assert proven(con, "invoice", bad) == [False, False, False, False]
