@@ -40,7 +40,12 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
         print(f"No warehouse at {warehouse}: creating the demo warehouse...", file=out)
         summary = generate_demo_warehouse(warehouse, end_date=day)
         print(summary.render(), file=out)
-    with SandboxServer(load(SandboxSettings, port=0)) as sandbox:
+    # The sandbox keeps what it received beside the pipeline database, so a demo of another
+    # day meets the same "Amili" that acknowledged the earlier days' invoices (their ids are
+    # in amili.acknowledged_invoices; a fresh sandbox would reject payments against them).
+    sandbox_db = os.environ.get("AMILI_SANDBOX_DB_PATH") or str(
+        Path(settings.pipeline_db).resolve().parent / "sandbox.sqlite3")
+    with SandboxServer(load(SandboxSettings, port=0, db_path=sandbox_db)) as sandbox:
         print(f"\nAmili sandbox listening on {sandbox.base_url}", file=out)
         os.environ.update({
             "AMILI_BASE_URL": sandbox.base_url,
@@ -90,7 +95,10 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
         "  amili.quarantine         rows held back by validation, with the reason\n"
         "  amili.responses, amili.errors  every answer, per source row\n"
         "  marts.rpt_*              reconciliation per day and creditor\n"
-        "Open it with: duckdb " + str(Path(settings.pipeline_db)),
+        "Open it with: duckdb " + str(Path(settings.pipeline_db)) + "\n"
+        f"What the sandbox received is kept in {sandbox_db}.\n"
+        "Analysts: `amili dashboard` serves the reconciliation dashboard over the snapshot "
+        "data/reporting.duckdb; the day's sign-off report is under data/reports/.",
         file=out,
     )
     print("Sandbox stopped.", file=out)

@@ -1,0 +1,86 @@
+"""Submission throughput and peak memory against the floor, at 10k, 100k and 1M invoices.
+
+For each size, one partition day of the demo warehouse (``--bad-share`` of it defective) is
+generated, extracted and shaped by dbt once (cached in ``data/bench``). Then, each in a fresh
+process so its ``ru_maxrss`` is its own:
+
+* the floor (:mod:`bench.floor`): the same rows as the same bodies, posted to the sink;
+* the submission step (:func:`amili.pipeline.submission.submit_window`, the asset's code)
+  against the sandbox in ack-only mode (it reads each body and answers statuscode 0), and
+  against the sink, from an empty ledger.
+
+The receivers run in processes of their own. Usage::
+
+    uv run --frozen python -m bench.submission                  # 10k, 100k, 1M
+    uv run --frozen python -m bench.submission --sizes 10000 --profile data/bench/prof
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from amili.settings import ClientSettings
+from bench.common import DAY, day_counts, prepared_day, receiver, reset_ledger, run_json, table
+
+_LIMITS = ClientSettings.model_fields
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--bad-share", type=float, default=0.001,
+                        help="share of deliberately defective invoices (default 0.001)")
+    parser.add_argument("--profile", help="folder for pyinstrument reports of the pipeline runs")
+    parser.add_argument("--no-sink", action="store_true",
+                        help="skip the pipeline run against the sink")
+    args = parser.parse_args()
+    max_objects = _LIMITS["max_batch_objects"].default
+    max_bytes = _LIMITS["max_batch_bytes"].default
+
+    rows = []
+    for size in args.sizes:
+        _, db = prepared_day(size, bad_share=args.bad_share)
+        counts = day_counts(db)
+        with receiver("sink") as sink:
+            floor = run_json(["-m", "bench.floor", str(db), sink.base_url, sink.token,
+                              DAY.isoformat(), str(max_objects), str(max_bytes)])
+            runs = {}
+            targets = ["ack-only"] if args.no_sink else ["ack-only", "sink"]
+            for target in targets:
+                reset_ledger(db)
+                extra = []
+                if args.profile:
+                    Path(args.profile).mkdir(parents=True, exist_ok=True)
+                    extra = ["--profile", f"{args.profile}/submission-{size}-{target}.html"]
+                if target == "sink":
+                    runs[target] = run_json(["-m", "bench.submit_once", str(db), sink.base_url,
+                                             sink.token, DAY.isoformat(), *extra])
+                    continue
+                with receiver("ack-only") as sandbox:
+                    runs[target] = run_json(["-m", "bench.submit_once", str(db),
+                                             sandbox.base_url, sandbox.token, DAY.isoformat(),
+                                             *extra])
+        invoices = int(floor["invoices"])
+        for target, run in runs.items():
+            sent = run["objects"]["invoice"]["sent"]  # type: ignore[index]
+            rows.append([
+                f"{counts['invoices']:,}", target, f"{sent:,}",
+                f"{floor['seconds']:.2f}", f"{invoices / floor['seconds']:,.0f}",
+                f"{floor['max_rss_mib']:.0f}",
+                f"{run['seconds']:.2f}", f"{sent / run['seconds']:,.0f}",
+                f"{run['max_rss_mib']:.0f}",
+                f"{run['seconds'] / floor['seconds']:.2f}",
+            ])
+        print(table(_HEADERS, rows[-len(runs):]), flush=True)
+    print("\nSubmission of one partition day (max_batch_objects "
+          f"{max_objects}, max_batch_bytes {max_bytes}, bad share {args.bad_share}):")
+    print(table(_HEADERS, rows))
+
+
+_HEADERS = ["invoices in day", "receiver", "invoices sent", "floor s", "floor inv/s",
+            "floor RSS MiB", "pipeline s", "pipeline inv/s", "pipeline RSS MiB",
+            "pipeline/floor"]
+
+if __name__ == "__main__":
+    main()
