@@ -90,9 +90,14 @@ def reporting_run(
     return run
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def chromium() -> Iterator[Any]:
-    """Debian's Chromium driven by Playwright (``playwright install`` cannot work here)."""
+    """Debian's Chromium driven by Playwright (``playwright install`` cannot work here).
+
+    Package-scoped, not session-scoped: Playwright's sync API keeps an asyncio event loop
+    running in the main thread until it stops, and any later test that calls asyncio.run()
+    (tests/sandbox) would fail with "cannot be called from a running event loop".
+    """
     from tests.reporting.browser import launch_chromium
 
     playwright, browser = launch_chromium()
