@@ -19,10 +19,23 @@ invoice not yet acknowledged by Amili
 carried forward to a later day
 {%- endmacro %}
 
-{# Rows held before the window whose invoice is acknowledged now and that no day after the
-   window carries already: as they were, re-dated to the window's first day and no longer
-   held. The caller fills in Amili's id from the acknowledgement (an inner join: only what
-   is acknowledged now is carried). #}
+{# The two CTEs a model's incremental build adds: carried_in, the copies to carry into the
+   window (held_rows_to_carry, with Amili's id of the invoice in amili_id_column, from the
+   model's own `acknowledged` CTE: an inner join, so only what is acknowledged now is
+   carried), and carried_on, the copies days after the window hold already. #}
+{% macro carried_forward_ctes(key, amili_id_column) -%}
+carried_in as (
+    select held.* replace (a.amili_invoice_id as {{ amili_id_column }})
+    from ({{ held_rows_to_carry(key) }}) as held
+    inner join acknowledged as a on a.invoice_id = held.invoice_id
+),
+
+carried_on as ({{ carried_copies_after_window(key) }}),
+{%- endmacro %}
+
+{# Rows held before the window that no day after the window carries already: as they were,
+   re-dated to the window's first day and no longer held (carried_forward_ctes keeps those
+   whose invoice is acknowledged now). #}
 {% macro held_rows_to_carry(key) -%}
     select
         held.* replace (

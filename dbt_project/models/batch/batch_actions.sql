@@ -65,13 +65,7 @@ requested as (
 ),
 
 {% if is_incremental() %}
-carried_in as (
-    select held.* replace (a.amili_invoice_id as ledgerref)
-    from ({{ held_rows_to_carry('action_id') }}) as held
-    inner join acknowledged as a on a.invoice_id = held.invoice_id
-),
-
-carried_on as ({{ carried_copies_after_window('action_id') }}),
+{{ carried_forward_ctes('action_id', 'ledgerref') }}
 {% endif %}
 
 action_rows as (

@@ -61,13 +61,7 @@ registered as (
 ),
 
 {% if is_incremental() %}
-carried_in as (
-    select held.* replace (a.amili_invoice_id as invoiceId)
-    from ({{ held_rows_to_carry('payment_id') }}) as held
-    inner join acknowledged as a on a.invoice_id = held.invoice_id
-),
-
-carried_on as ({{ carried_copies_after_window('payment_id') }}),
+{{ carried_forward_ctes('payment_id', 'invoiceId') }}
 {% endif %}
 
 payment_rows as (
