@@ -7,6 +7,7 @@ a minute to generate, extract and shape, and the figures are about what comes af
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import resource
@@ -62,7 +63,7 @@ def prepared_day(invoices: int, *, bad_share: float, days: int = 1) -> tuple[Pat
     from amili.pipeline.extract import extract_window
     from amili.warehouse import generate_demo_warehouse
 
-    folder = BENCH_DIR / f"n{invoices}-bad{bad_share}-d{days}"
+    folder = BENCH_DIR / f"n{invoices}-bad{bad_share}-d{days}-{_models_version()}"
     warehouse, pipeline = folder / "warehouse.duckdb", folder / "pipeline.duckdb"
     ready = folder / "ready"
     if ready.exists():
@@ -80,6 +81,19 @@ def prepared_day(invoices: int, *, bad_share: float, days: int = 1) -> tuple[Pat
     ready.write_text("ok")
     print(f"  prepared in {time.perf_counter() - started:.0f} s", file=sys.stderr)
     return warehouse, pipeline
+
+
+def _models_version() -> str:
+    """A short hash of the dbt project's models and macros and of the extract and warehouse
+    code, so a cached database is rebuilt when what built it changed."""
+    digest = hashlib.sha256()
+    sources = [*sorted((DBT_DIR / "models").rglob("*.sql")),
+               *sorted((DBT_DIR / "macros").rglob("*.sql")),
+               *sorted((ROOT / "amili" / "warehouse").rglob("*.py")),
+               ROOT / "amili" / "pipeline" / "extract.py"]
+    for path in sources:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:8]
 
 
 def reset_ledger(pipeline_db: Path) -> None:

@@ -56,3 +56,14 @@ def test_ping_asset_fails_with_a_message_naming_the_missing_setting(
     assert not result.success
     failure = result.get_step_failure_events()[0]
     assert "AMILI_TOKEN is not set" in str(failure.event_specific_data.error)
+
+
+def test_the_dbt_resource_knows_the_version_the_dbt_executable_reports() -> None:
+    """The resource skips dagster-dbt's ``dbt --version`` subprocess; what it says instead
+    must be what that subprocess would say."""
+    from orchestration.dbt import dbt_executable, dbt_resource
+
+    reported = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True,
+                              timeout=120, check=True).stdout
+    resource = dbt_resource()
+    assert f"installed: {resource._cli_version}" in reported, reported

@@ -129,25 +129,48 @@ class Relations:
             if not _RELATION_NAME.match(name):
                 raise ValueError(f"relation name {name!r} is not a plain dotted identifier")
 
-    def day_sql(self) -> str:
+    def day_sql(self, typed: TypedObjects | None = None) -> str:
         """One day's rows of all four relations, as (kind, objectname, creditor_id, source_id,
-        payload, hold_reason); ``$day`` is the partition day."""
+        payload, hold_reason, inv_obj, pay_obj); ``$day`` is the partition day.
+
+        ``inv_obj``/``pay_obj`` are the typed objects the invoice and payment payloads
+        serialize, where ``typed`` names their columns (else NULL: checked on the JSON)."""
         c, i, p, a = (_quote(n) for n in (self.creditors, self.invoices, self.payments,
                                            self.actions))
+        typed = typed or TypedObjects()
+        inv_type, pay_type = sql_checks.OBJECT_TYPES["invoice"], sql_checks.OBJECT_TYPES["payment"]
+        inv = f'"{typed.invoice}"' if typed.invoice else f"NULL::{inv_type}"
+        pay = f'"{typed.payment}"' if typed.payment else f"NULL::{pay_type}"
         return f"""
             SELECT 0 AS kind, 'creditor' AS objectname, creditor_id, creditor_id AS source_id,
-                   payload, NULL::VARCHAR AS hold_reason
+                   payload, NULL::VARCHAR AS hold_reason, NULL::{inv_type} AS inv_obj,
+                   NULL::{pay_type} AS pay_obj
             FROM {c} WHERE partition_date = $day
             UNION ALL
-            SELECT 1, 'invoice', creditor_id, invoice_id, payload, NULL
+            SELECT 1, 'invoice', creditor_id, invoice_id, payload, NULL, {inv}, NULL
             FROM {i} WHERE partition_date = $day
             UNION ALL
-            SELECT 2, 'payment', creditor_id, payment_id, payload, hold_reason
+            SELECT 2, 'payment', creditor_id, payment_id, payload, hold_reason, NULL, {pay}
             FROM {p} WHERE partition_date = $day
             UNION ALL
-            SELECT 3, 'action', creditor_id, action_id, payload, hold_reason
+            SELECT 3, 'action', creditor_id, action_id, payload, hold_reason, NULL, NULL
             FROM {a} WHERE partition_date = $day
         """
+
+    def typed_objects(self, con: duckdb.DuckDBPyConnection) -> TypedObjects:
+        """Which typed object columns the invoice and payment relations hand over."""
+        return TypedObjects(
+            invoice=sql_checks.typed_object_column(con, _quote(self.invoices), "invoice"),
+            payment=sql_checks.typed_object_column(con, _quote(self.payments), "payment"),
+        )
+
+
+@dataclass(frozen=True)
+class TypedObjects:
+    """The columns holding the typed object each payload is ``to_json`` of (None: none)."""
+
+    invoice: str | None = None
+    payment: str | None = None
 
 
 def _quote(dotted: str) -> str:
@@ -458,7 +481,16 @@ _KNOWN_SQL = """
 """
 
 
-def _classified_sql(assumptions: SandboxAssumptions, known_where: str) -> str:
+def _classified_sql(
+    assumptions: SandboxAssumptions, known_where: str, typed: TypedObjects
+) -> str:
+    # the typed object where the relation hands it over, else the payload's JSON, parsed
+    (inv_shape, inv_fields), (pay_shape, pay_fields) = (
+        (sql_checks.typed_shape_sql(kind, obj), obj) if column else
+        (sql_checks.shape_sql(kind, "m.payload"), sql_checks.fields_sql(kind, "m.payload"))
+        for kind, obj, column in (("invoice", "m.inv_obj", typed.invoice),
+                                  ("payment", "m.pay_obj", typed.payment))
+    )
     return f"""
     known AS (SELECT objectname, source_id, acked, reposted FROM _amili_known
               WHERE {known_where}),
@@ -484,10 +516,8 @@ def _classified_sql(assumptions: SandboxAssumptions, known_where: str) -> str:
     shaped AS (
         SELECT m.*,
             m.kind IN (1, 2) AND m.hold_reason IS NULL AND NOT m.acknowledged AS candidate,
-            CASE WHEN m.kind = 1 AND candidate AND {sql_checks.shape_sql("invoice", "m.payload")}
-                 THEN {sql_checks.fields_sql("invoice", "m.payload")} END AS inv,
-            CASE WHEN m.kind = 2 AND candidate AND {sql_checks.shape_sql("payment", "m.payload")}
-                 THEN {sql_checks.fields_sql("payment", "m.payload")} END AS pay
+            CASE WHEN m.kind = 1 AND candidate AND {inv_shape} THEN {inv_fields} END AS inv,
+            CASE WHEN m.kind = 2 AND candidate AND {pay_shape} THEN {pay_fields} END AS pay
         FROM marked AS m
     ),
     derived AS (
@@ -542,11 +572,16 @@ class _Options:
     relations: Relations
     assumptions: SandboxAssumptions
     fetch_rows: int
+    typed: TypedObjects = field(default_factory=TypedObjects)
 
 
 #: Answers are written to the ledger in groups this large (and at the end of each phase): one
 #: statement per group instead of one per batch, each touching only the day's rows.
 _ANSWERS_PER_FLUSH = 50
+#: Batches are written to the ledger as prepared this many (or this many body bytes) at a
+#: time, in one transaction: the bodies of a group are held until they are posted.
+_PREPARE_BATCHES = 8
+_PREPARE_BYTES = 32_000_000
 
 
 class _Group:
@@ -573,7 +608,7 @@ class _Day:
         self._tally_list = [self.tallies[value] for value in _VALUES]
         self.creditors: dict[str, _CreditorFate] = {}
         self.quarantine: list[tuple[str, str | None, str, str]] = []
-        self.day_sql = opts.relations.day_sql()
+        self.day_sql = opts.relations.day_sql(opts.typed)
         self.params = {"day": day}
         self.batch_id = batch_id_with_prefix(f"{day:%Y%m%d}")
         self.number = 0
@@ -650,17 +685,29 @@ class _Day:
         self.answers = ledger.AnswerBuffer()
 
     def _prepared(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
-        """Write each batch to the ledger as ``prepared`` just before it is handed to POST."""
+        """Write batches to the ledger as ``prepared`` before they are handed to POST, a
+        group at a time (one transaction per group, see :func:`ledger.prepare_batches`)."""
+        group: list[_Batch] = []
+        size = 0
         for batch in batches:
-            chunk = batch.chunk
-            ledger.prepare_batch(
-                self.con,
-                batchid=chunk.batchid,
+            group.append(batch)
+            size += len(batch.body)
+            if len(group) >= _PREPARE_BATCHES or size >= _PREPARE_BYTES:
+                self._prepare(group)
+                yield from group
+                group, size = [], 0
+        self._prepare(group)
+        yield from group
+
+    def _prepare(self, group: list[_Batch]) -> None:
+        ledger.prepare_batches(self.con, [
+            ledger.PreparedBatch(
+                batchid=batch.chunk.batchid,
                 partition_date=self.day,
-                chunk_number=chunk.number,
-                content_hash=chunk.content_hash,
-                object_count=chunk.object_count(),
-                body_bytes=len(chunk.body),
+                chunk_number=batch.chunk.number,
+                content_hash=batch.chunk.content_hash,
+                object_count=batch.chunk.object_count(),
+                body_bytes=len(batch.chunk.body),
                 arrays=[
                     ledger.ObjectRows(
                         value, [k.source_id for k in keys], [k.payload_hash for k in keys]
@@ -668,7 +715,8 @@ class _Day:
                     for value, keys in zip(_VALUES, batch.keys(), strict=True)
                 ],
             )
-            yield batch
+            for batch in group
+        ])
 
     # ---- phase 1: in-doubt batches of earlier runs ---------------------------------------
 
@@ -796,7 +844,7 @@ class _Day:
         (``known_where`` picks their part of ``_amili_known``)."""
         return f"""
             WITH day AS (SELECT * FROM ({self.day_sql}) WHERE {where}),
-            {_classified_sql(self.opts.assumptions, known_where)}
+            {_classified_sql(self.opts.assumptions, known_where, self.opts.typed)}
             SELECT kind, creditor_id, source_id, encode(payload) AS payload, hold_reason,
                    known_hash, acknowledged, changed, ok, exact_amount, amount, currency
             FROM money"""
@@ -1212,6 +1260,7 @@ def submit_window(
             # would otherwise build its hash table from the day's payloads (seen at 1M rows)
             con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         ledger.ensure_schema(con)
+        opts.typed = opts.relations.typed_objects(con)
         day = start
         while day < end:
             result = _Day(con, day, opts).run()

@@ -292,3 +292,63 @@ def test_the_plain_forms_are_proven_so_the_fast_path_is_used(
                             '"originalInvoiceAmount":"1250.00"'), "INV-1"),
     ]
     assert proven(con, "invoice", bad) == [False, False, False, False]
+
+
+# --------------------------------------------------------------------------------------------
+# Typed objects: the STRUCT dbt serializes, checked without its JSON
+# --------------------------------------------------------------------------------------------
+
+
+def typed_verdicts(
+    con: duckdb.DuckDBPyConnection, kind: str, rows: list[tuple[str, str]]
+) -> list[tuple[str, bool, bool, bool]]:
+    """Each payload as a typed object (rows whose JSON does not fit the type are left out):
+    (to_json of the object, typed shape, the regex shape of that JSON, typed proven)."""
+    source = f"""SELECT i, s, TRY_CAST(p::JSON AS {sql_checks.OBJECT_TYPES[kind]}) AS o
+                 FROM (SELECT unnest($p) AS p, unnest($s) AS s,
+                              generate_subscripts($p, 1) AS i)"""
+    result = con.execute(
+        f"""SELECT i, to_json(o)::VARCHAR, {sql_checks.typed_shape_sql(kind, 'o')},
+                   {sql_checks.shape_sql(kind, 'to_json(o)::VARCHAR')}, ok
+            FROM ({sql_checks.typed_proven_query(kind, source, 'o', 's')})
+            WHERE o IS NOT NULL ORDER BY i""",
+        {"p": [p for p, _ in rows], "s": [s for _, s in rows]},
+    ).fetchall()
+    return [(payload, bool(typed), bool(regex), bool(ok))
+            for _, payload, typed, regex, ok in result]
+
+
+@checks
+@given(edits=st.lists(EDITS, min_size=1, max_size=40))
+@pytest.mark.parametrize("kind", ["invoice", "payment"])
+def test_a_typed_object_the_sql_proves_valid_serializes_to_a_valid_payload(
+    con: duckdb.DuckDBPyConnection, kind: str, edits: list[list[tuple[int, int, int]]]
+) -> None:
+    base, source_id = (base_invoice(), "INV-1") if kind == "invoice" else (base_payment(),
+                                                                             "PAY-1")
+    rows = [(jsonio.dumps(mutate(base, e)).decode(), source_id) for e in edits]
+    for payload, typed_shape, regex_shape, ok in typed_verdicts(con, kind, rows):
+        # the typed shape says what the regex says of the JSON to_json writes ...
+        assert typed_shape == regex_shape, payload
+        # ... and what the typed checks prove, the Python rules accept (what is sent is
+        # exactly to_json of the object: the batch_*_json views define payload so)
+        if ok:
+            assert payload_problems(kind, payload) == [], payload
+
+
+def test_the_dbt_views_hand_over_objects_of_the_pinned_types(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """A change to the views' STRUCTs must be a change here too, or the typed path is off."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "dbt_project" / "models" / "batch"
+    for kind in ("invoice", "payment"):
+        sql = (root / f"batch_{kind}s_json.sql").read_text()
+        assert f"to_json({kind}_object) as payload" in sql
+        con.execute(f"CREATE OR REPLACE TEMP TABLE typed_{kind} AS "
+                    f"SELECT NULL::{sql_checks.OBJECT_TYPES[kind]} AS {kind}_object")
+        assert sql_checks.typed_object_column(con, f"typed_{kind}", kind) == f"{kind}_object"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE untyped_{kind} AS "
+                    f"SELECT NULL::JSON AS {kind}_object")
+        assert sql_checks.typed_object_column(con, f"untyped_{kind}", kind) is None

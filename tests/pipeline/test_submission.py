@@ -25,7 +25,12 @@ from amili.client import AmiliClient
 from amili.demo import example_creditor, example_invoice
 from amili.models import Action, BatchRequest, Payment, PaymentType
 from amili.pipeline.ledger import record_results
-from amili.pipeline.submission import Relations, SubmissionError, submit_window
+from amili.pipeline.submission import (
+    Relations,
+    SubmissionError,
+    TypedObjects,
+    submit_window,
+)
 from amili.sandbox.faults import REJECT_MESSAGE, fault_rejects
 from amili.sandbox.server import SandboxServer
 from amili.settings import ClientSettings, SandboxSettings, load
@@ -617,6 +622,59 @@ def test_relation_names_are_parameters(
         Relations(invoices="main.x; DROP TABLE y")
 
 
+def test_typed_objects_are_checked_as_their_json_would_be(
+    inputs: Inputs, tmp_path: Path
+) -> None:
+    """dbt's views hand over the typed object each payload is to_json of; the checks then read
+    its fields instead of parsing the JSON. Same rows, same bodies, same quarantine."""
+    from amili.pipeline.sql_checks import OBJECT_TYPES
+
+    inputs.creditor()
+    debtor_without_name = jsonio.to_jsonable(example_invoice("INV-N"))
+    debtor_without_name["debtors"][0].update(firstname=None, name=None)
+    inputs.invoices([
+        *valid_invoices(6),
+        ("INV-FNR", invoice_payload("INV-FNR").replace("15108695088", BAD_FNR)),
+        ("INV-NEG", invoice_payload("INV-NEG", originalInvoiceAmount=-5)),
+        ("INV-NUM", invoice_payload("INV-NUM", invoiceNumber="")),
+        ("INV-CUR", invoice_payload("INV-CUR", currency="HRK")),
+        ("INV-ID", invoice_payload("INV-OTHER")),
+        ("INV-N", dumps(debtor_without_name)),
+    ])
+    inputs.payment("PAY-1", "INV-0000", "amili-1")
+    inputs.sql("INSERT INTO batch_payments_json VALUES (?, 'PAY-2', 'INV-0001', ?, NULL, ?)",
+               [DAY, CREDITOR, payment_payload("PAY-2", "amili-2").replace("250.00", "-1.00")])
+    inputs.payment("PAY-3", "INV-0002", None)
+    inputs.sql("CREATE SCHEMA typed")
+    inputs.sql("CREATE SCHEMA plain")
+    for kind in ("creditors", "actions"):
+        for schema in ("typed", "plain"):
+            inputs.sql(f"CREATE VIEW {schema}.batch_{kind}_json AS "
+                       f"SELECT * FROM main.batch_{kind}_json")
+    for kind, name in (("invoices", "invoice"), ("payments", "payment")):
+        inputs.sql(f"""CREATE VIEW typed.batch_{kind}_json AS
+            SELECT * EXCLUDE (payload), to_json({name}_object) AS payload FROM (
+                SELECT *, TRY_CAST(payload::JSON AS {OBJECT_TYPES[name]}) AS {name}_object
+                FROM main.batch_{kind}_json)""")
+        inputs.sql(f"CREATE TABLE plain.batch_{kind}_json AS "
+                   f"SELECT * EXCLUDE ({name}_object) FROM typed.batch_{kind}_json")
+
+    with duckdb.connect(str(inputs.path)) as con:
+        assert Relations.in_schema("typed").typed_objects(con) == TypedObjects(
+            "invoice_object", "payment_object")
+        assert Relations.in_schema("plain").typed_objects(con) == TypedObjects()
+    out: dict[str, list[tuple[str, str]]] = {}
+    for schema in ("typed", "plain"):
+        folder = tmp_path / schema
+        summary = submit_window(inputs.path, None, DAY, NEXT, dry_run_dir=folder,
+                                max_objects=4, max_bytes=1_000_000,
+                                relations=Relations.in_schema(schema))
+        assert summary.days[0].objects["invoice"].quarantined == 6
+        assert summary.days[0].objects["payment"].quarantined == 1
+        out[schema] = sorted((f.name, f.read_text()) for f in folder.iterdir())
+    assert out["typed"] == out["plain"]
+
+
 # --------------------------------------------------------------------------------------------
 # Dry run and memory
 # --------------------------------------------------------------------------------------------
@@ -678,3 +736,21 @@ def test_memory_stays_bounded_while_streaming_a_large_day(
     # (two in flight, one being cut, the one the in-process sandbox reads), their keys and a
     # fetch block of 500 rows.
     assert peak < payload_bytes / 3, (peak, payload_bytes)  # measured: about 3.6 of 13 MB
+
+
+def test_the_ledger_keeps_ids_whatever_characters_they_hold(inputs: Inputs) -> None:
+    """Object ids go to DuckDB joined by a control character when none holds it."""
+    from amili.pipeline import ledger
+
+    ids = ["INV-1", "INV\x1f2", "", "ÆØÅ 3"]
+    with duckdb.connect(str(inputs.path)) as con:
+        ledger.ensure_schema(con)
+        for batchid, some in (("b-list", ids), ("b-joined", [i for i in ids if "\x1f" not in i])):
+            ledger.prepare_batches(con, [ledger.PreparedBatch(
+                batchid=batchid, partition_date=DAY, chunk_number=0, content_hash="h",
+                object_count=len(some), body_bytes=1,
+                arrays=[ledger.ObjectRows("invoice", some, [f"hash-{i}" for i in some])])])
+            rows = con.execute("SELECT objectindex, source_id, payload_hash FROM "
+                               "amili.ledger_objects WHERE batchid = ? ORDER BY objectindex",
+                               [batchid]).fetchall()
+            assert rows == [(k, i, f"hash-{i}") for k, i in enumerate(some)]
