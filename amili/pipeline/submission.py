@@ -94,6 +94,9 @@ _UNIQUE_FIELD = {
     ObjectName.PAYMENT: "uniqueSourcePaymentId",
 }
 _QUARANTINE_FLUSH_ROWS = 1000
+#: A row's status, decided in SQL (``_Day._day_rows_sql``): send it (proven valid), held (dbt
+#: says it must wait), skipped (acknowledged with this payload), or check it in Python.
+_SEND, _HELD, _SKIP, _CHECK = 0, 1, 2, 3
 #: Rows per fetchmany: about 1.5 kB of Python objects each for an invoice.
 _FETCH_ROWS = 500
 _MAX_ERRORS_KEPT = 20
@@ -375,13 +378,14 @@ class _Key(NamedTuple):
 
     source_id: str
     payload_hash: str
-    amount: Decimal | None
+    amount: int | Decimal | None
+    """Whole øre as an int where the amount is a DECIMAL(18,2) (see :class:`_Amounts`)."""
     currency: str | None
     changed: bool
 
 
 #: ``_Key`` without the NamedTuple's Python-level ``__new__`` (once per row on the hot path)
-_new_key: Callable[[tuple[str, str, Decimal | None, str | None, bool]], _Key] = partial(
+_new_key: Callable[[tuple[str, str, int | Decimal | None, str | None, bool]], _Key] = partial(
     tuple.__new__, _Key)
 
 
@@ -391,7 +395,6 @@ class _Batch:
 
     chunk: Chunk
     reposted: bool = False
-    _sums: list[tuple[int, str | None, int, Decimal | None, int, Decimal | None]] | None = None
 
     @property
     def body(self) -> bytes:
@@ -409,30 +412,58 @@ class _Batch:
         ids = self.chunk.source_ids
         return tuple(ids[name] for name in _NAMES)
 
-    def sums(self) -> list[tuple[int, str | None, int, Decimal | None, int, Decimal | None]]:
-        """Per (kind, currency) of its invoices, payments and actions: (kind, currency,
-        count, amount, changed count, changed amount); the summary adds these per outcome."""
-        if self._sums is None:
-            self._sums = self._sum()
-        return self._sums
 
-    def _sum(self) -> list[tuple[int, str | None, int, Decimal | None, int, Decimal | None]]:
-        out: dict[tuple[int, str | None], list[Any]] = {}
-        for kind, keys in enumerate(self.keys()):
-            if not kind:
-                continue
-            for key in keys:
-                entry = out.get((kind, key.currency))
-                if entry is None:
-                    entry = out[(kind, key.currency)] = [0, None, 0, None]
-                entry[0] += 1
-                if key.amount is not None:
-                    entry[1] = key.amount if entry[1] is None else entry[1] + key.amount
-                if key.changed:
-                    entry[2] += 1
-                    if key.amount is not None:
-                        entry[3] = key.amount if entry[3] is None else entry[3] + key.amount
-        return [(kind, currency, *values) for (kind, currency), values in out.items()]
+class _Amounts:
+    """Counts and amounts per (state, kind, currency), summed in whole øre where they can be.
+
+    Why: this is added to once per row; an int add is several times cheaper than a Decimal
+    add (and DuckDB hands over an int far cheaper than a Decimal). The sums become Decimals
+    once, when the day is settled (:meth:`add_to`).
+    """
+
+    __slots__ = ("entries", "sent_cents", "sent_count")
+
+    def __init__(self) -> None:
+        # (state, kind, currency) -> [count, øre, exact Decimal or None, any amount seen]
+        self.entries: dict[tuple[str, int, str | None], list[Any]] = {}
+        # the hot path's own: rows sent with an amount in whole øre, per kind (and currency)
+        self.sent_count = [0] * len(_NAMES)
+        self.sent_cents: list[dict[str | None, int]] = [{} for _ in _NAMES]
+
+    def add(self, state: str, kind: int, currency: str | None, amount: int | Decimal | None,
+            count: int = 1) -> None:
+        entry = self.entries.get((state, kind, currency))
+        if entry is None:
+            entry = self.entries[(state, kind, currency)] = [0, 0, None, False]
+        entry[0] += count
+        if type(amount) is int:
+            entry[1] += amount * count
+            entry[3] = True
+        elif amount is not None:
+            entry[2] = amount * count if entry[2] is None else entry[2] + amount * count
+            entry[3] = True
+
+    def add_to(self, tallies: list[ObjectTally]) -> None:
+        """Fold the sums into the tallies (by kind)."""
+        for kind, by_currency in enumerate(self.sent_cents):
+            tallies[kind].sent += self.sent_count[kind]
+            self.sent_count[kind] = 0
+            for currency, cents in by_currency.items():
+                tallies[kind].add_many("sent", 0, Decimal(cents).scaleb(-2), currency)
+            by_currency.clear()
+        for (state, kind, currency), (count, cents, exact, seen) in self.entries.items():
+            amount = None
+            if seen:
+                amount = Decimal(cents).scaleb(-2)
+                if exact is not None:
+                    amount += exact
+            tallies[kind].add_many(state, count, amount, currency)
+        self.entries.clear()
+
+
+def _decimal(amount: int | Decimal | None) -> Decimal | None:
+    """A key's amount as a Decimal (whole øre become kroner with two decimals)."""
+    return Decimal(amount).scaleb(-2) if type(amount) is int else amount
 
 
 @dataclass
@@ -537,18 +568,25 @@ def _classified_sql(
         FROM derived AS s
     ),
     money AS (
-        -- json_transform reads a number's text straight into a DECIMAL (json_extract would
-        -- go through a double and round big amounts)
-        -- (exact_amount: a proven row's DECIMAL(18,2), the cheapest to hand to Python)
+        -- cents: the amount in whole øre, where it is a DECIMAL(18,2) (a proven row's, or a
+        -- typed object's, whose payload is its to_json): an integer is the cheapest value to
+        -- hand to Python and to sum there. Otherwise json_transform reads the number's text
+        -- straight into a DECIMAL (json_extract would go through a double and round it).
         SELECT c.* EXCLUDE (ok_amount, ok_currency),
-            CASE WHEN c.ok THEN c.ok_amount END AS exact_amount,
-            CASE WHEN c.ok THEN NULL
-                 WHEN c.kind IN (1, 2) AND json_valid(c.payload) THEN CASE c.kind
+            CASE WHEN c.ok THEN c.ok_amount
+                 ELSE CASE c.kind WHEN 1 THEN c.inv_obj.originalInvoiceAmount
+                                  WHEN 2 THEN c.pay_obj.amount END
+            END AS exact_amount,
+            (exact_amount * 100)::BIGINT AS cents,
+            CASE WHEN exact_amount IS NULL AND c.kind IN (1, 2) AND json_valid(c.payload)
+                 THEN CASE c.kind
                     WHEN 1 THEN json_transform(c.payload,
                         '{{"originalInvoiceAmount": "DECIMAL(38,6)"}}').originalInvoiceAmount
                     ELSE json_transform(c.payload, '{{"amount": "DECIMAL(38,6)"}}').amount END
             END AS amount,
             CASE WHEN c.ok THEN c.ok_currency
+                 WHEN c.kind = 1 AND c.inv_obj IS NOT NULL THEN c.inv_obj.currency
+                 WHEN c.kind = 2 AND c.pay_obj IS NOT NULL THEN c.pay_obj.currency
                  WHEN c.kind IN (1, 2) AND json_valid(c.payload)
                  THEN json_extract_string(c.payload, '$.currency') END AS currency
         FROM checked AS c
@@ -592,8 +630,6 @@ class _Group:
         self.header: BatchObject | None = None
         self.header_acknowledged = False
         self.header_reason: str | None = None
-        self.next_row: tuple[Any, ...] | None = None
-        """The first row of the next group, once this one's rows are used up."""
 
 
 class _Day:
@@ -613,6 +649,7 @@ class _Day:
         self.batch_id = batch_id_with_prefix(f"{day:%Y%m%d}")
         self.number = 0
         self.answers = ledger.AnswerBuffer()
+        self.amounts = _Amounts()
 
     # ---- driving -------------------------------------------------------------------------
 
@@ -637,9 +674,24 @@ class _Day:
         self._send(self._new_batches(reposted))
         self._flush_quarantine()
         self._settle_creditors()
+        self.amounts.add_to(self._tally_list)
+        if not self.summary.dry_run:
+            self._settle_accepted()
         self._settle_seen()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
+
+    def _settle_accepted(self) -> None:
+        """Invoices, payments and actions: every sent row was answered (or its batch failed),
+        so those accepted are the rest once duplicates, rejections and failures are counted
+        (the common answer, "all taken", then costs nothing per row)."""
+        others = ("duplicates", "rejected", "failed")
+        for tally in self._tally_list[1:]:
+            tally.accepted = tally.sent - sum(getattr(tally, state) for state in others)
+            for currency, sent in tally.amounts.get("sent", {}).items():
+                accepted = sent - sum(tally.amount(state, currency) for state in others)
+                if accepted:
+                    tally.amounts.setdefault("accepted", {})[currency] = accepted
 
     def _settle_seen(self) -> None:
         """Invoices, payments and actions: every row seen is in exactly one bucket, so
@@ -841,12 +893,20 @@ class _Day:
 
     def _day_rows_sql(self, where: str, known_where: str) -> str:
         """The day's classified rows matching ``where``, in the relations' own order
-        (``known_where`` picks their part of ``_amili_known``)."""
+        (``known_where`` picks their part of ``_amili_known``).
+
+        Columns (few, and cheap to convert: this is fetched once per row): kind, source_id,
+        payload (bytes), status (:data:`_SEND`, :data:`_HELD`, :data:`_SKIP` or
+        :data:`_CHECK`), hold_reason, known_hash, changed, cents (the amount in whole øre)
+        and, only where cents cannot say it, amount (a Decimal), currency."""
         return f"""
             WITH day AS (SELECT * FROM ({self.day_sql}) WHERE {where}),
             {_classified_sql(self.opts.assumptions, known_where, self.opts.typed)}
-            SELECT kind, creditor_id, source_id, encode(payload) AS payload, hold_reason,
-                   known_hash, acknowledged, changed, ok, exact_amount, amount, currency
+            SELECT kind, source_id, encode(payload) AS payload,
+                   CASE WHEN hold_reason IS NOT NULL THEN {_HELD}
+                        WHEN acknowledged THEN {_SKIP}
+                        WHEN ok THEN {_SEND} ELSE {_CHECK} END AS status,
+                   hold_reason, known_hash, changed, cents, amount, currency
             FROM money"""
 
     def _new_batches(self, reposted: list[str]) -> Iterator[_Batch]:
@@ -871,7 +931,7 @@ class _Day:
                 self._day_rows_sql("kind = 0", "objectname = 'creditor'")
                 + " ORDER BY creditor_id, source_id", params
             ).fetchall():
-                headers.setdefault(row[1], []).append(row)
+                headers.setdefault(row[1], []).append(row)  # a creditor's id is its source id
             with_rows = {creditor_id for (creditor_id,) in cur.execute(
                 f"SELECT DISTINCT creditor_id FROM ({self.day_sql}) WHERE kind > 0", self.params
             ).fetchall()}
@@ -888,8 +948,7 @@ class _Day:
                     cur.execute(self._day_rows_sql(f"kind > 0 AND {mine}", mine),
                                 {**params, "creditor": creditor_id} if creditor_id is not None
                                 else params)
-                    rows = self._rows(cur)
-                    objects = self._group_objects(group, next(rows, None), rows, duplicates)
+                    objects = self._group_objects(group, self._rows(cur), duplicates)
                 yield from self._chunks(group, objects)
         finally:
             cur.execute("DROP TABLE IF EXISTS _amili_known")
@@ -906,7 +965,8 @@ class _Day:
         self, group: _Group, row: tuple[Any, ...], duplicates: dict[tuple[str, str | None], int]
     ) -> None:
         """The creditor row that opens a group: it heads the group's bodies, if it is valid."""
-        _, _, source_id, payload, _, known_hash, acknowledged, _, _, _, _, _ = row
+        _, source_id, payload, status, _, known_hash, _, _, _, _ = row
+        acknowledged = status == _SKIP
         self.tallies[_VALUES[0]].add("seen")
         text = payload.decode() if payload is not None else None
         reason = self._check(ObjectName.CREDITOR, source_id, text, duplicates)
@@ -922,33 +982,28 @@ class _Day:
     def _group_objects(
         self,
         group: _Group,
-        row: tuple[Any, ...] | None,
         rows: Iterator[tuple[Any, ...]],
         duplicates: dict[tuple[str, str | None], int],
     ) -> Iterator[BatchObject]:
-        """The group's invoices, payments and actions to send, from ``row`` on; the rest are
-        counted (held, skipped) or quarantined here. Stops at the next group's first row."""
-        tallies = self._tally_list
+        """The group's invoices, payments and actions to send; the rest are counted (held,
+        skipped) or quarantined here."""
+        amounts = self.amounts
+        sent_count, sent_cents = amounts.sent_count, amounts.sent_cents
         held_reasons = self.summary.held_reasons
         sha256 = hashlib.sha256
-        while row is not None:
-            (kind, creditor_id, source_id, payload, hold_reason, known_hash, acknowledged,
-             changed, ok, amount, raw_amount, currency) = row
-            if creditor_id != group.creditor_id or kind == 0:
-                group.next_row = row
-                return
-            row = next(rows, None)
-            if amount is None and raw_amount is not None:
-                amount = _amount(raw_amount)
-            if hold_reason is not None:
-                tally = tallies[kind]
-                tally.add("held", amount, currency)
+        creditor_id = group.creditor_id
+        for (kind, source_id, payload, status, hold_reason, known_hash, changed, cents,
+             raw_amount, currency) in rows:
+            amount = cents if cents is not None else (
+                _amount(raw_amount) if raw_amount is not None else None)
+            if status == _HELD:
+                amounts.add("held", kind, currency, amount)
                 held_reasons[f"{_VALUES[kind]}: {hold_reason}"] += 1
                 continue
-            if acknowledged:
-                tallies[kind].add("skipped_unchanged", amount, currency)
+            if status == _SKIP:
+                amounts.add("skipped_unchanged", kind, currency, amount)
                 continue
-            if not ok or (duplicates and (_VALUES[kind], source_id) in duplicates) or (
+            if status == _CHECK or (duplicates and (_VALUES[kind], source_id) in duplicates) or (
                 kind == 1 and group.header_reason is not None
             ):
                 text = payload.decode() if payload is not None else None
@@ -961,10 +1016,17 @@ class _Day:
                     self._quarantine(_NAMES[kind], source_id, reason, text, amount, currency)
                     continue
                 payload = _compact(payload)
+            if type(amount) is int:  # (inline: the one thing done for every row sent)
+                sent_count[kind] += 1
+                by_currency = sent_cents[kind]
+                by_currency[currency] = by_currency.get(currency, 0) + amount
+            else:
+                amounts.add("sent", kind, currency, amount)
+            if changed:
+                amounts.add("changed", kind, currency, amount)
             key = _new_key((source_id, known_hash or sha256(payload).hexdigest(), amount,
                             currency, bool(changed)))
             yield tuple.__new__(BatchObject, (_NAMES[kind], payload, key))
-        group.next_row = None
 
     def _chunks(self, group: _Group, objects: Iterator[BatchObject]) -> Iterator[_Batch]:
         """The group's bodies, each headed by its creditor; an unacknowledged creditor with
@@ -1002,6 +1064,10 @@ class _Day:
 
     def _too_large(self, obj: BatchObject, error: ObjectTooLargeError) -> None:
         key: _Key = obj.source_id
+        kind = _VALUES.index(obj.objectname)
+        self.amounts.add("sent", kind, key.currency, key.amount, count=-1)  # counted as it came
+        if key.changed:
+            self.amounts.add("changed", kind, key.currency, key.amount, count=-1)
         reason = (f"{obj.objectname}: its JSON is {len(obj.payload)} bytes and does not fit in "
                   f"a batch body of at most {self.opts.max_bytes} bytes and "
                   f"{self.opts.max_objects} objects (with its creditor at the head)")
@@ -1047,13 +1113,19 @@ class _Day:
     # ---- bookkeeping ----------------------------------------------------------------------
 
     def _count_sent(self, batch: _Batch) -> None:
-        for key in batch.keys()[0]:
+        """Mark the batch's creditors as sent; a re-posted batch's other objects are counted
+        here too (the day's new rows are counted one by one as they stream by)."""
+        keys = batch.keys()
+        for key in keys[0]:
             self.creditors.setdefault(key.source_id, _CreditorFate()).included = True
-        for kind, currency, count, amount, changed, changed_amount in batch.sums():
-            tally = self._tally_list[kind]
-            tally.add_many("sent", count, amount, currency)
-            if changed:
-                tally.add_many("changed", changed, changed_amount, currency)
+        if batch.reposted:
+            self._count_objects(keys, "sent")
+
+    def _count_objects(self, keys: tuple[tuple[_Key, ...], ...], state: str) -> None:
+        """Count every invoice, payment and action among ``keys`` in ``state``."""
+        for kind in range(1, len(_NAMES)):
+            for key in keys[kind]:
+                self.amounts.add(state, kind, key.currency, key.amount)
 
     def _quarantine(
         self,
@@ -1061,10 +1133,10 @@ class _Day:
         source_id: str | None,
         reason: str,
         payload: str | None,
-        amount: Decimal | None,
+        amount: int | Decimal | None,
         currency: str | None,
     ) -> None:
-        self.tallies[name.value].add("quarantined", amount, currency)
+        self.tallies[name.value].add("quarantined", _decimal(amount), currency)
         self.quarantine.append((name.value, source_id, reason, payload or ""))
 
     def _quarantine_file(self) -> Path:
@@ -1124,11 +1196,13 @@ class _Day:
         self._count_all(batch, "failed")
 
     def _count_all(self, batch: _Batch, state: str) -> None:
-        """Every object of the batch had the same fate."""
-        for key in batch.keys()[0]:
+        """Every object of the batch had the same fate (``accepted`` is counted for the other
+        objects when the day is settled, see :meth:`_settle_accepted`)."""
+        keys = batch.keys()
+        for key in keys[0]:
             self._creditor_outcome(key.source_id, state)
-        for kind, currency, count, amount, _, _ in batch.sums():
-            self._tally_list[kind].add_many(state, count, amount, currency)
+        if state != "accepted":
+            self._count_objects(keys, state)
 
     def _creditor_outcome(self, source_id: str, state: str) -> None:
         fate = self.creditors.setdefault(source_id, _CreditorFate())
@@ -1180,8 +1254,8 @@ class _Day:
                 results.messages.append(message)
                 if value == _VALUES[0]:
                     self._creditor_outcome(k.source_id, state)
-                else:
-                    self.tallies[value].add(state, k.amount, k.currency)
+                elif state != "accepted":  # (the accepted are the rest, _settle_accepted)
+                    self.amounts.add(state, _VALUES.index(value), k.currency, k.amount)
         if not rejected:
             state_ = BatchState.ACCEPTED
         elif not accepted:
