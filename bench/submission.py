@@ -18,6 +18,7 @@ The receivers run in processes of their own. Usage::
 from __future__ import annotations
 
 import argparse
+from itertools import pairwise
 from pathlib import Path
 
 from amili.settings import ClientSettings
@@ -34,11 +35,16 @@ def main() -> None:
     parser.add_argument("--profile", help="folder for pyinstrument reports of the pipeline runs")
     parser.add_argument("--no-sink", action="store_true",
                         help="skip the pipeline run against the sink")
+    parser.add_argument("--python-memory", action="store_true",
+                        help="one more run per size under tracemalloc: the peak of Python's "
+                             "own allocations, apart from DuckDB's buffer pool (slow)")
     args = parser.parse_args()
     max_objects = _LIMITS["max_batch_objects"].default
     max_bytes = _LIMITS["max_batch_bytes"].default
 
     rows = []
+    python_peaks: dict[int, float] = {}
+    seconds_by_size: dict[int, float] = {}
     for size in args.sizes:
         _, db = prepared_day(size, bad_share=args.bad_share)
         counts = day_counts(db)
@@ -61,7 +67,13 @@ def main() -> None:
                     runs[target] = run_json(["-m", "bench.submit_once", str(db),
                                              sandbox.base_url, sandbox.token, DAY.isoformat(),
                                              *extra])
+            if args.python_memory:
+                reset_ledger(db)
+                traced = run_json(["-m", "bench.submit_once", str(db), sink.base_url,
+                                   sink.token, DAY.isoformat(), "--python-memory"])
+                python_peaks[size] = float(traced["python_peak_mib"])  # type: ignore[arg-type]
         invoices = int(floor["invoices"])
+        seconds_by_size[invoices] = float(runs[targets[-1]]["seconds"])  # type: ignore[arg-type]
         for target, run in runs.items():
             sent = run["objects"]["invoice"]["sent"]  # type: ignore[index]
             rows.append([
@@ -76,6 +88,19 @@ def main() -> None:
     print("\nSubmission of one partition day (max_batch_objects "
           f"{max_objects}, max_batch_bytes {max_bytes}, bad share {args.bad_share}):")
     print(table(_HEADERS, rows))
+    if len(seconds_by_size) > 1:
+        # linear growth: the cost of each further invoice stays the same from size to size
+        # (a quadratic step, e.g. a ledger look-up per row, would make it grow with the size)
+        sizes = sorted(seconds_by_size)
+        print(f"\nPipeline ({targets[-1]}): time per further invoice between sizes:")
+        print(table(["from", "to", "µs per further invoice"], [
+            [f"{a:,}", f"{b:,}",
+             f"{(seconds_by_size[b] - seconds_by_size[a]) / (b - a) * 1e6:.1f}"]
+            for a, b in pairwise(sizes)]))
+    if python_peaks:
+        print("\nPeak of Python's own allocations (tracemalloc, against the sink):")
+        print(table(["invoices in day", "Python peak MiB"],
+                    [[f"{size:,}", f"{peak:.0f}"] for size, peak in python_peaks.items()]))
 
 
 _HEADERS = ["invoices in day", "receiver", "invoices sent", "floor s", "floor inv/s",

@@ -1,9 +1,12 @@
 """One submission step of one day in a fresh process, for its time and peak RSS.
 
-Usage: ``python -m bench.submit_once PIPELINE_DB BASE_URL TOKEN DAY [--profile OUT.html]``.
+Usage: ``python -m bench.submit_once PIPELINE_DB BASE_URL TOKEN DAY [--profile OUT.html]
+[--python-memory]``.
 Prints one JSON line: seconds, per-kind tallies, batches, peak RSS (ru_maxrss) in MiB.
 With ``--profile`` the run is recorded by pyinstrument and the report written to OUT.html
-(and a text summary to stderr).
+(and a text summary to stderr). With ``--python-memory`` tracemalloc records the peak of
+Python's own allocations (``python_peak_mib``; the run is then several times slower): RSS
+also holds DuckDB's buffer pool, which fills up to ``duckdb_memory_limit`` on a large day.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import tracemalloc
 from datetime import date, timedelta
 
 from pydantic import SecretStr
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("token")
     parser.add_argument("day", type=date.fromisoformat)
     parser.add_argument("--profile")
+    parser.add_argument("--python-memory", action="store_true")
     args = parser.parse_args()
     settings = load(ClientSettings, base_url=args.base_url, token=SecretStr(args.token),
                     sender_id="bench")
@@ -38,9 +43,15 @@ def main() -> None:
         profiler = Profiler(interval=0.002)
         profiler.start()
     started = time.perf_counter()
+    python_peak = None
     with AmiliClient(settings) as client:
+        if args.python_memory:
+            tracemalloc.start()
         summary = submit_window(args.db, client, args.day, args.day + timedelta(days=1),
                                 relations=Relations.in_schema("batch"))
+        if args.python_memory:
+            python_peak = tracemalloc.get_traced_memory()[1] / 2**20
+            tracemalloc.stop()
     seconds = time.perf_counter() - started
     if profiler is not None:
         profiler.stop()
@@ -52,7 +63,7 @@ def main() -> None:
     summary.raise_for_failures()
     objects = {name: tally.counts() for name, tally in summary.objects().items()}
     print(json.dumps({"seconds": seconds, "objects": objects, "batches": dict(summary.batches),
-                      "max_rss_mib": max_rss_mib()}))
+                      "max_rss_mib": max_rss_mib(), "python_peak_mib": python_peak}))
 
 
 if __name__ == "__main__":

@@ -19,10 +19,13 @@ and turns its :class:`SubmissionSummary` into metadata. What it guarantees, and 
   bounded number in flight. All DuckDB work stays in the calling thread (post_batches pulls
   the next batch and yields each answer there).
 * **Per-row work where it is vectorized.** The cheap checks run in DuckDB over the whole day
-  (:mod:`amili.pipeline.sql_checks`); only the rows they cannot prove valid (a few per
-  thousand) go through the Python validation, which words the quarantine reason. Counts and
-  amounts are summed per batch, answers are written to the ledger a group of batches at a
-  time, touching only the day's rows.
+  (:mod:`amili.pipeline.sql_checks`), on the typed objects dbt serializes where the relation
+  hands them over; only the rows they cannot prove valid (a few per thousand) go through the
+  Python validation, which words the quarantine reason. Each row reaches Python with its
+  status decided and its amount in whole øre; what Python does per row is hash it, sum its
+  amount and cut it into a body. Batches are written to the ledger as prepared a group at a
+  time, answers a group at a time, touching only the day's rows; an answer that names no
+  object costs nothing per object (the accepted are counted as the rest at the end).
 
 Batches are cut per creditor, with the creditor object at the head of each of its batches:
 the sandbox (our stand-in for Amili) gives a batch's invoices to its one creditor object and

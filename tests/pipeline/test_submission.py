@@ -284,6 +284,10 @@ def test_a_changed_invoice_is_sent_again_and_answered_duplicate(
     invoices = day.objects["invoice"]
     assert (invoices.sent, invoices.changed, invoices.duplicates, invoices.skipped_unchanged) == (
         1, 1, 1, 3)
+    assert invoices.accepted == 0 and "accepted" not in invoices.amounts
+    one = Decimal(jsonio.loads(invoice_payload("INV-1"))["originalInvoiceAmount"])
+    assert invoices.amount("changed") == invoices.amount("duplicates") == one
+    assert invoices.amount("skipped_unchanged") == 3 * one
     assert sandbox_admin.stats()["invoices"] == 4  # the legacy API has no update for it
     assert inputs.sql("SELECT status_statuscode FROM amili.ledger_objects WHERE "
                       "source_id = 'INV-0002' ORDER BY batchid") == [("CREATED",), ("DUPLICATE",)]
@@ -437,6 +441,10 @@ def test_rejected_objects_map_back_to_their_source_rows(
     assert all(REJECT_MESSAGE in message for _, message in rejected)
     assert day.objects["invoice"].rejected == len(expected)
     assert day.objects["invoice"].accepted == 40 - len(expected)
+    # the accepted are the rest of the sent, in amounts too
+    one = Decimal(jsonio.loads(rows[0][1])["originalInvoiceAmount"])
+    assert day.objects["invoice"].amount("rejected") == len(expected) * one
+    assert day.objects["invoice"].amount("accepted") == (40 - len(expected)) * one
     assert "partially_rejected" in inputs.states().values()
     # the fault picks creditors by idnumber too; this one is spared with this seed
     assert not fault_rejects(seed, "creditor", example_creditor().idnumber, share)
@@ -601,7 +609,13 @@ def test_bodies_are_cut_by_bytes_and_an_object_too_large_is_quarantined(
     ledger = inputs.ledger()
     assert all(row[4] <= max_bytes for row in ledger)
     assert max(row[4] for row in ledger) > max_bytes - 700  # full bodies, not half-empty ones
-    assert day.objects["invoice"].accepted == 30 and day.objects["invoice"].quarantined == 1
+    invoices = day.objects["invoice"]
+    assert invoices.accepted == invoices.sent == 30 and invoices.quarantined == 1
+    # the huge one was counted as sent when it came, and taken back when it did not fit
+    one = Decimal(jsonio.loads(invoice_payload("INV-1"))["originalInvoiceAmount"])
+    assert invoices.amount("sent") == invoices.amount("accepted") == 30 * one
+    assert invoices.amount("quarantined") == one
+    assert invoices.amount("seen") == 31 * one
     assert "does not fit in a batch body of at most 4000 bytes" in inputs.sql(
         "SELECT reason FROM amili.quarantine")[0][0]
 
