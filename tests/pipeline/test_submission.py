@@ -562,6 +562,38 @@ def test_every_body_carries_exactly_its_own_creditor(
         assert len(client.get_batches(creditorid=ORGNR_2).case) == 5
 
 
+def test_a_small_day_read_at_once_gives_the_bodies_of_one_read_per_creditor(
+    inputs: Inputs, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A small day is read in one query and kept per creditor, a large one streamed creditor
+    by creditor; the two must give the same bodies, buckets and quarantine."""
+    from amili.pipeline import submission
+
+    inputs.creditor()
+    inputs.creditor("CR02", creditor_payload(idnumber=ORGNR_2, fullname="Annen Kreditor AS"))
+    # the two creditors' rows interleaved in the relation, as a warehouse may load them
+    for k in range(3):
+        inputs.invoices(valid_invoices(3, f"A{k}-"))
+        inputs.invoices(valid_invoices(2, f"B{k}-"), creditor_id="CR02")
+    inputs.invoices([("B-BAD", invoice_payload("B-BAD", currency="HRK"))], creditor_id="CR02")
+    inputs.payment("PAY-1", "A0-0000", "amili-1")
+    inputs.payment("PAY-2", "A0-0001", None)
+    seen = []
+    for buffer_rows in (10_000, 0):
+        monkeypatch.setattr(submission, "_BUFFER_ROWS", buffer_rows)
+        folder = tmp_path / f"buffer-{buffer_rows}"
+        day = submit_window(inputs.path, None, DAY, NEXT, dry_run_dir=folder, max_objects=4,
+                            max_bytes=1_000_000).days[0]
+        bodies = sorted((f.name, f.read_text()) for f in folder.iterdir())
+        seen.append((bodies, {k: t.counts() for k, t in day.objects.items()}))
+    assert seen[0] == seen[1]
+    bodies, counts = seen[0]
+    assert counts["invoice"]["sent"] == 15 and counts["invoice"]["quarantined"] == 1
+    assert counts["payment"]["sent"] == 1 and counts["payment"]["held"] == 1
+    # CR01: 9 invoices and 1 payment, 3 a body after its creditor; CR02: 6; the quarantine
+    assert len(bodies) == 4 + 2 + 1
+
+
 def test_an_unchanged_creditor_with_nothing_else_that_day_is_not_posted_alone(
     inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin
 ) -> None:
