@@ -123,7 +123,10 @@ def test_ad_hoc_sql_answers_a_query(page: tuple[Any, Recorder],
     editor = browser_page.locator(".cm-content").last
     editor.click()
     browser_page.keyboard.press("Control+A")
-    browser_page.keyboard.type(
+    # one input event, as a paste: typed key by key, each keystroke re-renders marimo's
+    # editor, and on a loaded machine its React tree once gave up ("Maximum update depth
+    # exceeded", React error #185, seen in CI) although the query ran
+    browser_page.keyboard.insert_text(
         "SELECT count(*) AS accepted_objects FROM amili.responses WHERE outcome = 'accepted'")
     browser_page.get_by_role("button", name="Run query").click()
     result = browser_page.get_by_role("row").filter(has_text=str(answered))
