@@ -429,12 +429,8 @@ def typed_shape_sql(kind: str, obj: str) -> str:
 def typed_proven_query(kind: str, source: str, obj: str, source_id: str,
                        assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> str:
     """:func:`proven_query` for a typed ``obj`` column (:func:`typed_shape_sql`)."""
-    return f"""
-        SELECT * EXCLUDE (f, g), coalesce({clean_sql(kind, source_id, "f", "g", assumptions)},
-                                        false) AS ok
-        FROM (SELECT *, {derived_sql(kind, "f")} AS g FROM (
-            SELECT *, CASE WHEN {typed_shape_sql(kind, obj)} THEN {obj} END AS f
-            FROM ({source})))"""
+    return _proven(kind, source, source_id,
+                   f"CASE WHEN {typed_shape_sql(kind, obj)} THEN {obj} END", assumptions)
 
 
 def derived_sql(kind: str, fields: str) -> str:
@@ -458,13 +454,20 @@ def proven_query(kind: str, source: str, payload: str, source_id: str,
                  assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> str:
     """``SELECT *, ok FROM source``: the checks of one kind staged as the submission runs
     them (shape, then one parse, then the derived numbers, then the values)."""
+    return _proven(
+        kind, source, source_id,
+        f"CASE WHEN {shape_sql(kind, payload)} THEN {fields_sql(kind, payload)} END",
+        assumptions)
+
+
+def _proven(kind: str, source: str, source_id: str, fields: str,
+            assumptions: SandboxAssumptions) -> str:
+    """``SELECT *, ok FROM source``, ``fields`` being the row's checked values or NULL."""
     return f"""
         SELECT * EXCLUDE (f, g), coalesce({clean_sql(kind, source_id, "f", "g", assumptions)},
                                         false) AS ok
         FROM (SELECT *, {derived_sql(kind, "f")} AS g FROM (
-            SELECT *, CASE WHEN {shape_sql(kind, payload)} THEN {fields_sql(kind, payload)}
-                      END AS f
-            FROM ({source})))"""
+            SELECT *, {fields} AS f FROM ({source})))"""
 
 
 def clean_sql(kind: str, source_id: str, fields: str, derived: str,
