@@ -265,48 +265,6 @@ class ObjectResults:
     messages: list[str | None]
 
 
-def record_answer(
-    con: duckdb.DuckDBPyConnection,
-    *,
-    batchid: str,
-    state: BatchState,
-    http_status: int,
-    statuscode: int | None,
-    attempts: int,
-    response_body: str,
-    results: ObjectResults,
-) -> None:
-    """Store an answered batch: its state and answer, and each object's outcome."""
-    with _Transaction(con):
-        con.execute(
-            """UPDATE amili.submission_ledger SET state = ?, http_status = ?, statuscode = ?,
-                   attempts = attempts + ?, posts = posts + 1, response_body = ?, error = NULL,
-                   answered_at = now()
-               WHERE batchid = ?""",
-            [state.value, http_status, statuscode, attempts, response_body, batchid],
-        )
-        if results.objectnames:
-            con.execute(
-                """UPDATE amili.ledger_objects AS o SET outcome = r.outcome,
-                       status_statuscode = r.status, ledgerref = r.ledgerref,
-                       error_message = r.message
-                   FROM (SELECT unnest($names) AS objectname, unnest($indexes) AS objectindex,
-                           unnest($outcomes) AS outcome, unnest($statuses) AS status,
-                           unnest($ledgerrefs) AS ledgerref, unnest($messages) AS message) AS r
-                   WHERE o.batchid = $batchid AND o.objectname = r.objectname
-                     AND o.objectindex = r.objectindex""",
-                {
-                    "batchid": batchid,
-                    "names": results.objectnames,
-                    "indexes": results.objectindexes,
-                    "outcomes": results.outcomes,
-                    "statuses": results.statuses,
-                    "ledgerrefs": results.ledgerrefs,
-                    "messages": results.messages,
-                },
-            )
-
-
 @dataclass
 class AnswerBuffer:
     """Answers received but not yet written: written together by :func:`record_answers`.
