@@ -19,9 +19,11 @@ CREATE TABLE IF NOT EXISTS amili.acknowledged_invoices (
 {#
   The submission's ledger tables, created here too so that the reconciliation marts (which
   read them as sources) build on a fresh database before any submission ran. The statements
-  are EXACTLY amili.pipeline.ledger.DDL with its f-strings expanded (the states of
-  BatchState, the outcomes of ObjectOutcome); whichever of dbt and the submission runs first
-  creates them. tests/pipeline/test_reconciliation.py holds the two to the same DESCRIBE and
+  are EXACTLY amili.pipeline.ledger.DDL and LEDGER_OBJECTS_VIEW with their f-strings
+  expanded (the states of BatchState, the outcomes of ObjectOutcome); whichever of dbt and
+  the submission runs first creates them. On a database written before the ledger_arrays
+  (ledger_objects a table), the view's CREATE ... IF NOT EXISTS leaves that table alone
+  until the submission moves it into the arrays. tests/pipeline/test_reconciliation.py holds the two to the same DESCRIBE and
   constraints: change both together.
 #}
 
@@ -45,19 +47,48 @@ CREATE TABLE IF NOT EXISTS amili.submission_ledger (
 )
 {% endmacro %}
 
-{% macro create_ledger_objects() %}
-CREATE TABLE IF NOT EXISTS amili.ledger_objects (
+{% macro create_ledger_arrays() %}
+CREATE TABLE IF NOT EXISTS amili.ledger_arrays (
     batchid VARCHAR NOT NULL,
     objectname VARCHAR NOT NULL,           -- creditor | invoice | payment | action
-    objectindex INTEGER NOT NULL,          -- 0-based position in that array of the body
-    source_id VARCHAR NOT NULL,            -- creditor_id, invoice_id, payment_id, action_id
-    payload_hash VARCHAR NOT NULL,         -- sha256 (hex) of the object's JSON as sent
     partition_date DATE NOT NULL,
-    outcome VARCHAR CHECK (outcome IN ('accepted', 'rejected')),  -- NULL until answered
+    object_count INTEGER NOT NULL,
+    source_ids VARCHAR NOT NULL,           -- JSON array, in body order (objectindex)
+    -- sha256 (hex, 64 characters) of each object's JSON as sent, concatenated in body
+    -- order; random text that compression cannot shrink, so DuckDB is told not to try
+    payload_hashes VARCHAR USING COMPRESSION uncompressed NOT NULL
+)
+{% endmacro %}
+
+{% macro create_ledger_object_answers() %}
+CREATE TABLE IF NOT EXISTS amili.ledger_object_answers (
+    batchid VARCHAR NOT NULL,
+    objectname VARCHAR NOT NULL,
+    objectindex INTEGER NOT NULL,          -- 0-based position in that array of the body
+    partition_date DATE NOT NULL,
+    outcome VARCHAR NOT NULL CHECK (outcome IN ('accepted', 'rejected')),
     status_statuscode VARCHAR,             -- CREATED | UPDATED | DUPLICATE (as answered)
     ledgerref VARCHAR,                     -- Amili's id of the object
     error_message VARCHAR
 )
+{% endmacro %}
+
+{% macro create_ledger_objects_view() %}
+CREATE VIEW IF NOT EXISTS amili.ledger_objects AS
+SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
+    substr(o.payload_hashes, o.objectindex * 64 + 1, 64) AS payload_hash,
+    o.partition_date,
+    coalesce(r.outcome, CASE WHEN l.state = 'accepted'
+                             THEN 'accepted' END) AS outcome,
+    r.status_statuscode, r.ledgerref, r.error_message
+FROM (
+    SELECT batchid, objectname, partition_date, payload_hashes,
+        CAST(generate_subscripts(ids, 1) - 1 AS INTEGER) AS objectindex,
+        unnest(ids) AS source_id
+    FROM (SELECT *, from_json(source_ids, '["VARCHAR"]') AS ids FROM amili.ledger_arrays)
+) AS o
+JOIN amili.submission_ledger AS l USING (batchid)
+LEFT JOIN amili.ledger_object_answers AS r USING (batchid, objectname, objectindex)
 {% endmacro %}
 
 {% macro create_quarantine() %}

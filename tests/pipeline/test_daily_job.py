@@ -13,6 +13,7 @@ from dagster import AssetKey
 from amili.warehouse import generate_demo_warehouse
 from orchestration.definitions import defs
 from tests.conftest import SandboxAdmin, SandboxServer
+from tests.helpers import forget_last_ledger_object
 
 DAY = date(2026, 11, 24)
 
@@ -99,10 +100,10 @@ def test_the_balance_check_fails_when_a_row_is_removed_from_the_ledger(
 ) -> None:
     assert run_job(partition_key=DAY.isoformat()).success
     with duckdb.connect(str(pipeline_env)) as con:
-        con.execute(
-            """DELETE FROM amili.ledger_objects WHERE rowid = (
-                 SELECT min(rowid) FROM amili.ledger_objects WHERE objectname = 'invoice')"""
-        )
+        (batchid,) = con.execute(
+            "SELECT min(batchid) FROM amili.ledger_arrays WHERE objectname = 'invoice'"
+        ).fetchone()
+        forget_last_ledger_object(con, batchid, "invoice")
     marts = [AssetKey(["marts", name]) for name in (
         "rpt_object_fates", "rpt_reconciliation_daily", "rpt_rejection_reasons",
         "rpt_unanswered_batches",

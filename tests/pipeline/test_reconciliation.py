@@ -39,6 +39,7 @@ from amili.settings import ClientSettings, load
 from amili.warehouse import generate_demo_warehouse
 from tests.conftest import SandboxAdmin
 from tests.dbt.test_dbt_build import assert_green, dbt_vars, start_dbt
+from tests.helpers import forget_last_ledger_object
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -48,7 +49,8 @@ WINDOW = (DAY1, END + timedelta(days=1))
 RELATIONS = Relations.in_schema("batch")
 MARTS = "path:models/marts"
 SHARE = 0.3
-LEDGER_TABLES = ("submission_ledger", "ledger_objects", "quarantine", "acknowledged_invoices")
+LEDGER_TABLES = ("submission_ledger", "ledger_arrays", "ledger_object_answers", "ledger_objects",
+                 "quarantine", "acknowledged_invoices")
 KINDS = ("creditor", "invoice", "payment", "action")
 
 
@@ -123,6 +125,10 @@ def table_shapes(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
                    FROM duckdb_constraints()
                    WHERE schema_name = 'amili' AND table_name = ?""", [table]
             ).fetchall()),
+            # the view's query, as DuckDB keeps it, whitespace aside
+            "view": [" ".join(sql.split()) for (sql,) in con.execute(
+                "SELECT sql FROM duckdb_views() WHERE schema_name = 'amili' AND view_name = ?",
+                [table]).fetchall()],
         }
     return shapes
 
@@ -224,12 +230,14 @@ def pipeline(
                 FROM amili.ledger_objects o JOIN marts.rpt_object_fates f
                   ON f.partition_date = o.partition_date AND f.objectname = o.objectname
                  AND f.source_id = o.source_id
+                JOIN amili.ledger_arrays a
+                  ON a.batchid = o.batchid AND a.objectname = o.objectname
                 WHERE o.partition_date = ? AND o.objectname = 'invoice'
                   AND o.outcome = 'accepted' AND f.currency = 'NOK'
+                  AND o.objectindex = a.object_count - 1
                 ORDER BY o.source_id LIMIT 1""", [DAY1])[0]
-            con.execute("DELETE FROM amili.ledger_objects WHERE batchid = ? AND objectname = ? "
-                        "AND objectindex = ?",
-                        [deleted["batchid"], deleted["objectname"], deleted["objectindex"]])
+            assert forget_last_ledger_object(
+                con, deleted["batchid"], deleted["objectname"]) == deleted["source_id"]
             payloads = {(r[0], r[1], r[2]): r[3] for r in con.execute(
                 " UNION ALL ".join(
                     f"SELECT partition_date, '{kind}', {kind}_id, payload "

@@ -7,6 +7,7 @@ columns, filled with payloads made from the API models, so each test controls it
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
@@ -354,8 +355,7 @@ def test_a_run_killed_between_post_and_ledger_update_is_reposted(
     # What a kill -9 after the POSTs leaves behind: the ledger still says 'prepared'.
     inputs.sql("UPDATE amili.submission_ledger SET state = 'prepared', http_status = NULL, "
                "response_body = NULL, answered_at = NULL")
-    inputs.sql("UPDATE amili.ledger_objects SET outcome = NULL, status_statuscode = NULL, "
-               "ledgerref = NULL")
+    inputs.sql("DELETE FROM amili.ledger_object_answers")
     # ... and one invoice changed meanwhile, so its batch cannot be rebuilt as it was
     inputs.sql("UPDATE batch_invoices_json SET payload = replace(payload, 'oktober', 'november') "
                "WHERE invoice_id = 'INV-0011'")
@@ -785,18 +785,76 @@ def test_memory_stays_bounded_while_streaming_a_large_day(
 
 
 def test_the_ledger_keeps_ids_whatever_characters_they_hold(inputs: Inputs) -> None:
-    """Object ids go to DuckDB joined by a control character when none holds it."""
+    """A batch's ids and hashes go in packed per array (amili.ledger_arrays); the view
+    amili.ledger_objects gives each object back, in body order, with its hash."""
     from amili.pipeline import ledger
 
-    ids = ["INV-1", "INV\x1f2", "", "ÆØÅ 3"]
+    ids = ["INV-1", "INV\x1f2", "", "ÆØÅ 3", 'quote " and \\ backslash', "[1, 2]", "n\u0000ul"]
+    hashes = [hashlib.sha256(i.encode()).hexdigest() for i in ids]
     with duckdb.connect(str(inputs.path)) as con:
         ledger.ensure_schema(con)
-        for batchid, some in (("b-list", ids), ("b-joined", [i for i in ids if "\x1f" not in i])):
+        ledger.prepare_batches(con, [ledger.PreparedBatch(
+            batchid="b-1", partition_date=DAY, chunk_number=0, content_hash="h",
+            object_count=len(ids) + 1, body_bytes=1,
+            arrays=[ledger.ObjectRows("creditor", ["CR 1"], [hashes[0]]),
+                    ledger.ObjectRows("invoice", ids, hashes)])])
+        view = "SELECT objectname, objectindex, source_id, payload_hash, partition_date, " \
+               "outcome FROM amili.ledger_objects WHERE batchid = 'b-1' ORDER BY 1, 2"
+        invoices = [("invoice", k, i, h, DAY, None)
+                    for k, (i, h) in enumerate(zip(ids, hashes, strict=True))]
+        assert con.execute(view).fetchall() == [
+            ("creditor", 0, "CR 1", hashes[0], DAY, None), *invoices]
+
+        # answered as a whole: every object accepted, with nothing written per object
+        answers = ledger.AnswerBuffer()
+        answers.add("b-1", ledger.BatchState.ACCEPTED, 200, 0, 1, "{}", None)
+        ledger.record_answers(con, DAY, answers)
+        assert {r[-1] for r in con.execute(view).fetchall()} == {"accepted"}
+        assert con.execute("SELECT count(*) FROM amili.ledger_object_answers").fetchone() == (0,)
+
+        # a hash that is not a sha256 hex digest is refused, and nothing of the group stays
+        with pytest.raises(ValueError, match="sha256"):
             ledger.prepare_batches(con, [ledger.PreparedBatch(
-                batchid=batchid, partition_date=DAY, chunk_number=0, content_hash="h",
-                object_count=len(some), body_bytes=1,
-                arrays=[ledger.ObjectRows("invoice", some, [f"hash-{i}" for i in some])])])
-            rows = con.execute("SELECT objectindex, source_id, payload_hash FROM "
-                               "amili.ledger_objects WHERE batchid = ? ORDER BY objectindex",
-                               [batchid]).fetchall()
-            assert rows == [(k, i, f"hash-{i}") for k, i in enumerate(some)]
+                batchid="b-2", partition_date=DAY, chunk_number=1, content_hash="h",
+                object_count=1, body_bytes=1,
+                arrays=[ledger.ObjectRows("invoice", ["INV-9"], ["not-a-hash"])])])
+        assert con.execute("SELECT count(*) FROM amili.submission_ledger "
+                           "WHERE batchid = 'b-2'").fetchone() == (0,)
+
+
+def test_a_ledger_written_as_rows_is_moved_into_the_arrays_unchanged(inputs: Inputs) -> None:
+    """A pipeline database from before amili.ledger_arrays had ledger_objects as a table, a
+    row per object: ensure_schema moves it, and the view shows the same rows."""
+    from amili.pipeline import ledger
+
+    old_ddl = """CREATE TABLE amili.ledger_objects (batchid VARCHAR NOT NULL,
+        objectname VARCHAR NOT NULL, objectindex INTEGER NOT NULL, source_id VARCHAR NOT NULL,
+        payload_hash VARCHAR NOT NULL, partition_date DATE NOT NULL,
+        outcome VARCHAR CHECK (outcome IN ('accepted', 'rejected')),
+        status_statuscode VARCHAR, ledgerref VARCHAR, error_message VARCHAR)"""
+    h = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(4)]
+    old_rows = [
+        ("b-1", "creditor", 0, "CR1", h[0], DAY, "accepted", "UPDATED", "L0", None),
+        ("b-1", "invoice", 0, 'INV "1"', h[1], DAY, "accepted", "CREATED", "L1", None),
+        ("b-1", "invoice", 1, "INV2", h[2], DAY, "rejected", None, None, "bad kid"),
+        ("b-2", "invoice", 0, "INV3", h[3], DAY, None, None, None, None),  # never answered
+    ]
+    with duckdb.connect(str(inputs.path)) as con:
+        con.execute("CREATE SCHEMA amili")
+        con.execute(old_ddl)
+        con.executemany("INSERT INTO amili.ledger_objects VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        old_rows)
+        ledger.ensure_schema(con)  # creates submission_ledger too: the batches' rows follow
+        con.execute("""INSERT INTO amili.submission_ledger (batchid, partition_date,
+                chunk_number, content_hash, object_count, body_bytes, state, prepared_at)
+            VALUES ('b-1', ?, 0, 'h', 3, 1, 'partially_rejected', now()),
+                   ('b-2', ?, 1, 'h', 1, 1, 'prepared', now())""", [DAY, DAY])
+        assert con.execute("SELECT table_type FROM information_schema.tables "
+                           "WHERE table_schema = 'amili' AND table_name = 'ledger_objects'"
+                           ).fetchone() == ("VIEW",)
+        assert con.execute("SELECT * FROM amili.ledger_objects ORDER BY batchid, "
+                           "objectname, objectindex").fetchall() == old_rows
+        ledger.ensure_schema(con)  # idempotent
+        assert con.execute("SELECT count(*) FROM amili.ledger_objects").fetchone() == (4,)
+
+

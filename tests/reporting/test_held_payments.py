@@ -35,9 +35,10 @@ def test_a_payment_held_until_its_invoice_is_acknowledged_is_listed_once_while_h
             (batchid, partition_date, chunk_number, content_hash, object_count, body_bytes,
              state, prepared_at)
             VALUES ('B2', DATE '2026-11-02', 1, 'h', 1, 10, 'accepted', now())""")
-        con.execute("""INSERT INTO amili.ledger_objects VALUES
-            ('B2', 'payment', 0, 'P2', 'x', DATE '2026-11-02', 'accepted', 'CREATED',
-             'L2', NULL)""")
+        con.execute("""INSERT INTO amili.ledger_arrays VALUES
+            ('B2', 'payment', DATE '2026-11-02', 1, '["P2"]', repeat('0', 64))""")
+        con.execute("""INSERT INTO amili.ledger_object_answers VALUES
+            ('B2', 'payment', 0, DATE '2026-11-02', 'accepted', 'CREATED', 'L2', NULL)""")
         con.execute("INSERT INTO amili.acknowledged_invoices VALUES ('INV2', 'A2', now())")
 
     summary = publish_snapshot(pipeline, tmp_path / "reporting.duckdb")
