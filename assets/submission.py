@@ -67,7 +67,8 @@ class SubmissionConfig(Config):
                   "attempts and the answer (the outbox)."),
         AssetSpec(LEDGER_KEYS["ledger_objects"], deps=BATCH_JSON_KEYS, group_name="amili",
                   kinds={"duckdb"},
-                  description="Every object of every Batch with its source id and answer."),
+                  description="Every object of every Batch with its source id and answer "
+                  "(a view over amili.ledger_arrays and amili.ledger_object_answers)."),
         AssetSpec(LEDGER_KEYS["quarantine"], deps=BATCH_JSON_KEYS, group_name="amili",
                   kinds={"duckdb"},
                   description="Rows held back by validation, with a human-readable reason."),

@@ -74,6 +74,7 @@ __all__ = [
     "Relations",
     "SubmissionError",
     "SubmissionSummary",
+    "TypedObjects",
     "submit_window",
 ]
 
