@@ -269,34 +269,34 @@ def prepare_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[PreparedBa
     """
     if not batches:
         return 0
-    new = 0
     with _Transaction(con):
         known = {batchid for (batchid,) in con.execute(
             "SELECT batchid FROM amili.submission_ledger WHERE batchid IN "
             "(SELECT unnest($ids::VARCHAR[]))", {"ids": [b.batchid for b in batches]},
         ).fetchall()}
-        for batch in batches:
-            if batch.batchid in known:
-                con.execute(
-                    f"""UPDATE amili.submission_ledger SET state = '{BatchState.PREPARED}',
-                        error = NULL WHERE batchid = ?""",
-                    [batch.batchid],
-                )
-                con.execute(
-                    "DELETE FROM amili.ledger_object_answers WHERE batchid = ?",
-                    [batch.batchid],
-                )
-                continue
-            new += 1
+        for batchid in (batch.batchid for batch in batches if batch.batchid in known):
+            con.execute(
+                f"""UPDATE amili.submission_ledger SET state = '{BatchState.PREPARED}',
+                    error = NULL WHERE batchid = ?""",
+                [batchid],
+            )
+            con.execute("DELETE FROM amili.ledger_object_answers WHERE batchid = ?", [batchid])
+        fresh = [batch for batch in batches if batch.batchid not in known]
+        new = len(fresh)
+        if fresh:  # one statement for the group (a statement per batch cost 1-2 ms each)
             con.execute(
                 f"""INSERT INTO amili.submission_ledger (batchid, partition_date, chunk_number,
                     content_hash, object_count, body_bytes, state, prepared_at)
-                    VALUES (?, ?, ?, ?, ?, ?, '{BatchState.PREPARED}', now())""",
-                [batch.batchid, batch.partition_date, batch.chunk_number, batch.content_hash,
-                 batch.object_count, batch.body_bytes],
+                    SELECT unnest($batchids), unnest($days), unnest($numbers::INTEGER[]),
+                        unnest($hashes), unnest($counts::INTEGER[]),
+                        unnest($sizes::BIGINT[]), '{BatchState.PREPARED}', now()""",
+                {"batchids": [b.batchid for b in fresh], "days": [b.partition_date for b in fresh],
+                 "numbers": [b.chunk_number for b in fresh],
+                 "hashes": [b.content_hash for b in fresh],
+                 "counts": [b.object_count for b in fresh],
+                 "sizes": [b.body_bytes for b in fresh]},
             )
-        arrays = [(batch, rows) for batch in batches if batch.batchid not in known
-                  for rows in batch.arrays if rows.source_ids]
+        arrays = [(batch, rows) for batch in fresh for rows in batch.arrays if rows.source_ids]
         if arrays:
             con.execute(
                 """INSERT INTO amili.ledger_arrays
