@@ -98,13 +98,11 @@ def _models_version() -> str:
 
 def reset_ledger(pipeline_db: Path) -> None:
     """Forget every submission, so the next run sends the whole day again."""
+    from amili.pipeline.ledger import ensure_schema
+
     with duckdb.connect(str(pipeline_db)) as con:
-        kind = con.execute(
-            "SELECT CASE table_type WHEN 'VIEW' THEN 'VIEW' ELSE 'TABLE' END "
-            "FROM information_schema.tables "
-            "WHERE table_schema = 'amili' AND table_name = 'ledger_objects'").fetchone()
-        if kind:  # a view over the tables below, or a table in databases made before them
-            con.execute(f"DROP {kind[0]} amili.ledger_objects")
+        ensure_schema(con)  # a ledger from before the arrays becomes the view over them
+        con.execute("DROP VIEW amili.ledger_objects")
         for table in ("submission_ledger", "ledger_arrays", "ledger_object_answers",
                       "quarantine", "responses", "errors"):
             con.execute(f"DROP TABLE IF EXISTS amili.{table}")

@@ -73,6 +73,8 @@ class ObjectOutcome(StrEnum):
     REJECTED = "rejected"
 
 
+#: sha256 in hex: ``ledger_arrays.payload_hashes`` packs them at this width, the view cuts them
+_HASH_LENGTH = 64
 _STATES = ", ".join(f"'{state.value}'" for state in BatchState)
 _OUTCOMES = ", ".join(f"'{outcome.value}'" for outcome in ObjectOutcome)
 
@@ -157,7 +159,8 @@ DDL: tuple[str, ...] = (
 LEDGER_OBJECTS_VIEW = f"""
     CREATE VIEW IF NOT EXISTS amili.ledger_objects AS
     SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
-        substr(o.payload_hashes, o.objectindex * 64 + 1, 64) AS payload_hash,
+        substr(o.payload_hashes, o.objectindex * {_HASH_LENGTH} + 1, {_HASH_LENGTH})
+            AS payload_hash,
         o.partition_date,
         coalesce(r.outcome, CASE WHEN l.state = '{BatchState.ACCEPTED}'
                                  THEN '{ObjectOutcome.ACCEPTED}' END) AS outcome,
@@ -310,9 +313,6 @@ def prepare_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[PreparedBa
                  "hashes": [_packed_hashes(rows.payload_hashes) for _, rows in arrays]},
             )
     return new
-
-
-_HASH_LENGTH = 64  # sha256 in hex: the view cuts the packed hashes at this width
 
 
 def _packed_hashes(hashes: Sequence[str]) -> str:
