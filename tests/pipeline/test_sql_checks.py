@@ -224,10 +224,12 @@ EDITS = st.lists(st.tuples(st.integers(0, 200), st.integers(0, 4), st.integers(0
                  max_size=3)
 
 
-def proven(con: duckdb.DuckDBPyConnection, kind: str, rows: list[tuple[str, str]]) -> list:
+def proven(con: duckdb.DuckDBPyConnection, kind: str, rows: list[tuple[str, str]],
+           fast_path: bool = True) -> list:
     source = ("SELECT unnest($p) AS p, unnest($s) AS s, generate_subscripts($p, 1) AS i")
+    query = sql_checks.proven_query(kind, source, "p", "s", fast_path=fast_path)
     result = con.execute(
-        f"SELECT i, ok FROM ({sql_checks.proven_query(kind, source, 'p', 's')}) ORDER BY i",
+        f"SELECT i, ok FROM ({query}) ORDER BY i",
         {"p": [p for p, _ in rows], "s": [s for _, s in rows]},
     ).fetchall()
     return [bool(ok) for _, ok in result]
@@ -257,6 +259,61 @@ def test_a_payment_the_sql_proves_valid_is_valid_for_the_python_rules(
         if ok:
             assert payload_problems("payment", payload) == [], payload
             assert json.loads(payload)["uniqueSourcePaymentId"] == source_id
+
+
+def debtor_edits(edits: list[list[tuple[int, int, int]]]) -> list[tuple[str, str]]:
+    """Invoices whose debtors (a person's or a company's) got the edits, as (payload, id)."""
+    base = base_invoice()
+    company = {"type": "COMPANY", "name": "Fjord AS", "organizationNumber": "974760673",
+               "emails": [], "addresses": [{"street": "Kaigata 1", "city": "Bergen",
+                                            "zipCode": "5003"}]}
+    rows = []
+    for k, e in enumerate(edits):
+        invoice = copy.deepcopy(base)
+        debtors = {"debtors": [base["debtors"][0] if k % 2 else company]}
+        invoice["debtors"] = mutate(debtors, e).get("debtors")  # (None: the edit dropped it)
+        rows.append((jsonio.dumps(invoice).decode(), "INV-1"))
+    return rows
+
+
+def assert_fast_path_agrees(con: duckdb.DuckDBPyConnection, rows: list[tuple[str, str]]) -> None:
+    """The one-debtor fast path and the per-debtor lists give the same verdict on every row,
+    as JSON and as typed objects."""
+    assert proven(con, "invoice", rows) == proven(con, "invoice", rows, fast_path=False)
+    source = f"""SELECT i, s, TRY_CAST(p::JSON AS {sql_checks.OBJECT_TYPES['invoice']}) AS o
+                 FROM (SELECT unnest($p) AS p, unnest($s) AS s,
+                              generate_subscripts($p, 1) AS i)"""
+    verdicts = [
+        con.execute(
+            f"""SELECT list(ok ORDER BY i) FROM ({sql_checks.typed_proven_query(
+                    'invoice', source, 'o', 's', fast_path=fast)})""",
+            {"p": [p for p, _ in rows], "s": [s for _, s in rows]},
+        ).fetchone()
+        for fast in (True, False)
+    ]
+    assert verdicts[0] == verdicts[1]
+
+
+def test_the_one_debtor_fast_path_agrees_on_every_single_edit_of_a_debtor(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """An invoice with one debtor (at most one e-mail, one address) is checked by plain
+    expressions; every other shape by lambdas over the lists. Every edit of one place in a
+    debtor (dropped, repeated, or any tricky value) gets the same verdict both ways."""
+    edits = [[(which, action, tricky)] for which in range(20) for action in (0, 1)
+             for tricky in (0,)]
+    edits += [[(which, 2, tricky)] for which in range(20) for tricky in range(len(TRICKY))]
+    rows = debtor_edits([e for e in edits for _ in (0, 1)])  # each on both debtors
+    assert len({p for p, _ in rows}) > 1000
+    assert_fast_path_agrees(con, rows)
+
+
+@checks
+@given(edits=st.lists(EDITS, min_size=1, max_size=40))
+def test_the_one_debtor_fast_path_agrees_on_combined_edits(
+    con: duckdb.DuckDBPyConnection, edits: list[list[tuple[int, int, int]]]
+) -> None:
+    assert_fast_path_agrees(con, debtor_edits(edits))
 
 
 def test_the_plain_forms_are_proven_so_the_fast_path_is_used(
