@@ -39,11 +39,10 @@ import logging
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
-from functools import partial
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -391,11 +390,6 @@ class _Key(NamedTuple):
     changed: bool
 
 
-#: ``_Key`` without the NamedTuple's Python-level ``__new__`` (once per row on the hot path)
-_new_key: Callable[[tuple[str, str, int | Decimal | None, str | None, bool]], _Key] = partial(
-    tuple.__new__, _Key)
-
-
 @dataclass(slots=True)
 class _Batch:
     """A built body and the keys of its objects per array, in body order (``HasBody``)."""
@@ -629,9 +623,11 @@ class _Options:
 #: Answers are written to the ledger in groups this large (and at the end of each phase): one
 #: statement per group instead of one per batch, each touching only the day's rows.
 _ANSWERS_PER_FLUSH = 50
-#: Batches are written to the ledger as prepared this many (or this many body bytes) at a
-#: time, in one transaction: the bodies of a group are held until they are posted.
-_PREPARE_BATCHES = 8
+#: Batches are written to the ledger as prepared as many at a time as may be in flight (at
+#: least this many, or this many body bytes), in one transaction: the bodies of a group are
+#: held until they are posted. A group larger than the posts in flight leaves its last
+#: batches waiting for a free slot while the next group could have been built.
+_PREPARE_BATCHES = 4
 _PREPARE_BYTES = 32_000_000
 
 
@@ -734,10 +730,11 @@ class _Day:
                 self.summary.batches["written"] += 1
                 ids.append(batch.batchid)
             return ids
-        assert self.opts.client is not None
-        outcomes = self.opts.client.post_batches(
-            self._prepared(batches), max_concurrency=self.opts.max_concurrency
-        )
+        client = self.opts.client
+        assert client is not None
+        in_flight = self.opts.max_concurrency or client.settings.max_concurrency
+        outcomes = client.post_batches(self._prepared(batches, in_flight),
+                                       max_concurrency=in_flight)
         try:
             for outcome in outcomes:
                 self._record(outcome)
@@ -752,15 +749,16 @@ class _Day:
         ledger.record_answers(self.con, self.day, self.answers)
         self.answers = ledger.AnswerBuffer()
 
-    def _prepared(self, batches: Iterator[_Batch]) -> Iterator[_Batch]:
+    def _prepared(self, batches: Iterator[_Batch], in_flight: int) -> Iterator[_Batch]:
         """Write batches to the ledger as ``prepared`` before they are handed to POST, a
         group at a time (one transaction per group, see :func:`ledger.prepare_batches`)."""
         group: list[_Batch] = []
         size = 0
+        group_size = max(in_flight, _PREPARE_BATCHES)
         for batch in batches:
             group.append(batch)
             size += len(batch.body)
-            if len(group) >= _PREPARE_BATCHES or size >= _PREPARE_BYTES:
+            if len(group) >= group_size or size >= _PREPARE_BYTES:
                 self._prepare(group)
                 yield from group
                 group, size = [], 0
@@ -1021,9 +1019,22 @@ class _Day:
         sent_count, sent_cents = amounts.sent_count, amounts.sent_cents
         held_reasons = self.summary.held_reasons
         sha256 = hashlib.sha256
+        new = tuple.__new__
         creditor_id = group.creditor_id
+        # (final before the first row: _chunks settles the header before it pulls objects)
+        header_bad = group.header_reason is not None
         for (kind, source_id, payload, status, hold_reason, known_hash, changed, cents,
              raw_amount, currency, _) in rows:
+            if (status == _SEND and cents is not None and not changed and not duplicates
+                    and not (header_bad and kind == 1)):
+                # the usual row, proven valid with an amount in whole øre: inline, cheapest
+                sent_count[kind] += 1
+                by_currency = sent_cents[kind]
+                by_currency[currency] = by_currency.get(currency, 0) + cents
+                key = new(_Key, (source_id, known_hash or sha256(payload).hexdigest(), cents,
+                                 currency, False))
+                yield new(BatchObject, (_NAMES[kind], payload, key))
+                continue
             amount = cents if cents is not None else (
                 _amount(raw_amount) if raw_amount is not None else None)
             if status == _HELD:
@@ -1034,11 +1045,11 @@ class _Day:
                 amounts.add("skipped_unchanged", kind, currency, amount)
                 continue
             if status == _CHECK or (duplicates and (_VALUES[kind], source_id) in duplicates) or (
-                kind == 1 and group.header_reason is not None
+                kind == 1 and header_bad
             ):
                 text = payload.decode() if payload is not None else None
                 reason = self._check(_NAMES[kind], source_id, text, duplicates)
-                if kind == 1 and group.header_reason is not None:
+                if kind == 1 and header_bad:
                     why = (f"invoice: its creditor {creditor_id!r} is quarantined, so it "
                            f"cannot be sent as that creditor's ({group.header_reason})")
                     reason = why if reason is None else f"{reason}; {why}"
@@ -1046,17 +1057,12 @@ class _Day:
                     self._quarantine(_NAMES[kind], source_id, reason, text, amount, currency)
                     continue
                 payload = _compact(payload)
-            if type(amount) is int:  # (inline: the one thing done for every row sent)
-                sent_count[kind] += 1
-                by_currency = sent_cents[kind]
-                by_currency[currency] = by_currency.get(currency, 0) + amount
-            else:
-                amounts.add("sent", kind, currency, amount)
+            amounts.add("sent", kind, currency, amount)
             if changed:
                 amounts.add("changed", kind, currency, amount)
-            key = _new_key((source_id, known_hash or sha256(payload).hexdigest(), amount,
-                            currency, bool(changed)))
-            yield tuple.__new__(BatchObject, (_NAMES[kind], payload, key))
+            key = new(_Key, (source_id, known_hash or sha256(payload).hexdigest(), amount,
+                             currency, bool(changed)))
+            yield new(BatchObject, (_NAMES[kind], payload, key))
 
     def _chunks(self, group: _Group, objects: Iterator[BatchObject]) -> Iterator[_Batch]:
         """The group's bodies, each headed by its creditor; an unacknowledged creditor with
@@ -1372,6 +1378,7 @@ def submit_window(
         finally:
             rows_cursor.close()
     return summary
+
 
 
 def _submit_days(
