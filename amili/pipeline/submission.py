@@ -38,10 +38,8 @@ import hashlib
 import logging
 import re
 import time
-from collections import Counter, deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
+from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -664,9 +662,6 @@ class _Day:
         self.number = 0
         self.answers = ledger.AnswerBuffer()
         self.amounts = _Amounts()
-        self._writer: ThreadPoolExecutor | None = None
-        self._writer_con: duckdb.DuckDBPyConnection | None = None
-        self._writes: deque[Future[object]] = deque()
 
     # ---- driving -------------------------------------------------------------------------
 
@@ -738,97 +733,40 @@ class _Day:
         client = self.opts.client
         assert client is not None
         in_flight = self.opts.max_concurrency or client.settings.max_concurrency
-        with self._ledger_writer():
-            outcomes = client.post_batches(self._prepared(batches, in_flight),
-                                           max_concurrency=in_flight)
-            try:
-                for outcome in outcomes:
-                    self._record(outcome)
-                    ids.append(outcome.item.batchid)
-                    if len(self.answers) >= _ANSWERS_PER_FLUSH:
-                        self._flush_answers()
-            finally:
-                self._flush_answers()  # what was answered is kept even if a later step fails
+        outcomes = client.post_batches(self._prepared(batches, in_flight),
+                                       max_concurrency=in_flight)
+        try:
+            for outcome in outcomes:
+                self._record(outcome)
+                ids.append(outcome.item.batchid)
+                if len(self.answers) >= _ANSWERS_PER_FLUSH:
+                    self._flush_answers()
+        finally:
+            self._flush_answers()  # what was answered is kept even if a later step fails
         return ids
 
-    # ---- the ledger's writer thread ----------------------------------------------------
-
-    @contextmanager
-    def _ledger_writer(self) -> Iterator[None]:
-        """While batches are posted, the ledger is written by one thread of its own, in
-        order, on its own cursor.
-
-        Why: the Python thread that cuts the bodies is the step's bottleneck, and a DuckDB
-        write releases the GIL; so the next group of batches is cut while the last one is
-        written. Every write of the ledger in this phase goes through this one thread (in
-        the order submitted), so they never run concurrently with each other; a group is
-        handed to POST only once its write has committed (:meth:`_prepared`).
-        """
-        self._writer_con = self.con.cursor()
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="amili-ledger")
-        try:
-            yield
-            self._wait_writes()
-        finally:
-            self._writer.shutdown(wait=True)
-            self._writer, self._writes = None, deque()
-            self._writer_con.close()
-            self._writer_con = None
-
-    def _write(self, write: Callable[[duckdb.DuckDBPyConnection], object]) -> None:
-        """Run ``write(connection)`` on the writer thread (at once when there is none)."""
-        if self._writer is None or self._writer_con is None:
-            write(self.con)
-            return
-        self._writes.append(self._writer.submit(write, self._writer_con))
-
-    def _wait_writes(self) -> None:
-        """Wait until every write submitted so far has committed; raise the first error."""
-        while self._writes:
-            self._writes.popleft().result()
-
-    def _writes_done(self) -> bool:
-        return not self._writes or self._writes[-1].done()
-
     def _flush_answers(self) -> None:
-        answers, day = self.answers, self.day
+        ledger.record_answers(self.con, self.day, self.answers)
         self.answers = ledger.AnswerBuffer()
-        self._write(lambda con: ledger.record_answers(con, day, answers))
 
     def _prepared(self, batches: Iterator[_Batch], in_flight: int) -> Iterator[_Batch]:
         """Write batches to the ledger as ``prepared`` before they are handed to POST, a
-        group at a time (one transaction per group, see :func:`ledger.prepare_batches`).
-
-        A group's write runs on the writer thread while the next group is cut; the group is
-        handed on as soon as its write has committed, never before.
-        """
+        group at a time (one transaction per group, see :func:`ledger.prepare_batches`)."""
         group: list[_Batch] = []
         size = 0
         group_size = max(in_flight, _PREPARE_BATCHES)
-        written: list[_Batch] = []
         for batch in batches:
-            if written and self._writes_done():
-                self._wait_writes()  # (done: raises a failed write's error)
-                yield from written
-                written = []
             group.append(batch)
             size += len(batch.body)
             if len(group) >= group_size or size >= _PREPARE_BYTES:
-                self._wait_writes()
-                yield from written
                 self._prepare(group)
-                written, group, size = group, [], 0
-        if group:
-            self._prepare(group)
-        self._wait_writes()
-        yield from written
+                yield from group
+                group, size = [], 0
+        self._prepare(group)
         yield from group
 
     def _prepare(self, group: list[_Batch]) -> None:
-        """Submit the group's write as ``prepared`` (see :meth:`_prepared`)."""
-        if not group:
-            return
-        prepared = [
+        ledger.prepare_batches(self.con, [
             ledger.PreparedBatch(
                 batchid=batch.chunk.batchid,
                 partition_date=self.day,
@@ -844,8 +782,7 @@ class _Day:
                 ],
             )
             for batch in group
-        ]
-        self._write(lambda con: ledger.prepare_batches(con, prepared))
+        ])
 
     # ---- phase 1: in-doubt batches of earlier runs ---------------------------------------
 
@@ -951,7 +888,7 @@ class _Day:
             )
             log.warning("batch %s of %s: %s", batchid, self.day, reason)
             if not self.summary.dry_run:
-                self._write(lambda con: ledger.supersede(con, batchid, reason))
+                ledger.supersede(self.con, batchid, reason)
             self.summary.superseded.append(batchid)
             return None
         self.summary.reposted += 1
@@ -1284,10 +1221,10 @@ class _Day:
         status = error.status_code if isinstance(error, AmiliAPIError) else None
         body = error.body if isinstance(error, AmiliAPIError) else None
         text = str(error) if error is not None else "no answer"
-        batchid, attempts = batch.batchid, getattr(error, "attempts", 1)
-        self._write(lambda con: ledger.record_failure(
-            con, batchid=batchid, http_status=status, attempts=attempts, error=text,
-            response_body=body))
+        ledger.record_failure(
+            self.con, batchid=batch.batchid, http_status=status,
+            attempts=getattr(error, "attempts", 1), error=text, response_body=body,
+        )
         self.summary.batches[BatchState.FAILED.value] += 1
         if len(self.summary.failures) < _MAX_ERRORS_KEPT:
             self.summary.failures.append(BatchFailure(batch.batchid, status, text))

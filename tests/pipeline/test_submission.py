@@ -245,52 +245,6 @@ def test_one_day_end_to_end_matches_the_sandbox(
     assert [c[:2] for c in again.conflicts] == [("INV-0003", "someone-else")]  # not overwritten
 
 
-def test_every_batch_is_in_the_ledger_before_it_is_posted(
-    inputs: Inputs, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The ledger is written on a thread of its own while the next bodies are cut; still no
-    batch may reach Amili before its 'prepared' row has committed (else a crash between the
-    two would leave a batch Amili has and the ledger does not know)."""
-    import threading
-    import time
-
-    from amili.pipeline import ledger
-
-    committed: set[str] = set()
-    lock = threading.Lock()
-    prepare = ledger.prepare_batches
-
-    def slow_prepare(con: duckdb.DuckDBPyConnection, batches: Any) -> int:
-        time.sleep(0.05)  # a slow disk: the posts must wait for it
-        written = prepare(con, batches)
-        with lock:
-            committed.update(b.batchid for b in batches)
-        return written
-
-    monkeypatch.setattr(ledger, "prepare_batches", slow_prepare)
-    client = make_client()
-    post = client.post_batch
-    early: list[str] = []
-
-    def checked_post(batch: Any) -> Any:
-        with lock:
-            if batch.batchid not in committed:
-                early.append(batch.batchid)
-        return post(batch)
-
-    monkeypatch.setattr(client, "post_batch", checked_post)
-    inputs.creditor()
-    inputs.invoices(valid_invoices(40))
-    summary = submit_window(inputs.path, client, DAY, NEXT, max_objects=3, max_bytes=1_000_000,
-                            max_concurrency=2)
-
-    assert summary.days[0].objects["invoice"].accepted == 40
-    assert summary.batches == {"accepted": 20}
-    assert early == []
-    assert committed == {batchid for (batchid,) in inputs.sql(
-        "SELECT batchid FROM amili.submission_ledger WHERE state = 'accepted'")}
-
-
 def test_a_rerun_of_the_day_posts_nothing_new(
     inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin
 ) -> None:
