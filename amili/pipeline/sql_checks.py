@@ -479,9 +479,10 @@ def derived_sql(kind: str, fields: str, fast_path: bool = True) -> str:
     written over ``TRY_CAST(x AS BIGINT)`` would repeat that cast per digit and make the plan
     (and its planning time) many times larger; over a column it is a reference. For the same
     reason the one debtor of a :func:`_simple_debtors` invoice is taken out of its list here
-    (``simple``, ``debtor``, ``email``, ``address`` and its numbers ``fnr``/``org``), and only
-    the other invoices get the per-debtor list ``debtors``. ``fast_path=False`` sends every
-    invoice the list way (the tests hold both ways to the same verdicts).
+    (``debtor``, ``email``, ``address`` and its numbers ``fnr``/``org``, read only where
+    ``simple``), and only the other invoices get the per-debtor list ``debtors``.
+    ``fast_path=False`` sends every invoice the list way (the tests hold both ways to the
+    same verdicts).
     """
     if kind != "invoice":
         return "NULL"
@@ -491,13 +492,11 @@ def derived_sql(kind: str, fields: str, fast_path: bool = True) -> str:
         kid_lo := amili_kid_lo({fields}.ocrReferenceNumber),
         kid_hi := amili_kid_hi({fields}.ocrReferenceNumber),
         simple := {simple},
-        debtor := CASE WHEN {simple} THEN {d} END,
-        email := CASE WHEN {simple} THEN {d}.emails[1].value END,
-        address := CASE WHEN {simple} THEN {d}.addresses[1] END,
-        fnr_s := CASE WHEN {simple} THEN {d}.identificationNumber END,
-        fnr := CASE WHEN {simple} THEN TRY_CAST({d}.identificationNumber AS BIGINT) END,
-        org_s := CASE WHEN {simple} THEN {d}.organizationNumber END,
-        org := CASE WHEN {simple} THEN TRY_CAST({d}.organizationNumber AS BIGINT) END,
+        debtor := {d}, email := {d}.emails[1].value, address := {d}.addresses[1],
+        fnr_s := {d}.identificationNumber,
+        fnr := TRY_CAST({d}.identificationNumber AS BIGINT),
+        org_s := {d}.organizationNumber,
+        org := TRY_CAST({d}.organizationNumber AS BIGINT),
         debtors := CASE WHEN NOT {simple} THEN list_transform({fields}.debtors, lambda d:
             struct_pack(
                 fnr_s := d.identificationNumber, fnr := TRY_CAST(d.identificationNumber AS BIGINT),
@@ -521,8 +520,7 @@ def _proven(kind: str, source: str, source_id: str, fields: str,
             assumptions: SandboxAssumptions, fast_path: bool = True) -> str:
     """``SELECT *, ok FROM source``, ``fields`` being the row's checked values or NULL."""
     return f"""
-        SELECT * EXCLUDE (f, g), coalesce({clean_sql(kind, source_id, "f", "g", assumptions)},
-                                        false) AS ok
+        SELECT * EXCLUDE (f, g), {clean_sql(kind, source_id, "f", "g", assumptions)} AS ok
         FROM (SELECT *, {derived_sql(kind, "f", fast_path)} AS g FROM (
             SELECT *, {fields} AS f FROM ({source})))"""
 

@@ -1380,7 +1380,6 @@ def submit_window(
     return summary
 
 
-
 def _submit_days(
     con: duckdb.DuckDBPyConnection,
     rows_cursor: duckdb.DuckDBPyConnection,
