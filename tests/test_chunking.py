@@ -12,7 +12,7 @@ import itertools
 import pickle
 import time
 import tracemalloc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from decimal import Decimal
 
 import pytest
@@ -201,6 +201,37 @@ def test_too_large_object_stops_after_everything_before_it(
     check_chunks(
         before, chunks, max_objects=max_objects, max_bytes=max_bytes, offline=False, prefix="batch"
     )
+
+
+@fast
+@given(specs=SPECS, max_objects=st.integers(1, 10), spare=st.integers(0, 200))
+def test_a_content_hasher_is_given_each_chunks_source_ids_and_names_it(
+    specs: list[tuple[ObjectName, str]], max_objects: int, spare: int
+) -> None:
+    """With ``content_hash``, a chunk's hash (and so its batchid) is made from the source ids
+    of its objects, per array in body order; the bodies are the same as without it."""
+    objects = make_objects(specs)
+    max_bytes = prefix_envelope("day", False) + max((len(o.payload) for o in objects), default=2)
+    max_bytes += spare
+    seen: list[tuple[tuple[str, ...], ...]] = []
+
+    def hasher(ids: Sequence[Sequence[str]]) -> str:
+        seen.append(tuple(tuple(array) for array in ids))
+        return hashlib.sha256(repr(seen[-1]).encode()).hexdigest()
+
+    def run(content_hash: Callable[[Sequence[Sequence[str]]], str] | None) -> list[Chunk]:
+        return list(chunk_objects(iter(objects), max_objects=max_objects, max_bytes=max_bytes,
+                                  batch_id=batch_id_with_prefix("day"),
+                                  content_hash=content_hash))
+
+    plain, hashed = run(None), run(hasher)
+    assert len(seen) == len(hashed) == len(plain)
+    for chunk, ids, other in zip(hashed, seen, plain, strict=True):
+        assert ids == tuple(chunk.source_ids[name] for name in NAMES)
+        assert chunk.content_hash == hashlib.sha256(repr(ids).encode()).hexdigest()
+        assert chunk.batchid == f"day-{chunk.number:05d}-{chunk.content_hash[:16]}"
+        cut = len(head(chunk.batchid, False))
+        assert chunk.body[cut:] == other.body[len(head(other.batchid, False)):]
 
 
 @fast

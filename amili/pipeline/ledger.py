@@ -85,7 +85,8 @@ DDL: tuple[str, ...] = (
         batchid VARCHAR PRIMARY KEY,           -- {{day}}-{{chunk:05d}}-{{content hash[:16]}}
         partition_date DATE NOT NULL,
         chunk_number INTEGER NOT NULL,
-        content_hash VARCHAR NOT NULL,         -- sha256 of the body's four arrays
+        content_hash VARCHAR NOT NULL,         -- sha256 of its objects' payload hashes
+                                               -- (before 2026-11: of its four arrays)
         object_count INTEGER NOT NULL,
         body_bytes BIGINT NOT NULL,
         state VARCHAR NOT NULL CHECK (state IN ({_STATES})),

@@ -378,6 +378,37 @@ def test_a_run_killed_between_post_and_ledger_update_is_reposted(
     assert recorded.inserted == 12 and recorded.conflicts == []
 
 
+def test_a_batch_prepared_with_the_hash_of_its_body_is_still_reposted_as_it_was(
+    inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin, tmp_path: Path
+) -> None:
+    """A ledger from before content hashes were made of payload hashes holds the sha256 of
+    each body's arrays: its in-doubt batches must be re-posted, not superseded and sent
+    again in new batches."""
+    inputs.creditor()
+    inputs.invoices(valid_invoices(8))
+    submit_window(inputs.path, None, DAY, NEXT, dry_run_dir=tmp_path, max_objects=5,
+                  max_bytes=1_000_000)
+    bodies = {p.stem: p.read_bytes() for p in tmp_path.glob("*.json")}
+    submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=5, max_bytes=1_000_000)
+    assert sorted(inputs.states()) == sorted(bodies)
+    inputs.sql("UPDATE amili.submission_ledger SET state = 'prepared', http_status = NULL, "
+               "response_body = NULL, answered_at = NULL")
+    inputs.sql("DELETE FROM amili.ledger_object_answers")
+    for batchid, body in bodies.items():  # the body from its arrays to the last array's ]
+        legacy = hashlib.sha256(body[body.index(b',"creditor":['):-1]).hexdigest()
+        inputs.sql("UPDATE amili.submission_ledger SET content_hash = ? WHERE batchid = ?",
+                   [legacy, batchid])
+    before = sandbox_admin.stats()
+
+    day = submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=5,
+                        max_bytes=1_000_000).days[0]
+
+    assert day.reposted == 2 and day.superseded == []
+    assert sandbox_admin.stats()["replays"] - before.get("replays", 0) == 2
+    assert sandbox_admin.stats()["invoices"] == 8
+    assert set(inputs.states().values()) == {"accepted"}
+
+
 def test_429_and_503_are_retried_and_the_run_completes(
     inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin
 ) -> None:
