@@ -529,6 +529,12 @@ _KNOWN_SQL = """
     WHERE m.partition_date = $day
     GROUP BY ALL
 """
+#: The same for a day the ledger holds no object of (a new day, the usual case): empty,
+#: without reading the day's keys for a join with nothing.
+_NOTHING_KNOWN_SQL = """
+    CREATE OR REPLACE TEMP TABLE _amili_known (creditor_id VARCHAR, objectname VARCHAR,
+        source_id VARCHAR, acked VARCHAR[], reposted VARCHAR[])
+"""
 
 
 def _classified_sql(
@@ -964,8 +970,13 @@ class _Day:
         params: dict[str, Any] = {**self.params, "force": self.opts.force_resend}
         cur = self.rows_cursor
         try:
-            cur.execute(_KNOWN_SQL.format(day_sql=self.day_sql),
-                        {**self.params, "reposted": reposted})
+            known = cur.execute("SELECT EXISTS (SELECT 1 FROM amili.ledger_arrays "
+                                "WHERE partition_date = $day)", self.params).fetchone()
+            if known and known[0]:
+                cur.execute(_KNOWN_SQL.format(day_sql=self.day_sql),
+                            {**self.params, "reposted": reposted})
+            else:
+                cur.execute(_NOTHING_KNOWN_SQL)
             # the creditor rows (few) first: each heads its group's bodies
             headers: dict[str | None, list[tuple[Any, ...]]] = {}
             for row in cur.execute(
