@@ -51,17 +51,38 @@ def _digit(n: str, k: int) -> str:
     return f"(({n} // {10 ** k}) % 10)" if k else f"({n} % 10)"
 
 
-def _weighted(n: str, weights: list[int]) -> str:
-    """sum(weights[k] * k-th digit from the right of n)."""
-    return " + ".join(f"{w} * {_digit(n, k)}" for k, w in enumerate(weights) if w)
+def _quotient(n: str, k: int) -> str:
+    """n // 10**k: n without its k lowest digits."""
+    return f"({n} // {10 ** k})" if k else n
+
+
+def _mod11_sum(n: str, weights: list[int], shift: int = 0) -> str:
+    """An integer congruent modulo 11 to sum(weights[k] * digit k of n // 10**shift), for
+    n < 10**(shift + len(weights)) and not negative, with one division per digit.
+
+    Why: an expression is evaluated node by node, row by row, and a digit costs two
+    divisions. With q_k = n // 10**k, digit k is q_k - 10 * q_(k+1), which is congruent to
+    q_k + q_(k+1) modulo 11 (10 = -1 mod 11); so the sum is sum((w_k + w_(k-1)) * q_k)."""
+    coefficients = [0] * (len(weights) + 1)
+    for k, weight in enumerate(weights):
+        coefficients[k] += weight
+        coefficients[k + 1] += weight
+    coefficients.pop()  # q just above the top digit is 0
+    return " + ".join(f"{c} * {_quotient(n, k + shift)}"
+                      for k, c in enumerate(coefficients) if c)
 
 
 def _luhn(n: str, first: int) -> str:
-    """Luhn terms of the 15 digits of n, the lowest being at position ``first`` from the right."""
+    """An integer congruent modulo 10 to the Luhn sum of the 15 digits of n (not negative),
+    the lowest being at position ``first`` from the right.
+
+    With q_k = n // 10**k, digit k is congruent to q_k modulo 10, and a doubled digit's digit
+    sum (2d, less 9 when d >= 5) to 2 * q_k + (n // (5 * 10**k)) % 2, the parity of
+    q_k // 5 being whether d >= 5: two divisions a digit at most, not four."""
     terms = []
     for k in range(15):
-        d = _digit(n, k)
-        terms.append(d if (first + k) % 2 == 0 else f"(2 * {d} - 9 * ({d} >= 5)::INT)")
+        q = _quotient(n, k)
+        terms.append(q if (first + k) % 2 == 0 else f"2 * {q} + ({n} // {5 * 10 ** k}) % 2")
     return " + ".join(terms)
 
 
@@ -81,60 +102,63 @@ MACROS: tuple[str, ...] = (
     "CREATE OR REPLACE TEMP MACRO amili_kid_lo(s) AS (TRY_CAST(right(s, 15) AS BIGINT))",
     """CREATE OR REPLACE TEMP MACRO amili_kid_hi(s) AS (
         CASE WHEN length(s) > 15 THEN TRY_CAST(left(s, length(s) - 15) AS BIGINT) ELSE 0 END)""",
+    # (most KIDs have at most 15 digits: their upper half is 0, and its terms are skipped)
     f"""CREATE OR REPLACE TEMP MACRO amili_luhn_n(lo, hi) AS (
-        ({_luhn("lo", 0)} + {_luhn("hi", 15)}) % 10 = 0)""",
+        ({_luhn("lo", 0)} + CASE WHEN hi = 0 THEN 0 ELSE {_luhn("hi", 15)} END) % 10 = 0)""",
     f"""CREATE OR REPLACE TEMP MACRO amili_luhn_ok(s) AS (
         regexp_full_match(s, '[0-9]{{1,{_KID_DIGITS}}}')
         AND amili_luhn_n(amili_kid_lo(s), amili_kid_hi(s)))""",
     # KID MOD11 (amili.validation.kid_mod11_check_digit): weights 2..7 from the right of the
     # body; check 11 - sum % 11, 11 -> 0, 10 -> no valid KID
     f"""CREATE OR REPLACE TEMP MACRO amili_kid_mod11_n(lo, hi) AS (
-        (11 - ({_weighted("lo", _kid_weights(0))} + {_weighted("hi", _kid_weights(15))}) % 11)
-            % 11 = lo % 10)""",
+        (11 - ({_mod11_sum("lo", _kid_weights(0))} + CASE WHEN hi = 0 THEN 0
+               ELSE {_mod11_sum("hi", _kid_weights(15))} END) % 11) % 11 = lo % 10)""",
     f"""CREATE OR REPLACE TEMP MACRO amili_kid_mod11_ok(s) AS (
         regexp_full_match(s, '[0-9]{{2,{_KID_DIGITS}}}')
         AND amili_kid_mod11_n(amili_kid_lo(s), amili_kid_hi(s)))""",
     # organisasjonsnummer: 9 digits, weights 3 2 7 6 5 4 3 2 1 (from the left), sum % 11 = 0
     f"""CREATE OR REPLACE TEMP MACRO amili_orgnr_n(n) AS (
-        ({_weighted("n", [1, 2, 3, 4, 5, 6, 7, 2, 3])}) % 11 = 0)""",
+        ({_mod11_sum("n", [1, 2, 3, 4, 5, 6, 7, 2, 3])}) % 11 = 0)""",
     """CREATE OR REPLACE TEMP MACRO amili_orgnr_ok(s) AS (
         regexp_full_match(s, '[0-9]{9}') AND amili_orgnr_n(TRY_CAST(s AS BIGINT)))""",
     # fødselsnummer: 11 digits, two MOD11 check digits, a real birth date in the past
     # (D- and H-numbers included, FH-numbers refused, century from the individual number),
     # exactly as stdnum.no.fodselsnummer.is_valid; the birth date must be two days old so the
-    # time zone of "today" cannot matter.
+    # time zone of "today" cannot matter. Arithmetic, no CASE and no date functions: a macro's
+    # arguments are expanded at every use, and the birth date's parts are used several times.
+    # The century rules give years 1854-2039, in which only 1900 is a year divisible by 4
+    # and not leap: so the leap year is told from yy (two digits) and ind.
+    """CREATE OR REPLACE TEMP MACRO amili_fnr_century_ok(yy, ind) AS (
+        ind < 500 OR (ind < 750 AND yy >= 54) OR yy < 40 OR ind >= 900)""",
     """CREATE OR REPLACE TEMP MACRO amili_fnr_year(yy, ind) AS (
-        CASE
-            WHEN ind < 500 THEN 1900 + yy
-            WHEN ind < 750 AND yy >= 54 THEN 1800 + yy
-            WHEN yy < 40 THEN 2000 + yy
-            WHEN ind >= 900 THEN 1900 + yy
-        END)""",
-    # (no TRY(make_date(...)) here: an exception per invalid row is slow)
-    """CREATE OR REPLACE TEMP MACRO amili_make_date(y, m, d) AS (
-        CASE WHEN y IS NULL OR m NOT BETWEEN 1 AND 12 OR d < 1 THEN NULL
-             WHEN d > dayofmonth(last_day(make_date(y, m, 1))) THEN NULL
-             ELSE make_date(y, m, d) END)""",
-    """CREATE OR REPLACE TEMP MACRO amili_fnr_birth(dd, mm, yy, ind) AS (
-        CASE WHEN dd >= 80 THEN NULL ELSE amili_make_date(amili_fnr_year(yy, ind),
-            mm - CASE WHEN mm > 40 THEN 40 ELSE 0 END,
-            dd - CASE WHEN dd > 40 THEN 40 ELSE 0 END)
-        END)""",
+        1900 + yy + 100 * (ind >= 500 AND yy < 40)::INT
+            - 100 * (ind >= 500 AND ind < 750 AND yy >= 54)::INT)""",
+    """CREATE OR REPLACE TEMP MACRO amili_month_days(m, leap) AS (
+        30 + (m + (m >= 8)::INT) % 2 - (m = 2)::INT * (2 - leap::INT))""",
+    """CREATE OR REPLACE TEMP MACRO amili_fnr_date_ok(d, m, yy, ind) AS (
+        m BETWEEN 1 AND 12 AND d >= 1
+        AND d <= amili_month_days(m, yy % 4 = 0 AND (yy <> 0 OR ind >= 500))
+        AND amili_fnr_year(yy, ind) * 10000 + m * 100 + d
+            <= year(current_date - 2) * 10000 + month(current_date - 2) * 100
+               + day(current_date - 2))""",
+    """CREATE OR REPLACE TEMP MACRO amili_fnr_birth_ok(dd, mm, yy, ind) AS (
+        dd < 80 AND amili_fnr_century_ok(yy, ind)
+        AND amili_fnr_date_ok(dd - 40 * (dd > 40)::INT, mm - 40 * (mm > 40)::INT, yy, ind))""",
     f"""CREATE OR REPLACE TEMP MACRO amili_fnr_n(n) AS (
-        (11 - ({_weighted("(n // 100)", [2, 5, 4, 9, 8, 1, 6, 7, 3])}) % 11) % 11
+        (11 - ({_mod11_sum("n", [2, 5, 4, 9, 8, 1, 6, 7, 3], shift=2)}) % 11) % 11
             = {_digit("n", 1)}
-        AND (11 - ({_weighted("(n // 10)", [2, 3, 4, 5, 6, 7, 2, 3, 4, 5])}) % 11) % 11
+        AND (11 - ({_mod11_sum("n", [2, 3, 4, 5, 6, 7, 2, 3, 4, 5], shift=1)}) % 11) % 11
             = n % 10
-        AND coalesce(amili_fnr_birth(n // 1000000000, (n // 10000000) % 100,
-                                     (n // 100000) % 100, (n // 100) % 1000)
-                     <= current_date - 2, false))""",
+        AND amili_fnr_birth_ok(n // 1000000000, (n // 10000000) % 100,
+                               (n // 100000) % 100, (n // 100) % 1000))""",
     """CREATE OR REPLACE TEMP MACRO amili_fnr_ok(s) AS (
         regexp_full_match(s, '[0-9]{11}') AND amili_fnr_n(TRY_CAST(s AS BIGINT)))""",
     # kontonummer (11 digits, MOD11 weights 5 4 3 2 7 6 5 4 3 2 on the first ten, check
     # 11 - sum % 11 with 11 -> 0 and 10 invalid); stdnum also takes a leading "0000" + Luhn,
     # which is left to Python
     f"""CREATE OR REPLACE TEMP MACRO amili_kontonr_n(n) AS (
-        (11 - ({_weighted("(n // 10)", [2, 3, 4, 5, 6, 7, 2, 3, 4, 5])}) % 11) % 11 = n % 10)""",
+        (11 - ({_mod11_sum("n", [2, 3, 4, 5, 6, 7, 2, 3, 4, 5], shift=1)}) % 11) % 11
+            = n % 10)""",
     """CREATE OR REPLACE TEMP MACRO amili_kontonr_ok(s) AS (
         regexp_full_match(s, '[0-9]{11}') AND NOT starts_with(s, '0000')
         AND amili_kontonr_n(TRY_CAST(s AS BIGINT)))""",

@@ -104,6 +104,39 @@ def test_fodselsnummer_macro_equals_stdnum(
             assert not ok, value
 
 
+def with_check_digits(body: str) -> str:
+    """A fødselsnummer's nine first digits with its two check digits (stdnum's)."""
+    body += fodselsnummer.calc_check_digit1(body)[-1]
+    return body + fodselsnummer.calc_check_digit2(body)[-1]
+
+
+def test_fodselsnummer_macro_knows_every_month_s_last_day_and_the_leap_years(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Every month's last day and the day after, in leap and common years of each century
+    rule (1900 is not leap, 2000 is), as plain, D- and H-numbers, around "two days ago": the
+    birth-date arithmetic is held to stdnum on the dates where it could go wrong."""
+    recent = date.today() - timedelta(days=2)
+    # (year, individual number): 1854-1899, 1900-1999 (two ways), 2000-2039
+    years = [(1856, 600), (1899, 500), (1900, 100), (1900, 950), (1904, 400), (1999, 949),
+             (2000, 500), (2000, 950), (2004, 700), (2023, 800), (recent.year, 999)]
+    values = []
+    for year, individual in years:
+        for month in range(1, 13):
+            last = (date(year + month // 12, month % 12 + 1, 1) - timedelta(days=1)).day
+            for day in (1, last, last + 1, 31, 32):
+                for d_add, m_add in ((0, 0), (40, 0), (0, 40)):
+                    values.append(with_check_digits(
+                        f"{day + d_add:02d}{month + m_add:02d}{year % 100:02d}{individual:03d}"))
+    values += [with_check_digits(f"{d:%d%m%y}500") for d in
+               (recent - timedelta(days=1), recent, recent + timedelta(days=1))]
+    got = sql_values(con, "coalesce(amili_fnr_ok(v), false)", values)
+    for value, ok in zip(values, got, strict=True):
+        expected = fodselsnummer.is_valid(value) and fodselsnummer.get_birth_date(value) <= recent
+        assert ok == expected, value
+    assert sum(got) > len(values) // 3  # most are real dates: the valid branch is exercised
+
+
 @checks
 @given(values=st.lists(DIGITS | NOISE, max_size=40), extra=st.lists(DIGITS, max_size=10))
 def test_kid_macros_equal_luhn_and_the_mod11_rule(
