@@ -452,6 +452,12 @@ def _all(items: str, var: str, predicate: str, at_least_one: bool = False) -> st
     return f"({items} IS NOT NULL AND coalesce({every}, true))"
 
 
+def _no_nulls(items: str) -> str:
+    """The list ``items`` is not NULL and holds no NULL element (``_all`` with no predicate,
+    without a lambda: ``list_count`` counts the elements that are not NULL)."""
+    return f"({items} IS NOT NULL AND list_count({items}) = len({items}))"
+
+
 def typed_shape_sql(kind: str, obj: str) -> str:
     """True when ``to_json(obj)`` has the model's shape, for ``obj`` of type
     ``OBJECT_TYPES[kind]``: what :func:`shape_sql` would say of it, without writing the JSON.
@@ -468,7 +474,7 @@ def typed_shape_sql(kind: str, obj: str) -> str:
     if kind != "invoice":
         raise ValueError(f"no typed checks for {kind!r}")
     debtor = (f"d.type IS NOT NULL AND {_all('d.emails', 'e', 'e.value IS NOT NULL')} "
-              f"AND {_all('d.phoneNumbers', 'p', 'true')} AND {_all('d.addresses', 'a', 'true')}")
+              f"AND {_no_nulls('d.phoneNumbers')} AND {_no_nulls('d.addresses')}")
     claim = "c.type IS NOT NULL AND c.remainingAmount >= 0"
     return f"""coalesce({o} IS NOT NULL AND {o}.type IS NOT NULL AND {o}.invoiceNumber <> ''
         AND {o}.originalInvoiceAmount >= 0 AND {o}.currency <> ''

@@ -431,6 +431,38 @@ def test_a_typed_object_the_sql_proves_valid_serializes_to_a_valid_payload(
             assert payload_problems(kind, payload) == [], payload
 
 
+def test_a_typed_list_with_a_null_element_is_not_of_the_shape(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """to_json writes a NULL element as null, which no model takes: the typed shape says so
+    for every list of the invoice, as the regex does of the JSON."""
+    base = base_invoice()
+    debtor = base["debtors"][0]
+    phone = {"countryCode": "+47", "originalValue": "+4790000000", "value": "90000000"}
+    variants = {
+        "phone": {"phoneNumbers": [None]},
+        "second phone": {"phoneNumbers": [phone, None]},
+        "address": {"addresses": [*debtor["addresses"], None]},
+        "e-mail": {"emails": [None]},
+        "phones as null": {"phoneNumbers": None},
+    }
+    rows = []
+    for edit in variants.values():
+        invoice = copy.deepcopy(base)
+        invoice["debtors"][0].update(edit)
+        rows.append((jsonio.dumps(invoice).decode(), "INV-1"))
+    with_phone = copy.deepcopy(base)
+    with_phone["debtors"][0]["phoneNumbers"] = [phone, phone]
+    claims = copy.deepcopy(base)
+    claims["claims"].append(None)
+    rows += [(jsonio.dumps(claims).decode(), "INV-1"), (jsonio.dumps(with_phone).decode(), "INV-1")]
+    verdicts = typed_verdicts(con, "invoice", rows)
+    assert len(verdicts) == len(rows)
+    for payload, typed_shape, regex_shape, ok in verdicts[:-1]:
+        assert (typed_shape, regex_shape, ok) == (False, False, False), payload
+    assert verdicts[-1][1:] == (True, True, True)  # two phones, none NULL: of the shape
+
+
 def test_the_dbt_views_hand_over_objects_of_the_pinned_types(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
