@@ -59,6 +59,12 @@ def with_check(body: str, digit: str | None) -> str:
     return body + (digit if digit is not None else "0")
 
 
+def with_check_digits(body: str) -> str:
+    """A fødselsnummer's nine first digits with its two check digits (stdnum's)."""
+    body += fodselsnummer.calc_check_digit1(body)[-1]
+    return body + fodselsnummer.calc_check_digit2(body)[-1]
+
+
 @st.composite
 def fodselsnumre(draw: st.DrawFn) -> str:
     """Well-formed numbers (real birth dates, D- and H-numbers, every century rule) with
@@ -69,10 +75,7 @@ def fodselsnumre(draw: st.DrawFn) -> str:
     century = born.year // 100
     individual = {18: draw(st.integers(500, 749)), 19: draw(st.integers(0, 499)),
                   20: draw(st.integers(500, 999))}[century]
-    body = f"{day:02d}{month:02d}{born.year % 100:02d}{individual:03d}"
-    first = fodselsnummer.calc_check_digit1(body)
-    body += first[-1]
-    return body + fodselsnummer.calc_check_digit2(body)[-1]
+    return with_check_digits(f"{day:02d}{month:02d}{born.year % 100:02d}{individual:03d}")
 
 
 @checks
@@ -102,12 +105,6 @@ def test_fodselsnummer_macro_equals_stdnum(
             assert ok == (born <= recent), value
         else:
             assert not ok, value
-
-
-def with_check_digits(body: str) -> str:
-    """A fødselsnummer's nine first digits with its two check digits (stdnum's)."""
-    body += fodselsnummer.calc_check_digit1(body)[-1]
-    return body + fodselsnummer.calc_check_digit2(body)[-1]
 
 
 def test_fodselsnummer_macro_knows_every_month_s_last_day_and_the_leap_years(
