@@ -192,6 +192,24 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     con.execute(LEDGER_OBJECTS_VIEW)
 
 
+#: WAL size at which DuckDB checkpoints while the submission writes (its default is 16 MB)
+DEFERRED_CHECKPOINT = "1GB"
+
+
+def defer_checkpoints(con: duckdb.DuckDBPyConnection) -> None:
+    """Let the WAL grow to :data:`DEFERRED_CHECKPOINT` before DuckDB checkpoints.
+
+    Why: a day of a million invoices writes about 80 MB of ledger arrays. At DuckDB's
+    default of 16 MB it checkpointed five times during the day, each time rewriting the
+    table's open row group: 0.8 s of commits on the submission's busiest thread, and a
+    database file twice the size. Deferred, the checkpoint happens once, when the
+    connection closes. Nothing is less durable: every commit is still in the WAL. The
+    committed rows not yet checkpointed stay in DuckDB's buffer pool, under its memory
+    limit (it evicts them to its temporary directory if it must).
+    """
+    con.execute(f"SET checkpoint_threshold = '{DEFERRED_CHECKPOINT}'")
+
+
 def _table_type(con: duckdb.DuckDBPyConnection, name: str) -> str | None:
     row = con.execute(
         "SELECT table_type FROM information_schema.tables "

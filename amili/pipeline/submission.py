@@ -1405,6 +1405,7 @@ def submit_window(
             # would otherwise build its hash table from the day's payloads (seen at 1M rows)
             con.execute("SET disabled_optimizers = 'join_order,build_side_probe_side'")
         ledger.ensure_schema(con)
+        ledger.defer_checkpoints(con)
         opts.typed = opts.relations.typed_objects(con)
         rows_cursor = con.cursor()
         sql_checks.install_macros(rows_cursor)  # temporary macros are the cursor's own
