@@ -235,7 +235,7 @@ class AmiliClient:
         body, batchid = _body_of(batch)
         counter = _AttemptCounter()
         response, attempts = self._request(
-            "POST", BATCH_PATH, content=body, headers={"Content-Type": BATCH_CONTENT_TYPE},
+            "POST", BATCH_PATH, body=body, headers={"Content-Type": BATCH_CONTENT_TYPE},
             counter=counter,
         )
         parsed = BatchResponse.model_validate(jsonio.loads(response.content))
@@ -323,11 +323,21 @@ class AmiliClient:
         path: str,
         *,
         counter: _AttemptCounter | None = None,
+        body: bytes | None = None,
         **kwargs: Any,
     ) -> tuple[httpx.Response, int]:
-        """One call with retries; returns the successful response and the attempt count."""
+        """One call with retries; returns the successful response and the attempt count.
+
+        ``body`` goes out with its ``Content-Length``, from a one-element iterator made per
+        attempt. Why not ``content=body``: httpx's response and its stream refer to each
+        other, and through the request to the body, so every body sent would stay in memory
+        until Python's cycle collector happened to run; an exhausted iterator lets go of the
+        body as soon as it is sent. The bytes on the wire are the same.
+        """
         counter = counter or _AttemptCounter()
         params = {"senderid": self.settings.sender_id, **kwargs.pop("params", {})}
+        if body is not None:
+            kwargs["headers"] = {**kwargs.get("headers", {}), "Content-Length": str(len(body))}
         retrying = Retrying(
             stop=stop_after_attempt(self.settings.max_retries + 1),
             wait=self._wait,
@@ -340,6 +350,8 @@ class AmiliClient:
             for attempt in retrying:
                 with attempt:
                     counter.attempts += 1
+                    if body is not None:
+                        kwargs["content"] = iter((body,))
                     response = self._http.request(method, path, params=params, **kwargs)
                     if response.status_code in RETRYABLE_STATUSES:
                         raise _RetryableStatus(response)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -242,6 +244,39 @@ class CountingTransport(httpx.HTTPTransport):
         finally:
             with self._lock:
                 self.in_flight -= 1
+
+
+class HeadRecordingTransport(httpx.HTTPTransport):
+    """A real HTTP transport that also keeps the headers of every request it sends."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.heads: list[httpx.Headers] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.heads.append(request.headers.copy())
+        return super().handle_request(request)
+
+
+def test_a_body_goes_out_whole_on_every_attempt_and_is_let_go_once_sent(
+    make_client: MakeClient, sandbox_admin: SandboxAdmin
+) -> None:
+    sandbox_admin.add_faults({"kind": "status", "status": 503, "times": 1})
+    transport = HeadRecordingTransport()
+    client = make_client(client_kwargs={"transport": transport})
+    body = jsonio.dumps(valid_batch("b-1", "I-1", "I-2"))
+    gc.disable()  # what keeps the body alive must be a reference, not uncollected garbage
+    try:
+        references = sys.getrefcount(body)
+        result = client.post_batch(body)
+        del result
+        assert sys.getrefcount(body) == references  # httpx's response cycle does not hold it
+    finally:
+        gc.enable()
+    assert len(transport.heads) == 2  # the 503, then the retry with the same bytes
+    for head in transport.heads:
+        assert head["Content-Length"] == str(len(body)) and "Transfer-Encoding" not in head
+    assert sandbox_admin.stats()["invoices"] == 2
 
 
 def test_post_batches_respects_the_concurrency_bound(
