@@ -34,6 +34,7 @@ otherwise to the sender, so an invoice must never share a batch with another cre
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import operator
@@ -41,6 +42,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -1410,10 +1412,41 @@ def submit_window(
         rows_cursor = con.cursor()
         sql_checks.install_macros(rows_cursor)  # temporary macros are the cursor's own
         try:
-            _submit_days(con, rows_cursor, opts, start, end, summary)
+            with _collector_for_streaming():
+                _submit_days(con, rows_cursor, opts, start, end, summary)
         finally:
             rows_cursor.close()
     return summary
+
+
+#: Allocations (net) between two collections of Python's youngest generation while a day
+#: streams; Python's default is 700.
+_GC_YOUNG_THRESHOLD = 10_000
+
+
+@contextmanager
+def _collector_for_streaming() -> Iterator[None]:
+    """Python's cycle collector tuned for the day's stream, and restored afterwards.
+
+    Why: each of a day's rows leaves a tuple or two that live until its batch is written. At
+    the default thresholds a day of a million invoices ran 1,300 young and 10-14 full
+    collections; a full one walks every object of the process, and in a Dagster run worker
+    that is Dagster's heap too: 2.3 s of the step's busiest thread went to them there. So the
+    objects that exist when the step starts are frozen (left out of the walks; they are not
+    the step's garbage) and the young generation is collected less often. Cyclic garbage is
+    still collected, in fewer, larger passes. Left alone if the caller froze objects itself.
+    """
+    threshold = gc.get_threshold()
+    freeze = gc.get_freeze_count() == 0
+    if freeze:
+        gc.freeze()
+    gc.set_threshold(max(threshold[0], _GC_YOUNG_THRESHOLD), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        if freeze:
+            gc.unfreeze()
 
 
 def _submit_days(

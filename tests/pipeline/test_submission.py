@@ -7,6 +7,7 @@ columns, filled with payloads made from the API models, so each test controls it
 from __future__ import annotations
 
 import copy
+import gc
 import hashlib
 import json
 import tracemalloc
@@ -25,6 +26,7 @@ from amili.chunking import BATCHID_MAX_LENGTH
 from amili.client import AmiliClient
 from amili.demo import example_creditor, example_invoice
 from amili.models import Action, BatchRequest, Payment, PaymentType
+from amili.pipeline import submission
 from amili.pipeline.ledger import record_results
 from amili.pipeline.submission import (
     Relations,
@@ -813,6 +815,46 @@ def test_memory_stays_bounded_while_streaming_a_large_day(
     # (two in flight, one being cut, the one the in-process sandbox reads), their keys and a
     # fetch block of 500 rows.
     assert peak < payload_bytes / 3, (peak, payload_bytes)  # measured: about 3.6 of 13 MB
+
+
+def test_the_cycle_collector_is_tuned_while_days_stream_and_restored_after(
+    inputs: Inputs, make_client: ClientFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs.creditor()
+    inputs.invoices(valid_invoices(3))
+    during: list[tuple[tuple[int, int, int], int]] = []
+    stream_days = submission._submit_days
+
+    def observed(*args: Any) -> None:
+        during.append((gc.get_threshold(), gc.get_freeze_count()))
+        stream_days(*args)
+
+    monkeypatch.setattr(submission, "_submit_days", observed)
+    threshold = gc.get_threshold()
+    assert gc.get_freeze_count() == 0
+
+    summary = submit_window(inputs.path, make_client(), DAY, NEXT)
+
+    assert summary.days[0].objects["invoice"].accepted == 3
+    (young, *older), frozen = during[0]
+    assert young >= 10_000 and tuple(older) == threshold[1:] and frozen > 0
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0  # as it was
+
+    def failing(*args: Any) -> None:
+        raise RuntimeError("the day failed")
+
+    monkeypatch.setattr(submission, "_submit_days", failing)
+    with pytest.raises(RuntimeError, match="the day failed"):
+        submit_window(inputs.path, make_client(), DAY, NEXT)
+    assert gc.get_threshold() == threshold and gc.get_freeze_count() == 0
+
+    gc.freeze()  # a caller that froze its own objects keeps them frozen
+    try:
+        monkeypatch.setattr(submission, "_submit_days", observed)
+        submit_window(inputs.path, make_client(), DAY, NEXT)
+        assert during[-1][1] > 0 and gc.get_freeze_count() > 0  # not unfrozen by the step
+    finally:
+        gc.unfreeze()
 
 
 def test_the_ledger_keeps_ids_whatever_characters_they_hold(inputs: Inputs) -> None:
