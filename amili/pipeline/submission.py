@@ -936,14 +936,17 @@ class _Day:
         ).fetchall()
         return {(name, source_id): n for name, source_id, n in rows}
 
-    def _day_rows_sql(self, where: str, known_where: str, checks: bool = True) -> str:
+    def _day_rows_sql(self, where: str, known_where: str, checks: bool = True,
+                      creditor_id: bool = True) -> str:
         """The day's classified rows matching ``where``, in the relations' own order
         (``known_where`` picks their part of ``_amili_known``).
 
         Columns (few, and cheap to convert: this is fetched once per row): kind, source_id,
         payload (bytes), status (:data:`_SEND`, :data:`_HELD`, :data:`_SKIP` or
         :data:`_CHECK`), hold_reason, known_hash, changed, cents (the amount in whole øre)
-        and, only where cents cannot say it, amount (a Decimal), currency, creditor_id."""
+        and, only where cents cannot say it, amount (a Decimal), currency, creditor_id
+        (NULL with ``creditor_id=False``, for a query of one creditor's rows: a string to
+        convert per row costs 0.16 s a million)."""
         return f"""
             WITH day AS (SELECT * FROM ({self.day_sql}) WHERE {where}),
             {_classified_sql(self.opts.assumptions, known_where, self.opts.typed, checks)}
@@ -951,7 +954,8 @@ class _Day:
                    CASE WHEN hold_reason IS NOT NULL THEN {_HELD}
                         WHEN acknowledged THEN {_SKIP}
                         WHEN ok THEN {_SEND} ELSE {_CHECK} END AS status,
-                   hold_reason, known_hash, changed, cents, amount, currency, creditor_id
+                   hold_reason, known_hash, changed, cents, amount, currency,
+                   {"creditor_id" if creditor_id else "NULL::VARCHAR"} AS creditor_id
             FROM money"""
 
     def _new_batches(self, reposted: list[str]) -> Iterator[_Batch]:
@@ -1010,7 +1014,8 @@ class _Day:
                 elif creditor_id in with_rows:
                     mine = ("creditor_id = $creditor" if creditor_id is not None
                             else "creditor_id IS NULL")
-                    cur.execute(self._day_rows_sql(f"kind > 0 AND {mine}", mine),
+                    cur.execute(self._day_rows_sql(f"kind > 0 AND {mine}", mine,
+                                                   creditor_id=False),
                                 {**params, "creditor": creditor_id} if creditor_id is not None
                                 else params)
                     objects = self._group_objects(group, self._rows(cur), duplicates)
