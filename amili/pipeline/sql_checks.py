@@ -20,6 +20,7 @@ Creditors and actions are few per day and always take the Python path.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 
 import duckdb
@@ -287,6 +288,17 @@ _DATETIME = (r"[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])"
 
 def _in(values: Iterable[str]) -> str:
     return "(" + ", ".join(f"'{v}'" for v in sorted(str(v) for v in values)) + ")"
+
+
+def _one_of(expr: str, values: Iterable[str]) -> str:
+    """``expr IN values`` for a long list of values (the currencies: 157), as one regex.
+
+    Why: DuckDB evaluates ``x IN (a, b, ...)`` in a projection as one comparison per value,
+    for every row (0.37 µs a row for the currencies); RE2 matches the alternation with one
+    pass over the string (0.08 µs). NULL gives NULL, as IN does.
+    """
+    alternatives = "|".join(re.escape(str(v)) for v in sorted(values))
+    return f"regexp_full_match({expr}, '(?:{alternatives.replace(chr(39), chr(39) * 2)})')"
 
 
 def _datetime_ok(expr: str) -> str:
@@ -564,12 +576,11 @@ def clean_sql(kind: str, source_id: str, fields: str, derived: str,
     :func:`shape_sql`) and :func:`derived_sql`. Needs :func:`install_macros`.
     """
     a = assumptions
-    currencies = _in(a.currencies)
     j = fields
     id_ok = f"coalesce(regexp_matches({source_id}, '[[:alnum:]]'), false)"
     if kind == "invoice":
         value_ok = f"""coalesce(
-            {j}.type IN {_in(InvoiceType)} AND {j}.currency IN {currencies}
+            {j}.type IN {_in(InvoiceType)} AND {_one_of(j + '.currency', a.currencies)}
             AND {j}.uniqueSourceInvoiceId = {source_id}
             AND {_datetime_ok(j + '.invoiceDate')} AND {_datetime_ok(j + '.dueDate')}
             AND ({j}.collectionNoticeDate IS NULL
@@ -593,7 +604,7 @@ def clean_sql(kind: str, source_id: str, fields: str, derived: str,
             false)"""
     elif kind == "payment":
         value_ok = f"""coalesce(
-            {j}.type IN {_in(PaymentType)} AND {j}.currency IN {currencies}
+            {j}.type IN {_in(PaymentType)} AND {_one_of(j + '.currency', a.currencies)}
             AND {j}.uniqueSourcePaymentId = {source_id} AND {j}.amount > 0
             AND {_datetime_ok(j + '.date')}, false)"""
     else:

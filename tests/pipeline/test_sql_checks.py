@@ -27,6 +27,7 @@ from amili import jsonio
 from amili.demo import example_invoice
 from amili.models import Payment, PaymentType
 from amili.pipeline import sql_checks
+from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS
 from amili.validation import kid_mod11_check_digit, payload_problems
 
 # Each example is one query over a batch of values; the expressions are large, so examples
@@ -384,6 +385,21 @@ def test_the_plain_forms_are_proven_so_the_fast_path_is_used(
     ]
     assert all(payload_problems("invoice", p) for p, _ in bad[1:])
     assert proven(con, "invoice", bad) == [False] * len(bad)
+
+
+def test_every_currency_and_only_those_is_proven_as_python_accepts_it(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    currencies = sorted(DEFAULT_ASSUMPTIONS.currencies)
+    others = ["nok", "NOKK", "NO", "", " NOK", "NOK ", "N.K", "NOK|SEK", "AED|AFN", "(NOK)",
+              "N'K", "\\d{3}", "ÅÆØ", None]
+    for kind, base in (("invoice", base_invoice()), ("payment", base_payment())):
+        source_id = base["uniqueSourceInvoiceId" if kind == "invoice" else "uniqueSourcePaymentId"]
+        payloads = [jsonio.dumps({**base, "currency": c}).decode() for c in currencies + others]
+        verdicts = proven(con, kind, [(p, source_id) for p in payloads])
+        assert verdicts[:len(currencies)] == [True] * len(currencies), kind
+        assert verdicts[len(currencies):] == [False] * len(others), kind
+        assert all(payload_problems(kind, p) for p in payloads[len(currencies):]), kind
 
 
 # --------------------------------------------------------------------------------------------
