@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
@@ -170,7 +171,7 @@ def sandbox_stats(base_url: str) -> dict[str, object]:
     return httpx.get(f"{base_url}/sandbox/stats").json()
 
 
-def run_json(args: Sequence[str], env: dict[str, str] | None = None) -> dict[str, object]:
+def run_json(args: Sequence[str], env: dict[str, str] | None = None) -> dict[str, Any]:
     """Run a helper script in a fresh process; it prints one JSON object as its last line."""
     done = subprocess.run([sys.executable, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, cwd=ROOT)

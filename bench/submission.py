@@ -1,8 +1,8 @@
 """Submission throughput and peak memory against the floor, at 10k, 100k and 1M invoices.
 
 For each size, one partition day of the demo warehouse (``--bad-share`` of it defective) is
-generated, extracted and shaped by dbt once (cached in ``data/bench``). Then, each in a fresh
-process so its ``ru_maxrss`` is its own:
+generated, extracted and shaped by dbt once (cached in ``data/bench``). Then, ``--rounds`` times
+(the figures are the medians), each in a fresh process so its ``ru_maxrss`` is its own:
 
 * the floor (:mod:`bench.floor`): the same rows as the same bodies, posted to the sink;
 * the submission step (:func:`amili.pipeline.submission.submit_window`, the asset's code)
@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 from itertools import pairwise
 from pathlib import Path
+from statistics import median
+from typing import Any
 
 from amili.settings import ClientSettings
 from bench.common import DAY, day_counts, prepared_day, receiver, reset_ledger, run_json, table
@@ -35,6 +37,9 @@ def main() -> None:
     parser.add_argument("--profile", help="folder for pyinstrument reports of the pipeline runs")
     parser.add_argument("--no-sink", action="store_true",
                         help="skip the pipeline run against the sink")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="floor and pipeline runs per size, interleaved; the figures are "
+                             "their medians (default 3)")
     parser.add_argument("--python-memory", action="store_true",
                         help="one more run per size under tracemalloc: the peak of Python's "
                              "own allocations, apart from DuckDB's buffer pool (slow)")
@@ -45,48 +50,60 @@ def main() -> None:
     rows = []
     python_peaks: dict[int, float] = {}
     seconds_by_size: dict[int, float] = {}
+    targets = ["ack-only"] if args.no_sink else ["ack-only", "sink"]
     for size in args.sizes:
         _, db = prepared_day(size, bad_share=args.bad_share)
         counts = day_counts(db)
+        floors: list[dict[str, Any]] = []
+        runs: dict[str, list[dict[str, Any]]] = {target: [] for target in targets}
         with receiver("sink") as sink:
-            floor = run_json(["-m", "bench.floor", str(db), sink.base_url, sink.token,
-                              DAY.isoformat(), str(max_objects), str(max_bytes)])
-            runs = {}
-            targets = ["ack-only"] if args.no_sink else ["ack-only", "sink"]
-            for target in targets:
-                reset_ledger(db)
-                extra = []
-                if args.profile:
-                    Path(args.profile).mkdir(parents=True, exist_ok=True)
-                    extra = ["--profile", f"{args.profile}/submission-{size}-{target}.html"]
-                if target == "sink":
-                    runs[target] = run_json(["-m", "bench.submit_once", str(db), sink.base_url,
-                                             sink.token, DAY.isoformat(), *extra])
-                    continue
-                with receiver("ack-only") as sandbox:
-                    runs[target] = run_json(["-m", "bench.submit_once", str(db),
-                                             sandbox.base_url, sandbox.token, DAY.isoformat(),
-                                             *extra])
+            # rounds interleave floor and pipeline: this VM's speed drifts by a third within
+            # minutes, so one run of each can say little about their ratio
+            for round_number in range(args.rounds):
+                floors.append(run_json(["-m", "bench.floor", str(db), sink.base_url,
+                                        sink.token, DAY.isoformat(), str(max_objects),
+                                        str(max_bytes)]))
+                for target in targets:
+                    reset_ledger(db)
+                    extra = []
+                    if args.profile and round_number == 0:
+                        Path(args.profile).mkdir(parents=True, exist_ok=True)
+                        extra = ["--profile", f"{args.profile}/submission-{size}-{target}.html"]
+                    if target == "sink":
+                        runs[target].append(run_json(["-m", "bench.submit_once", str(db),
+                                                      sink.base_url, sink.token,
+                                                      DAY.isoformat(), *extra]))
+                        continue
+                    with receiver("ack-only") as sandbox:
+                        runs[target].append(run_json(["-m", "bench.submit_once", str(db),
+                                                      sandbox.base_url, sandbox.token,
+                                                      DAY.isoformat(), *extra]))
             if args.python_memory:
                 reset_ledger(db)
                 traced = run_json(["-m", "bench.submit_once", str(db), sink.base_url,
                                    sink.token, DAY.isoformat(), "--python-memory"])
-                python_peaks[size] = float(traced["python_peak_mib"])  # type: ignore[arg-type]
-        invoices = int(floor["invoices"])
-        seconds_by_size[invoices] = float(runs[targets[-1]]["seconds"])  # type: ignore[arg-type]
-        for target, run in runs.items():
-            sent = run["objects"]["invoice"]["sent"]  # type: ignore[index]
+                python_peaks[size] = float(traced["python_peak_mib"])
+        invoices = int(floors[0]["invoices"])
+        floor_seconds = median(float(f["seconds"]) for f in floors)
+        floor_rss = max(float(f["max_rss_mib"]) for f in floors)
+        seconds_by_size[invoices] = median(float(r["seconds"]) for r in runs[targets[-1]])
+        for target, target_runs in runs.items():
+            sent = target_runs[0]["objects"]["invoice"]["sent"]
+            seconds = median(float(r["seconds"]) for r in target_runs)
+            ratios = [float(r["seconds"]) / float(f["seconds"])
+                      for r, f in zip(target_runs, floors, strict=True)]
             rows.append([
                 f"{counts['invoices']:,}", target, f"{sent:,}",
-                f"{floor['seconds']:.2f}", f"{invoices / floor['seconds']:,.0f}",
-                f"{floor['max_rss_mib']:.0f}",
-                f"{run['seconds']:.2f}", f"{sent / run['seconds']:,.0f}",
-                f"{run['max_rss_mib']:.0f}",
-                f"{run['seconds'] / floor['seconds']:.2f}",
+                f"{floor_seconds:.2f}", f"{invoices / floor_seconds:,.0f}", f"{floor_rss:.0f}",
+                f"{seconds:.2f}", f"{sent / seconds:,.0f}",
+                f"{max(float(r['max_rss_mib']) for r in target_runs):.0f}",
+                f"{seconds / floor_seconds:.2f}",
+                f"{min(ratios):.2f}-{max(ratios):.2f}",
             ])
         print(table(_HEADERS, rows[-len(runs):]), flush=True)
-    print("\nSubmission of one partition day (max_batch_objects "
-          f"{max_objects}, max_batch_bytes {max_bytes}, bad share {args.bad_share}):")
+    print(f"\nSubmission of one partition day (median of {args.rounds} interleaved rounds; "
+          f"max_batch_objects {max_objects}, max_batch_bytes {max_bytes}, "
+          f"bad share {args.bad_share}; RSS the largest of the rounds):")
     print(table(_HEADERS, rows))
     if len(seconds_by_size) > 1:
         # linear growth: the cost of each further invoice stays the same from size to size
@@ -105,7 +122,7 @@ def main() -> None:
 
 _HEADERS = ["invoices in day", "receiver", "invoices sent", "floor s", "floor inv/s",
             "floor RSS MiB", "pipeline s", "pipeline inv/s", "pipeline RSS MiB",
-            "pipeline/floor"]
+            "pipeline/floor", "per round"]
 
 if __name__ == "__main__":
     main()
