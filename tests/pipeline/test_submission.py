@@ -10,6 +10,11 @@ import copy
 import gc
 import hashlib
 import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
 import tracemalloc
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -378,6 +383,56 @@ def test_a_run_killed_between_post_and_ledger_update_is_reposted(
     assert states == ["accepted", "accepted", "accepted", "superseded"]
     recorded = record_results(inputs.path, DAY, NEXT)
     assert recorded.inserted == 12 and recorded.conflicts == []
+
+
+def test_a_run_killed_mid_day_loses_nothing_and_the_next_one_sends_nothing_twice(
+    inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin,
+    clean_sandbox: SandboxServer,
+) -> None:
+    """A real kill -9 while batches are in flight: the ledger's writes since the last
+    checkpoint are only in DuckDB's WAL (the submission defers checkpoints), and must all
+    come back when the file is opened again."""
+    inputs.creditor()
+    inputs.invoices(valid_invoices(40))
+    # each answer takes a second: the kill comes after the first, well before the fourth
+    # (after which the next group of four batches would be prepared)
+    sandbox_admin.add_faults({"kind": "slow", "delay_seconds": 1.0, "times": None})
+    run = textwrap.dedent(f"""
+        from datetime import date
+        from pydantic import SecretStr
+        from amili.client import AmiliClient
+        from amili.pipeline.submission import submit_window
+        from amili.settings import ClientSettings, load
+        client = AmiliClient(load(ClientSettings, base_url={clean_sandbox.base_url!r},
+                                  token=SecretStr({clean_sandbox.issue_token()!r}),
+                                  sender_id="test-sender"))
+        submit_window({str(inputs.path)!r}, client, date.fromisoformat({DAY.isoformat()!r}),
+                      date.fromisoformat({NEXT.isoformat()!r}), max_objects=5,
+                      max_bytes=1_000_000, max_concurrency=1)
+    """)
+    process = subprocess.Popen([sys.executable, "-c", run])
+    try:
+        deadline = time.monotonic() + 60
+        while not posts(sandbox_admin) and time.monotonic() < deadline:  # one answered
+            assert process.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.05)
+        assert posts(sandbox_admin), "no batch was answered within 60 s"
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait(10)
+    assert Path(f"{inputs.path}.wal").exists()  # what it wrote is in the WAL alone
+    prepared = inputs.states()
+    assert len(prepared) == 4 and set(prepared.values()) == {"prepared"}  # the first group
+    sandbox_admin.clear_faults()
+
+    day = submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=5,
+                        max_bytes=1_000_000).days[0]
+
+    assert day.reposted == 4 and day.objects["invoice"].sent == 40
+    assert set(inputs.states().values()) == {"accepted"} and len(inputs.states()) == 10
+    stats = sandbox_admin.stats()
+    assert stats["invoices"] == 40  # each once, though some were posted twice
+    assert stats["replays"] >= 1  # at least the batch answered before the kill
 
 
 def test_a_batch_prepared_with_the_hash_of_its_body_is_still_reposted_as_it_was(
