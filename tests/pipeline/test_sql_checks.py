@@ -476,6 +476,34 @@ def test_a_typed_list_with_a_null_element_is_not_of_the_shape(
     assert verdicts[-1][1:] == (True, True, True)  # two phones, none NULL: of the shape
 
 
+def test_each_defect_of_the_claims_is_left_to_python_on_both_paths(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    base = base_invoice()
+    principal = base["claims"][0]
+    fee = {"type": "FEE", "remainingAmount": Decimal("35.00")}
+    defects = {
+        "unknown type": [fee, {**principal, "type": "PENALTY"}],
+        "lower-case type": [{**principal, "type": "principal"}],
+        "no type": [fee, {**principal, "type": None}],
+        "no amount": [{**principal, "remainingAmount": None}, fee],
+        "negative amount": [{**principal, "remainingAmount": Decimal("-1.00")}],
+        "amounts summing to zero": [{**principal, "remainingAmount": Decimal("0.00")}],
+        "principal above the invoice": [{**principal, "remainingAmount": Decimal("1250.01")}],
+    }
+    good = [fee, principal, {"type": "INTEREST", "remainingAmount": Decimal("0.00")}]
+    payloads = [jsonio.dumps({**base, "claims": claims}).decode()
+                for claims in [*defects.values(), good]]
+    assert all(payload_problems("invoice", p) for p in payloads[:-1])
+    assert payload_problems("invoice", payloads[-1]) == []
+    rows = [(p, "INV-1") for p in payloads]
+    expected = [False] * len(defects) + [True]
+    assert proven(con, "invoice", rows) == expected
+    assert proven(con, "invoice", rows, fast_path=False) == expected
+    typed = typed_verdicts(con, "invoice", rows)
+    assert len(typed) == len(rows) and [ok for *_, ok in typed] == expected
+
+
 def test_the_dbt_views_hand_over_objects_of_the_pinned_types(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
