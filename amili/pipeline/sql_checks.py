@@ -524,13 +524,17 @@ def derived_sql(kind: str, fields: str, fast_path: bool = True) -> str:
     (``debtor``, ``email``, ``address`` and its numbers ``fnr``/``org``, read only where
     ``simple``), and only the other invoices get the per-debtor list ``debtors``.
     ``fast_path=False`` sends every invoice the list way (the tests hold both ways to the
-    same verdicts).
+    same verdicts). ``claim_amounts`` is each claim's amount where its type is known (else
+    NULL): one pass over the claims that :func:`clean_sql` reads twice (every claim typed
+    and with an amount, their sum positive), where each check was a lambda of its own.
     """
     if kind != "invoice":
         return "NULL"
     simple = _simple_debtors(fields) if fast_path else "false"
     d = f"{fields}.debtors[1]"
     return f"""struct_pack(
+        claim_amounts := list_transform({fields}.claims, lambda c:
+            CASE WHEN c.type IN {_in(ClaimType)} THEN c.remainingAmount END),
         kid_lo := amili_kid_lo({fields}.ocrReferenceNumber),
         kid_hi := amili_kid_hi({fields}.ocrReferenceNumber),
         simple := {simple},
@@ -588,10 +592,8 @@ def clean_sql(kind: str, source_id: str, fields: str, derived: str,
             AND {j}.dueDate >= {j}.invoiceDate
             AND {_blank_or(j + '.ocrReferenceNumber',
                            _kid_ok(j + '.ocrReferenceNumber', derived, a))}
-            AND list_bool_and(list_transform({j}.claims, lambda c:
-                    coalesce(c.type IN {_in(ClaimType)} AND c.remainingAmount IS NOT NULL,
-                             false)))
-            AND list_sum(list_transform({j}.claims, lambda c: c.remainingAmount)) > 0
+            AND list_count({derived}.claim_amounts) = len({j}.claims)
+            AND list_sum({derived}.claim_amounts) > 0
             AND coalesce(list_sum(list_transform({j}.claims, lambda c:
                     CASE WHEN c.type = 'PRINCIPAL' THEN c.remainingAmount ELSE 0 END)), 0)
                 <= {j}.originalInvoiceAmount
