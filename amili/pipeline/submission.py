@@ -1436,7 +1436,7 @@ def _collector_for_streaming() -> Iterator[None]:
     Why: each of a day's rows leaves a tuple or two that live until its batch is written. At
     the default thresholds a day of a million invoices ran 1,300 young and 10-14 full
     collections; a full one walks every object of the process, and in a Dagster run worker
-    that is Dagster's heap too: 2.3 s of the step's busiest thread went to them there. So the
+    that is Dagster's heap too: about 2.4 s of the step's busiest thread went to them there. So the
     objects that exist when the step starts are frozen (left out of the walks; they are not
     the step's garbage) and the young generation is collected less often. Cyclic garbage is
     still collected, in fewer, larger passes. Left alone if the caller froze objects itself.
