@@ -46,6 +46,9 @@ BATCH_CONTENT_TYPE = "application/json-patch+json"
 #: HTTP statuses worth another attempt: rate limiting and gateway/availability failures.
 RETRYABLE_STATUSES = frozenset({429, 502, 503, 504})
 
+#: HTTP statuses that refuse the credentials: no retry, and no further batch with them.
+AUTH_STATUSES = frozenset({401, 403})
+
 #: How much of an error body an exception keeps (bodies can be large).
 _BODY_EXCERPT = 4000
 
@@ -72,6 +75,44 @@ class AmiliAPIError(AmiliError):
             f"{method} {path} answered HTTP {status_code} after {attempts} attempt(s): "
             f"{body[:_BODY_EXCERPT]}"
         )
+
+
+class AmiliAuthError(AmiliAPIError):
+    """Amili refused the credentials (HTTP 401 or 403).
+
+    Not transient and not about one batch: every later call with the same token gets the
+    same answer, so :meth:`AmiliClient.post_batches` stops posting after it.
+    """
+
+
+class AmiliUnreadableAnswerError(AmiliAPIError):
+    """A success status whose body is not a Batch answer (HTML from a proxy, a truncated
+    body, another JSON shape).
+
+    Amili may well have processed the batch, so the caller must treat its fate as unknown.
+    ``body`` keeps only the first :data:`_BODY_EXCERPT` characters; ``content_type`` is the
+    header as received.
+    """
+
+    def __init__(
+        self, method: str, path: str, response: httpx.Response, attempts: int,
+        batchid: str | None, cause: Exception,
+    ) -> None:
+        self.content_type = response.headers.get("Content-Type", "")
+        self.batchid = batchid
+        excerpt = response.content[:_BODY_EXCERPT].decode("utf-8", "replace")
+        AmiliError.__init__(
+            self,
+            f"{method} {path} of batch {batchid or '(no batchid)'} answered HTTP "
+            f"{response.status_code} with a body that is not a Batch answer "
+            f"(Content-Type {self.content_type or 'none'}, {len(response.content)} bytes; "
+            f"{type(cause).__name__}: {str(cause)[:300]}); the body begins: {excerpt[:500]!r}",
+        )
+        self.method = method
+        self.path = path
+        self.status_code = response.status_code
+        self.body = excerpt
+        self.attempts = attempts
 
 
 class AmiliTransportError(AmiliError):
@@ -238,7 +279,11 @@ class AmiliClient:
             "POST", BATCH_PATH, body=body, headers={"Content-Type": BATCH_CONTENT_TYPE},
             counter=counter,
         )
-        parsed = BatchResponse.model_validate(jsonio.loads(response.content))
+        try:
+            parsed = BatchResponse.model_validate(jsonio.loads(response.content))
+        except ValueError as exc:  # not JSON, not UTF-8, or JSON of another shape
+            raise AmiliUnreadableAnswerError(
+                "POST", BATCH_PATH, response, attempts, batchid, exc) from None
         return PostResult(
             batchid=batchid,
             http_status=response.status_code,
@@ -288,7 +333,9 @@ class AmiliClient:
 
         The input is consumed lazily (a bounded window of futures), so a generator of
         millions of objects' worth of batches never sits in memory at once. One batch's
-        failure is yielded as an outcome with ``error`` and does not stop the others.
+        failure is yielded as an outcome with ``error`` and does not stop the others, except
+        a refused token (:class:`AmiliAuthError`): then no further batch is taken from the
+        input (those in flight still end and are yielded), since every one would be refused.
         """
         bound = max_concurrency or self.settings.max_concurrency
         if bound < 1:
@@ -311,9 +358,12 @@ class AmiliClient:
                 for future in done:
                     item = in_flight.pop(future)
                     try:
-                        yield BatchOutcome(item=item, result=future.result())
+                        outcome = BatchOutcome(item=item, result=future.result())
                     except AmiliError as error:
-                        yield BatchOutcome(item=item, error=error)
+                        outcome = BatchOutcome(item=item, error=error)
+                        if isinstance(error, AmiliAuthError):
+                            exhausted = True
+                    yield outcome
 
     # ---------------------------------------------------------------- retries
 
@@ -355,6 +405,10 @@ class AmiliClient:
                     response = self._http.request(method, path, params=params, **kwargs)
                     if response.status_code in RETRYABLE_STATUSES:
                         raise _RetryableStatus(response)
+                    if response.status_code in AUTH_STATUSES:
+                        raise AmiliAuthError(
+                            method, path, response.status_code, response.text, counter.attempts
+                        )
                     if response.is_error:
                         raise AmiliAPIError(
                             method, path, response.status_code, response.text, counter.attempts
