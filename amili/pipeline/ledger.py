@@ -59,9 +59,18 @@ class BatchState(StrEnum):
     ACCEPTED = "accepted"
     PARTIALLY_REJECTED = "partially_rejected"
     REJECTED = "rejected"
+    UNCONFIRMED = "unconfirmed"
+    """Answered, but the answer does not say what became of some or all of its objects (for
+    example ``statuscode`` 2 with no ``errors`` and no ``responses``): those objects are
+    ``unconfirmed`` and the next run sends them again in new batches (Amili deduplicates
+    invoices and payments on their unique source ids)."""
     FAILED = "failed"
-    """The POST raised (retries exhausted, a 4xx, no answer). With no HTTP status or a 5xx,
-    Amili may still have processed it, so it is in doubt and re-posted as it was."""
+    """The POST raised (retries exhausted, a 4xx, no answer, an answer that cannot be read).
+    With no HTTP status, a 5xx or an unreadable 2xx, Amili may still have processed it, so
+    it is in doubt and re-posted as it was."""
+    NOT_SENT = "not_sent"
+    """Prepared, then never posted: the run stopped posting first (Amili refused the token).
+    Re-posted as it was by the next run."""
     SUPERSEDED = "superseded"
     """An in-doubt batch that can no longer be rebuilt byte for byte (a row changed or
     vanished), or that a forced re-send replaced; its objects are sent in new batches."""
@@ -71,6 +80,10 @@ class ObjectOutcome(StrEnum):
     ACCEPTED = "accepted"
     """Amili took it: created, updated or answered DUPLICATE (it already had it)."""
     REJECTED = "rejected"
+    UNCONFIRMED = "unconfirmed"
+    """The batch was answered, but the answer neither names the object nor says what became
+    of the whole batch in a way ``docs/sandbox-assumptions.md`` defines. Not believed taken:
+    the next run sends it again."""
 
 
 #: sha256 in hex: ``ledger_arrays.payload_hashes`` packs them at this width, the view cuts them
@@ -156,15 +169,17 @@ DDL: tuple[str, ...] = (
 
 #: One row per object of a batch: what the ledger held as a table of that name before the
 #: arrays (the results stage, the marts and analysts read it). An object of a batch answered
-#: as a whole (nothing named) is ``accepted``; one of a batch not answered yet has no outcome.
+#: as a whole (nothing named) is ``accepted`` or ``unconfirmed`` as its batch; one of a batch
+#: not answered yet has no outcome.
 LEDGER_OBJECTS_VIEW = f"""
-    CREATE VIEW IF NOT EXISTS amili.ledger_objects AS
+    CREATE OR REPLACE VIEW amili.ledger_objects AS
     SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
         substr(o.payload_hashes, o.objectindex * {_HASH_LENGTH} + 1, {_HASH_LENGTH})
             AS payload_hash,
         o.partition_date,
-        coalesce(r.outcome, CASE WHEN l.state = '{BatchState.ACCEPTED}'
-                                 THEN '{ObjectOutcome.ACCEPTED}' END) AS outcome,
+        coalesce(r.outcome, CASE l.state
+            WHEN '{BatchState.ACCEPTED}' THEN '{ObjectOutcome.ACCEPTED}'
+            WHEN '{BatchState.UNCONFIRMED}' THEN '{ObjectOutcome.UNCONFIRMED}' END) AS outcome,
         r.status_statuscode, r.ledgerref, r.error_message
     FROM (
         SELECT batchid, objectname, partition_date, payload_hashes,
@@ -176,10 +191,13 @@ LEDGER_OBJECTS_VIEW = f"""
     LEFT JOIN amili.ledger_object_answers AS r USING (batchid, objectname, objectindex)
 """
 
-#: Batches whose fate at Amili is unknown: never answered, or failed without a definite
-#: refusal (no HTTP answer, or a 5xx). A 4xx answer means Amili did not take the batch.
-IN_DOUBT = f"""(state = '{BatchState.PREPARED}' OR (state = '{BatchState.FAILED}'
-    AND (http_status IS NULL OR http_status >= 500)))"""
+#: Batches the next run re-posts byte for byte under their own batchid: those whose fate at
+#: Amili is unknown (never answered; failed with no HTTP answer, a 5xx, or a 2xx whose body
+#: could not be read) and those never posted (``not_sent``). A 4xx means Amili did not take
+#: the batch; its objects go in new batches. ``rpt_unanswered_batches.in_doubt`` repeats it.
+IN_DOUBT = f"""(state IN ('{BatchState.PREPARED}', '{BatchState.NOT_SENT}')
+    OR (state = '{BatchState.FAILED}' AND (http_status IS NULL OR http_status >= 500
+        OR http_status BETWEEN 200 AND 299)))"""
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -189,7 +207,37 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(statement)
     if _table_type(con, "ledger_objects") == "BASE TABLE":
         _migrate_object_rows(con)
+    _widen_checks(con)
     con.execute(LEDGER_OBJECTS_VIEW)
+
+
+#: The tables whose CHECK lists the values of an enum, by the column it checks.
+_CHECKED_ENUMS: dict[str, tuple[str, type[StrEnum]]] = {
+    "submission_ledger": ("state", BatchState),
+    "ledger_object_answers": ("outcome", ObjectOutcome),
+}
+
+
+def _widen_checks(con: duckdb.DuckDBPyConnection) -> None:
+    """Rebuild a ledger table whose CHECK predates a state or outcome added since.
+
+    Why: DuckDB cannot alter a CHECK constraint, and a ledger written by an earlier version
+    would refuse the new values (``unconfirmed``, ``not_sent``) at the first such answer.
+    The table is copied into one with today's DDL, in one transaction, rows unchanged."""
+    for table, (column, enum) in _CHECKED_ENUMS.items():
+        row = con.execute(
+            "SELECT expression FROM duckdb_constraints() WHERE database_name = "
+            "current_database() AND schema_name = 'amili' AND table_name = ? "
+            "AND constraint_type = 'CHECK'", [table],
+        ).fetchone()
+        if row is None or all(f"'{value.value}'" in row[0] for value in enum):
+            continue
+        with _Transaction(con):
+            con.execute("DROP VIEW IF EXISTS amili.ledger_objects")
+            con.execute(f"ALTER TABLE amili.{table} RENAME TO {table}_before_{column}s")
+            con.execute(next(ddl for ddl in DDL if f"amili.{table} (" in ddl))
+            con.execute(f"INSERT INTO amili.{table} SELECT * FROM amili.{table}_before_{column}s")
+            con.execute(f"DROP TABLE amili.{table}_before_{column}s")
 
 
 #: WAL size at which DuckDB checkpoints while the submission writes (its default is 16 MB)
@@ -476,6 +524,20 @@ def record_failure(
            WHERE batchid = ?""",
         [http_status, attempts, response_body, error, batchid],
     )
+
+
+def record_not_sent(
+    con: duckdb.DuckDBPyConnection, batchids: Sequence[str], reason: str
+) -> None:
+    """Batches prepared and then never posted: ``not_sent``, with why (re-posted later)."""
+    if batchids:
+        con.execute(
+            f"""UPDATE amili.submission_ledger SET state = '{BatchState.NOT_SENT}',
+                    error = $reason
+                WHERE batchid IN (SELECT unnest($ids::VARCHAR[]))
+                  AND state = '{BatchState.PREPARED}'""",
+            {"reason": reason, "ids": list(batchids)},
+        )
 
 
 def supersede(con: duckdb.DuckDBPyConnection, batchid: str, reason: str) -> None:

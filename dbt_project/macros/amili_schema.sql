@@ -24,7 +24,8 @@ CREATE TABLE IF NOT EXISTS amili.acknowledged_invoices (
   the submission runs first creates them. On a database written before the ledger_arrays
   (ledger_objects a table), the view's CREATE ... IF NOT EXISTS leaves that table alone
   until the submission moves it into the arrays. tests/pipeline/test_reconciliation.py holds the two to the same DESCRIBE and
-  constraints: change both together.
+  constraints: change both together. The submission replaces the view (CREATE OR REPLACE)
+  each time it runs, so a database made by an earlier version gets today's view.
 #}
 
 {% macro create_submission_ledger() %}
@@ -32,10 +33,10 @@ CREATE TABLE IF NOT EXISTS amili.submission_ledger (
     batchid VARCHAR PRIMARY KEY,           -- {day}-{chunk:05d}-{content hash[:16]}
     partition_date DATE NOT NULL,
     chunk_number INTEGER NOT NULL,
-    content_hash VARCHAR NOT NULL,         -- sha256 of the body's four arrays
+    content_hash VARCHAR NOT NULL,         -- sha256 of its objects' payload hashes
     object_count INTEGER NOT NULL,
     body_bytes BIGINT NOT NULL,
-    state VARCHAR NOT NULL CHECK (state IN ('prepared', 'accepted', 'partially_rejected', 'rejected', 'failed', 'superseded')),
+    state VARCHAR NOT NULL CHECK (state IN ('prepared', 'accepted', 'partially_rejected', 'rejected', 'unconfirmed', 'failed', 'not_sent', 'superseded')),
     http_status INTEGER,                   -- NULL: no HTTP answer (yet)
     statuscode INTEGER,                    -- Amili's statuscode from the answer
     attempts INTEGER NOT NULL DEFAULT 0,   -- HTTP attempts over every post of it
@@ -66,7 +67,7 @@ CREATE TABLE IF NOT EXISTS amili.ledger_object_answers (
     objectname VARCHAR NOT NULL,
     objectindex INTEGER NOT NULL,          -- 0-based position in that array of the body
     partition_date DATE NOT NULL,
-    outcome VARCHAR NOT NULL CHECK (outcome IN ('accepted', 'rejected')),
+    outcome VARCHAR NOT NULL CHECK (outcome IN ('accepted', 'rejected', 'unconfirmed')),
     status_statuscode VARCHAR,             -- CREATED | UPDATED | DUPLICATE (as answered)
     ledgerref VARCHAR,                     -- Amili's id of the object
     error_message VARCHAR
@@ -78,8 +79,9 @@ CREATE VIEW IF NOT EXISTS amili.ledger_objects AS
 SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
     substr(o.payload_hashes, o.objectindex * 64 + 1, 64) AS payload_hash,
     o.partition_date,
-    coalesce(r.outcome, CASE WHEN l.state = 'accepted'
-                             THEN 'accepted' END) AS outcome,
+    coalesce(r.outcome, CASE l.state
+        WHEN 'accepted' THEN 'accepted'
+        WHEN 'unconfirmed' THEN 'unconfirmed' END) AS outcome,
     r.status_statuscode, r.ledgerref, r.error_message
 FROM (
     SELECT batchid, objectname, partition_date, payload_hashes,
