@@ -103,6 +103,12 @@ def amili_submission(
             )
     for day in summary.partial_failures:
         context.log.warning("Some batches of %s failed: %s", day.day, day.failures[:3])
+    for day in summary.unconfirmed_days:
+        counts = {name: tally.unconfirmed for name, tally in day.objects.items()
+                  if tally.unconfirmed}
+        context.log.warning("Amili's answers on %s did not account for %s objects: they are "
+                            "unconfirmed, not accepted, and the next run sends them again",
+                            day.day, counts)
     summary.raise_for_failures()  # every batch of a day failed: fail the step loudly
     metadata = {key: value for key, value in summary.as_metadata().items()}
     metadata["dry_run"] = bool(dry_run_dir)

@@ -59,7 +59,14 @@ from amili.chunking import (
     batch_id_with_prefix,
     chunk_objects,
 )
-from amili.client import AmiliAPIError, AmiliClient, AmiliError, BatchOutcome, PostResult
+from amili.client import (
+    AmiliAPIError,
+    AmiliAuthError,
+    AmiliClient,
+    AmiliError,
+    BatchOutcome,
+    PostResult,
+)
 from amili.models import ObjectName
 from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import LOCK_WAIT_SECONDS, connect_writer
@@ -75,6 +82,7 @@ __all__ = [
     "ObjectTally",
     "Relations",
     "SubmissionError",
+    "SubmissionRefusedError",
     "SubmissionSummary",
     "TypedObjects",
     "submit_window",
@@ -114,6 +122,18 @@ _RELATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){
 
 class SubmissionError(RuntimeError):
     """Every batch of at least one day failed (see :meth:`SubmissionSummary.raise_for_failures`)."""
+
+
+class SubmissionRefusedError(SubmissionError):
+    """Amili refused the credentials: the window stopped at once (see :func:`submit_window`).
+
+    ``summary`` holds the days as far as they went; the message says what was answered and
+    what was not sent.
+    """
+
+    def __init__(self, message: str, summary: SubmissionSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
 
 
 # --------------------------------------------------------------------------------------------
@@ -196,8 +216,10 @@ def _quote(dotted: str) -> str:
 #: Buckets a row is counted in; amounts are kept for the same buckets.
 STATES: tuple[str, ...] = (
     "seen", "quarantined", "held", "skipped_unchanged", "sent",
-    "accepted", "duplicates", "rejected", "failed", "changed",
+    "accepted", "duplicates", "rejected", "unconfirmed", "failed", "not_sent", "changed",
 )
+#: The buckets a sent row ends in besides ``accepted`` (which is the rest of ``sent``).
+_NOT_ACCEPTED: tuple[str, ...] = ("duplicates", "rejected", "unconfirmed", "failed", "not_sent")
 
 
 @dataclass
@@ -205,9 +227,11 @@ class ObjectTally:
     """Rows of one object kind, per bucket, and their amounts per bucket and currency.
 
     ``seen = quarantined + held + skipped_unchanged + sent`` and
-    ``sent = accepted + duplicates + rejected + failed`` (after a real run; a dry run only
-    gets as far as ``sent``, meaning written). ``changed`` counts the sent rows that had been
-    acknowledged before with another payload. Amounts are for invoices
+    ``sent = accepted + duplicates + rejected + unconfirmed + failed + not_sent`` (after a
+    real run; a dry run only gets as far as ``sent``, meaning written). ``unconfirmed``: the
+    answer did not say what became of the row; ``not_sent``: its batch was prepared but
+    never posted (the token was refused first). ``changed`` counts the sent rows that had
+    been acknowledged before with another payload. Amounts are for invoices
     (``originalInvoiceAmount``) and payments (``amount``) only.
     """
 
@@ -219,7 +243,9 @@ class ObjectTally:
     accepted: int = 0
     duplicates: int = 0
     rejected: int = 0
+    unconfirmed: int = 0
     failed: int = 0
+    not_sent: int = 0
     changed: int = 0
     amounts: dict[str, dict[str, Decimal]] = field(default_factory=dict)
 
@@ -284,6 +310,13 @@ class DaySummary:
     held_reasons: Counter[str] = field(default_factory=Counter)
     files: list[Path] = field(default_factory=list)
     """Dry run: the bodies written."""
+    refused: AmiliAuthError | None = None
+    """Amili refused the token on this day: posting stopped (see :func:`submit_window`), and
+    the day's object counts are partial (the rows not yet cut into batches are in none)."""
+    refusals: int = 0
+    """Batches answered 401 or 403."""
+    not_sent: list[str] = field(default_factory=list)
+    """Batches prepared and never posted because posting stopped (``not_sent``)."""
     seconds: float = 0.0
 
     @property
@@ -342,6 +375,12 @@ class SubmissionSummary:
         """Days on which some, not all, batches failed: worth surfacing, not failing."""
         return [day for day in self.days if day.partially_failed]
 
+    @property
+    def unconfirmed_days(self) -> list[DaySummary]:
+        """Days with objects whose answer did not say what became of them."""
+        return [day for day in self.days
+                if any(tally.unconfirmed for tally in day.objects.values())]
+
     def raise_for_failures(self) -> None:
         """Raise :class:`SubmissionError` if every batch of some day failed.
 
@@ -364,6 +403,7 @@ class SubmissionSummary:
             meta[f"batches.{state}"] = count
         meta["days_all_failed"] = len(self.failed_days)
         meta["days_partially_failed"] = len(self.partial_failures)
+        meta["days_with_unconfirmed"] = len(self.unconfirmed_days)
         for name, tally in self.objects().items():
             for state, count in tally.counts().items():
                 meta[f"{name}.{state}"] = count
@@ -688,6 +728,8 @@ class _Day:
         self.number = 0
         self.answers = ledger.AnswerBuffer()
         self.amounts = _Amounts()
+        self.unposted: dict[str, _Batch] = {}
+        """Batches written as prepared and not yet handed to the POST."""
 
     # ---- driving -------------------------------------------------------------------------
 
@@ -709,25 +751,25 @@ class _Day:
             "WHERE partition_date = ?", [self.day],
         ).fetchone()
         self.number = int(first_number[0]) if first_number else 0
-        self._send(self._new_batches(reposted))
+        if self.summary.refused is None:
+            self._send(self._new_batches(reposted))
         self._flush_quarantine()
         self._settle_creditors()
         self.amounts.add_to(self._tally_list)
-        if not self.summary.dry_run:
+        if not self.summary.dry_run and self.summary.refused is None:
             self._settle_accepted()
         self._settle_seen()
         self.summary.seconds = time.perf_counter() - started
         return self.summary
 
     def _settle_accepted(self) -> None:
-        """Invoices, payments and actions: every sent row was answered (or its batch failed),
-        so those accepted are the rest once duplicates, rejections and failures are counted
-        (the common answer, "all taken", then costs nothing per row)."""
-        others = ("duplicates", "rejected", "failed")
+        """Invoices, payments and actions: every sent row was answered (or its batch failed,
+        or was never posted), so those accepted are the rest once the other outcomes are
+        counted (the common answer, "all taken", then costs nothing per row)."""
         for tally in self._tally_list[1:]:
-            tally.accepted = tally.sent - sum(getattr(tally, state) for state in others)
+            tally.accepted = tally.sent - sum(getattr(tally, state) for state in _NOT_ACCEPTED)
             for currency, sent in tally.amounts.get("sent", {}).items():
-                accepted = sent - sum(tally.amount(state, currency) for state in others)
+                accepted = sent - sum(tally.amount(state, currency) for state in _NOT_ACCEPTED)
                 if accepted:
                     tally.amounts.setdefault("accepted", {})[currency] = accepted
 
@@ -745,7 +787,11 @@ class _Day:
                 tally.amounts["seen"] = seen
 
     def _send(self, batches: Iterator[_Batch]) -> list[str]:
-        """Post (or, in a dry run, write) the batches; returns their ids."""
+        """Post (or, in a dry run, write) the batches; returns their ids.
+
+        If Amili refuses the token, posting stops (:meth:`AmiliClient.post_batches`): the
+        batches already prepared are recorded ``not_sent``, the rest of ``batches`` is never
+        built, and :attr:`DaySummary.refused` says so."""
         ids: list[str] = []
         if self.summary.dry_run:
             assert self.opts.dry_run_dir is not None
@@ -759,8 +805,8 @@ class _Day:
         client = self.opts.client
         assert client is not None
         in_flight = self.opts.max_concurrency or client.settings.max_concurrency
-        outcomes = client.post_batches(self._prepared(batches, in_flight),
-                                       max_concurrency=in_flight)
+        prepared = self._prepared(batches, in_flight)
+        outcomes = client.post_batches(prepared, max_concurrency=in_flight)
         try:
             for outcome in outcomes:
                 self._record(outcome)
@@ -769,7 +815,26 @@ class _Day:
                     self._flush_answers()
         finally:
             self._flush_answers()  # what was answered is kept even if a later step fails
+            # close the generators here, while the connection their queries use is open
+            outcomes.close()
+            prepared.close()
+            batches.close()
+        if self.unposted:
+            self._record_not_sent()
         return ids
+
+    def _record_not_sent(self) -> None:
+        """The batches prepared but never posted, once posting stopped: ``not_sent``."""
+        refused = self.summary.refused
+        reason = (f"not sent: Amili refused the token (HTTP {refused.status_code}) before "
+                  f"this batch was posted" if refused is not None
+                  else "not sent: posting stopped before this batch was posted")
+        ledger.record_not_sent(self.con, list(self.unposted), reason)
+        for batch in self.unposted.values():
+            self.summary.not_sent.append(batch.batchid)
+            self.summary.batches[BatchState.NOT_SENT.value] += 1
+            self._count_all(batch, "not_sent")
+        self.unposted.clear()
 
     def _flush_answers(self) -> None:
         ledger.record_answers(self.con, self.day, self.answers)
@@ -785,13 +850,12 @@ class _Day:
             group.append(batch)
             size += len(batch.body)
             if len(group) >= group_size or size >= _PREPARE_BYTES:
-                self._prepare(group)
-                yield from group
+                yield from self._prepare(group)
                 group, size = [], 0
-        self._prepare(group)
-        yield from group
+        yield from self._prepare(group)
 
-    def _prepare(self, group: list[_Batch]) -> None:
+    def _prepare(self, group: list[_Batch]) -> Iterator[_Batch]:
+        """Write the group as prepared, then hand its batches on one by one."""
         ledger.prepare_batches(self.con, [
             ledger.PreparedBatch(
                 batchid=batch.chunk.batchid,
@@ -809,6 +873,10 @@ class _Day:
             )
             for batch in group
         ])
+        self.unposted.update((batch.batchid, batch) for batch in group)
+        for batch in group:
+            del self.unposted[batch.batchid]  # handed to the POST
+            yield batch
 
     # ---- phase 1: in-doubt batches of earlier runs ---------------------------------------
 
@@ -1245,7 +1313,7 @@ class _Day:
             tally.add("sent")
             if self.summary.dry_run:
                 continue
-            for state in ("failed", "rejected", "accepted"):
+            for state in ("failed", "not_sent", "rejected", "unconfirmed", "accepted"):
                 if state in fate.outcomes:
                     tally.add(state)
                     break
@@ -1260,6 +1328,9 @@ class _Day:
         self._record_answer(batch, outcome.result)
 
     def _record_failure(self, batch: _Batch, error: AmiliError | None) -> None:
+        if isinstance(error, AmiliAuthError):
+            self.summary.refused = self.summary.refused or error
+            self.summary.refusals += 1
         status = error.status_code if isinstance(error, AmiliAPIError) else None
         body = error.body if isinstance(error, AmiliAPIError) else None
         text = str(error) if error is not None else "no answer"
@@ -1288,14 +1359,31 @@ class _Day:
         fate.outcomes.add("accepted" if state == "duplicates" else state)
 
     def _record_answer(self, batch: _Batch, result: PostResult) -> None:
+        """Each object's outcome, believed only where the answer says it.
+
+        An object named in ``errors`` is rejected, one named in ``responses`` accepted
+        (DUPLICATE included). One the answer does not name is accepted only under
+        ``statuscode`` 0, which the assumptions define as "every object accepted"; a
+        batch-level error (``objectname`` ``batch``) rejects it; otherwise it is
+        ``unconfirmed``. So ``statuscode`` 2 with empty lists leaves the whole batch
+        unconfirmed, and the next run sends its objects again.
+        """
         answer = result.response
         body = result.raw_body.decode("utf-8", "replace")
+        all_taken = answer.statuscode == self.opts.assumptions.statuscode_ok
         if not answer.errors and not answer.responses:
-            # statuscode 0 and nothing named (an acknowledge-only receiver): all were taken
-            self.answers.add(batch.batchid, BatchState.ACCEPTED, result.http_status,
+            # nothing named: the statuscode speaks for the whole batch, or nothing does
+            state_, outcome_ = ((BatchState.ACCEPTED, "accepted") if all_taken
+                                else (BatchState.UNCONFIRMED, "unconfirmed"))
+            if not all_taken:
+                log.warning("batch %s of %s: answered statuscode %s naming no object; its "
+                            "%d objects are unconfirmed and will be sent again",
+                            batch.batchid, self.day, answer.statuscode,
+                            batch.chunk.object_count())
+            self.answers.add(batch.batchid, state_, result.http_status,
                              answer.statuscode, result.attempts, body, None)
-            self.summary.batches[BatchState.ACCEPTED.value] += 1
-            self._count_all(batch, "accepted")
+            self.summary.batches[state_.value] += 1
+            self._count_all(batch, outcome_)
             return
         errors: dict[tuple[str, int], str] = {}
         whole_batch: list[str] = []
@@ -1307,7 +1395,7 @@ class _Day:
                 whole_batch.append(e.message)
         responses = {(r.objectname, r.objectindex): r for r in answer.responses}
         results = ledger.ObjectResults([], [], [], [], [], [])
-        rejected = accepted = 0
+        rejected = accepted = unconfirmed = 0
         for value, keys in zip(_VALUES, batch.keys(), strict=True):
             for index, k in enumerate(keys):
                 lookup = (value, index)
@@ -1319,11 +1407,13 @@ class _Day:
                 if message is not None:
                     outcome, state = ObjectOutcome.REJECTED, "rejected"
                     rejected += 1
-                else:
-                    # Objects not named in errors were taken.
+                elif response is not None or all_taken:
                     outcome = ObjectOutcome.ACCEPTED
                     state = "duplicates" if status == "DUPLICATE" else "accepted"
                     accepted += 1
+                else:
+                    outcome, state = ObjectOutcome.UNCONFIRMED, "unconfirmed"
+                    unconfirmed += 1
                 results.objectnames.append(value)
                 results.objectindexes.append(index)
                 results.outcomes.append(outcome.value)
@@ -1334,7 +1424,12 @@ class _Day:
                     self._creditor_outcome(k.source_id, state)
                 elif state != "accepted":  # (the accepted are the rest, _settle_accepted)
                     self.amounts.add(state, _VALUES.index(value), k.currency, k.amount)
-        if not rejected:
+        if unconfirmed:
+            state_ = BatchState.UNCONFIRMED
+            log.warning("batch %s of %s: the answer (statuscode %s) does not account for %d "
+                        "of its objects; they are unconfirmed and will be sent again",
+                        batch.batchid, self.day, answer.statuscode, unconfirmed)
+        elif not rejected:
             state_ = BatchState.ACCEPTED
         elif not accepted:
             state_ = BatchState.REJECTED
@@ -1424,6 +1519,29 @@ def submit_window(
     return summary
 
 
+def _refusal_message(summary: SubmissionSummary, next_day: date, end: date) -> str:
+    """What a refused token stopped: the setting to fix, what was answered, what was not."""
+    day = summary.days[-1]
+    refused = day.refused
+    assert refused is not None
+    answered = {state: n for state, n in sorted(day.batches.items())
+                if state not in (BatchState.FAILED.value, BatchState.NOT_SENT.value)}
+    earlier = [d.day.isoformat() for d in summary.days[:-1]]
+    later = f"; days {next_day} to {end - timedelta(days=1)} were not started" if (
+        next_day < end) else ""
+    return (
+        f"Amili refused the token (HTTP {refused.status_code}) on {day.day}: check AMILI_TOKEN "
+        f"(a JWT bearer token for sender AMILI_SENDER_ID); nothing more was posted with it. "
+        f"{'Days ' + ', '.join(earlier) + ' were submitted before. ' if earlier else ''}"
+        f"On {day.day}: answered before the refusal: {answered or 'no batch'}; "
+        f"refused: {day.refusals} batch(es) (failed, HTTP {refused.status_code}); not sent: "
+        f"{len(day.not_sent)} prepared batch(es) (state not_sent, re-posted as they are by "
+        f"the next run) and the day's rows not yet cut into batches{later}. "
+        f"Re-run the partition once the token is fixed: only what Amili did not acknowledge "
+        f"is sent."
+    )
+
+
 #: Allocations (net) between two collections of Python's youngest generation while a day
 #: streams; Python's default is 700.
 _GC_YOUNG_THRESHOLD = 10_000
@@ -1467,6 +1585,9 @@ def _submit_days(
     while day < end:
         result = _Day(con, day, opts, rows_cursor).run()
         summary.days.append(result)
+        if result.refused is not None:
+            raise SubmissionRefusedError(_refusal_message(summary, day + timedelta(days=1), end),
+                                         summary)
         total = result.total()
         log.info(
             "%s%s: %d rows seen, %d sent, %d skipped unchanged, %d quarantined, %d held; "

@@ -16,6 +16,7 @@ import sys
 import textwrap
 import time
 import tracemalloc
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -986,3 +987,269 @@ def test_a_ledger_written_as_rows_is_moved_into_the_arrays_unchanged(inputs: Inp
         assert con.execute("SELECT count(*) FROM amili.ledger_objects").fetchone() == (4,)
 
 
+
+
+# --------------------------------------------------------------------------------------------
+# Answers believed only when they say so, and a refused token
+# --------------------------------------------------------------------------------------------
+
+
+class Receiver:
+    """A small HTTP server of the test's own on loopback, in front of the sandbox: it answers
+    each POST as ``answer(n, request)`` says (``n`` counts POSTs from 1), forwarding to the
+    sandbox where ``answer`` returns None. What a proxy, a gateway or a misbehaving API
+    would do between the pipeline and Amili."""
+
+    def __init__(self, upstream: str,
+                 answer: Callable[[int, bytes], tuple[int, str, bytes] | None]) -> None:
+        import http.server
+        import threading
+
+        import httpx
+
+        self.posts = 0
+        lock = threading.Lock()
+        forward = httpx.Client(base_url=upstream)
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def _relay(self, body: bytes | None) -> None:
+                with lock:
+                    outer.posts += body is not None
+                    n = outer.posts
+                own = answer(n, body) if body is not None else None
+                if own is None:
+                    upstream_answer = forward.request(
+                        self.command, self.path, content=body,
+                        headers={k: v for k, v in self.headers.items()
+                                 if k.lower() in ("authorization", "content-type")})
+                    own = (upstream_answer.status_code,
+                           upstream_answer.headers.get("content-type", ""),
+                           upstream_answer.content)
+                status, content_type, payload = own
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def do_POST(self) -> None:  # (http.server names its handlers so)
+                self._relay(self.rfile.read(int(self.headers["Content-Length"])))
+
+            def do_GET(self) -> None:
+                self._relay(None)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self._forward = forward
+        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._forward.close()
+
+
+@pytest.fixture
+def receiver(clean_sandbox: SandboxServer) -> Iterator[Callable[..., Receiver]]:
+    made: list[Receiver] = []
+
+    def make(answer: Callable[[int, bytes], tuple[int, str, bytes] | None]) -> Receiver:
+        made.append(Receiver(clean_sandbox.base_url, answer))
+        return made[-1]
+
+    yield make
+    for one in made:
+        one.close()
+
+
+def outcomes(inputs: Inputs) -> dict[str, str | None]:
+    """Each invoice's latest outcome in the ledger view."""
+    return dict(inputs.sql(
+        """SELECT o.source_id, o.outcome FROM amili.ledger_objects o
+           JOIN amili.submission_ledger l USING (batchid) WHERE o.objectname = 'invoice'
+           QUALIFY row_number() OVER (PARTITION BY o.source_id
+                                      ORDER BY l.chunk_number DESC) = 1"""))
+
+
+STATUSCODE_2_EMPTY = (200, "application/json", b'{"statuscode": 2, "errors": [], "responses": []}')
+
+
+def test_a_200_whose_statuscode_says_failed_and_names_nothing_leaves_objects_unconfirmed(
+    inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin,
+    receiver: Callable[..., Receiver],
+) -> None:
+    inputs.creditor()
+    inputs.invoices(valid_invoices(8))
+    # the second of two batches is answered statuscode 2 with empty lists, and not created
+    front = receiver(lambda n, _: STATUSCODE_2_EMPTY if n == 2 else None)
+    summary = submit_window(inputs.path, make_client(base_url=front.url), DAY, NEXT,
+                            max_objects=5, max_bytes=1_000_000, max_concurrency=1)
+    day = summary.days[0]
+    assert summary.batches == {"accepted": 1, "unconfirmed": 1}
+    invoices = day.objects["invoice"]
+    assert (invoices.sent, invoices.accepted, invoices.unconfirmed) == (8, 4, 4)
+    assert invoices.amount("unconfirmed") == Decimal("1250.00") * 4
+    assert summary.unconfirmed_days == [day]
+    assert summary.as_metadata()["invoice.unconfirmed"] == 4
+    states = inputs.ledger()
+    assert [(row[1], row[2]) for row in states] == [("accepted", 200), ("unconfirmed", 200)]
+    assert Counter(outcomes(inputs).values()) == {"accepted": 4, "unconfirmed": 4}
+    assert sandbox_admin.stats()["invoices"] == 4  # nothing of the second batch was created
+    # the results stage shows them as unconfirmed to analysts
+    from amili.pipeline.results import publish_results
+    tally = publish_results(inputs.path, DAY, NEXT)
+    assert tally.objects_by_outcome["unconfirmed"] == 4 + 1  # its creditor too
+
+    # The next run sends only the unconfirmed ones, in a new batch; none is stored twice.
+    again = submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=5,
+                          max_bytes=1_000_000)
+    assert again.batches == {"accepted": 1}
+    assert again.days[0].objects["invoice"].sent == 4
+    assert again.days[0].objects["invoice"].skipped_unchanged == 4
+    assert set(outcomes(inputs).values()) == {"accepted"}
+    assert sandbox_admin.stats()["invoices"] == 8
+
+
+def test_unnamed_objects_are_accepted_only_under_statuscode_0(
+    inputs: Inputs, make_client: ClientFactory, receiver: Callable[..., Receiver],
+) -> None:
+    """An answer naming some objects: those it does not name are taken under statuscode 0
+    (every object accepted, by the assumptions) and unconfirmed under any other."""
+    inputs.creditor()
+    inputs.invoices(valid_invoices(3))
+
+    def answer(statuscode: int, errors: bool) -> Callable[[int, bytes], tuple[int, str, bytes]]:
+        """Names invoice[0] created and, with ``errors``, invoice[1] rejected."""
+        body = json.dumps({"statuscode": statuscode, "errors": [
+            {"objectname": "invoice", "objectindex": 1, "message": "invoice[1]: no"}
+        ] if errors else [], "responses": [{"objectname": "invoice", "objectindex": 0,
+                                           "ledgerref": "L-0", "status_statuscode": "CREATED"}]})
+        return lambda n, _: (200, "application/json", body.encode())
+
+    submit_window(inputs.path, make_client(base_url=receiver(answer(1, True)).url), DAY, NEXT,
+                  max_objects=10, max_bytes=1_000_000)
+    assert outcomes(inputs) == {"INV-0000": "accepted", "INV-0001": "rejected",
+                                "INV-0002": "unconfirmed"}
+    assert inputs.states() and set(inputs.states().values()) == {"unconfirmed"}
+    creditor = inputs.sql("SELECT outcome FROM amili.ledger_objects WHERE objectname = "
+                          "'creditor'")
+    assert creditor == [("unconfirmed",)]
+
+    summary = submit_window(inputs.path, make_client(base_url=receiver(answer(0, False)).url),
+                            DAY, NEXT, max_objects=10, max_bytes=1_000_000)
+    # INV-0001 (rejected) and INV-0002 (unconfirmed) were sent again, with the creditor; the
+    # answer names INV-0001 (now first) and not INV-0002, which statuscode 0 says was taken
+    assert summary.days[0].objects["invoice"].sent == 2
+    assert set(outcomes(inputs).values()) == {"accepted"}
+    assert set(inputs.states().values()) == {"unconfirmed", "accepted"}
+
+
+def test_a_200_that_is_not_json_is_recorded_failed_and_the_other_answers_are_kept(
+    inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin,
+    receiver: Callable[..., Receiver],
+) -> None:
+    inputs.creditor()
+    inputs.invoices(valid_invoices(12))
+    html = b"<html><body>Session expired, please log in" + b" " * 6000 + b"</body></html>"
+    processed: list[int] = []
+
+    def answer(n: int, body: bytes) -> tuple[int, str, bytes] | None:
+        if n != 2:
+            return None
+        # a proxy that passes the batch on to Amili, then mangles the answer
+        httpx_post = __import__("httpx").post
+        processed.append(httpx_post(
+            f"{sandbox_admin.base_url}/webapi/api/Batch", params={"senderid": "test-sender"},
+            content=body, headers={"Authorization": f"Bearer {token}",
+                                   "Content-Type": "application/json"}).status_code)
+        return 200, "text/html; charset=utf-8", html
+
+    client = make_client()
+    token = client.settings.token.get_secret_value()
+    front = receiver(answer)
+    summary = submit_window(inputs.path, make_client(base_url=front.url), DAY, NEXT,
+                            max_objects=5, max_bytes=1_000_000, max_concurrency=1)
+    assert processed == [200]
+    assert summary.batches == {"accepted": 2, "failed": 1}  # the answers around it are kept
+    (failure,) = summary.days[0].failures
+    ledger = {row[0]: row for row in inputs.ledger()}
+    failed = ledger[failure.batchid]
+    assert (failed[1], failed[2]) == ("failed", 200)
+    assert failure.batchid in failure.error and "text/html" in failure.error
+    assert "not a Batch answer" in failure.error
+    stored = inputs.sql("SELECT response_body FROM amili.submission_ledger WHERE batchid = ?",
+                        [failure.batchid])[0][0]
+    assert stored.startswith("<html><body>Session expired") and len(stored) <= 4000
+    assert summary.days[0].objects["invoice"].failed == 4
+
+    # Amili may have taken it (it did): the next run re-posts it as it was, and Amili's
+    # replayed answer settles it without storing anything twice.
+    again = submit_window(inputs.path, client, DAY, NEXT, max_objects=5, max_bytes=1_000_000)
+    assert again.days[0].reposted == 1 and again.batches == {"accepted": 1}
+    assert inputs.states()[failure.batchid] == "accepted"
+    assert sandbox_admin.stats()["invoices"] == 12
+    assert set(outcomes(inputs).values()) == {"accepted"}
+
+
+def test_a_refused_token_stops_posting_fails_and_the_next_run_sends_the_rest(
+    inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin,
+    receiver: Callable[..., Receiver],
+) -> None:
+    inputs.creditor()
+    inputs.invoices(valid_invoices(20))
+    inputs.creditor(day=NEXT)
+    inputs.invoices(valid_invoices(3, prefix="NEXT-"), day=NEXT)
+    refusal = (401, "application/json", b'{"statuscode": 2, "errors": [{"objectname": '
+               b'"batch", "objectindex": 0, "message": "invalid token"}], "responses": []}')
+    front = receiver(lambda n, _: refusal if n >= 3 else None)
+    with pytest.raises(submission.SubmissionRefusedError) as raised:
+        submit_window(inputs.path, make_client(base_url=front.url), DAY, NEXT + timedelta(1),
+                      max_objects=3, max_bytes=1_000_000, max_concurrency=1)
+    message = str(raised.value)
+    assert "AMILI_TOKEN" in message and "HTTP 401" in message
+    assert "{'accepted': 2}" in message and "refused: 1 batch(es)" in message
+    assert "days 2026-11-25 to 2026-11-25 were not started" in message
+    assert front.posts == 3  # nothing was posted after the refusal
+    states = Counter(inputs.states().values())
+    day = raised.value.summary.days[0]
+    assert states == {"accepted": 2, "failed": 1, "not_sent": len(day.not_sent)}
+    assert len(day.not_sent) >= 1 and f"{len(day.not_sent)} prepared batch(es)" in message
+    assert inputs.sql("SELECT count(*) FROM amili.submission_ledger WHERE partition_date = ?",
+                      [NEXT])[0][0] == 0
+    assert sandbox_admin.stats()["invoices"] == 4
+
+    # With the token fixed, the next run re-posts the not-sent batches as they were, sends
+    # the rest, and nothing is stored twice.
+    again = submit_window(inputs.path, make_client(), DAY, NEXT + timedelta(1), max_objects=3,
+                          max_bytes=1_000_000)
+    again.raise_for_failures()
+    assert again.days[0].reposted == len(day.not_sent)
+    assert set(inputs.states().values()) == {"accepted", "failed"}
+    assert sandbox_admin.stats()["invoices"] == 23
+    assert set(outcomes(inputs).values()) == {"accepted"}
+
+
+def test_a_ledger_of_an_earlier_version_takes_the_new_states(inputs: Inputs) -> None:
+    """A ledger whose CHECKs predate ``unconfirmed`` and ``not_sent`` is rebuilt with them,
+    its rows unchanged."""
+    from amili.pipeline import ledger
+
+    with duckdb.connect(str(inputs.path)) as con:
+        for ddl in ledger.DDL:
+            con.execute(ddl.replace(", 'unconfirmed'", "").replace(", 'not_sent'", ""))
+        con.execute("INSERT INTO amili.submission_ledger (batchid, partition_date, "
+                    "chunk_number, content_hash, object_count, body_bytes, state, prepared_at) "
+                    "VALUES ('B1', DATE '2026-11-24', 0, 'h', 1, 10, 'accepted', now())")
+        with pytest.raises(duckdb.ConstraintException):
+            con.execute("UPDATE amili.submission_ledger SET state = 'not_sent'")
+        ledger.ensure_schema(con)
+        con.execute("UPDATE amili.submission_ledger SET state = 'not_sent'")
+        con.execute("INSERT INTO amili.ledger_object_answers VALUES "
+                    "('B1', 'invoice', 0, DATE '2026-11-24', 'unconfirmed', NULL, NULL, NULL)")
+        assert con.execute("SELECT batchid, state FROM amili.submission_ledger").fetchall() == [
+            ("B1", "not_sent")]
