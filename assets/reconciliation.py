@@ -1,9 +1,11 @@
 """Stage 5: the reconciliation marts (dbt) and the checks that every krone adds up.
 
 The marts read the submission's ledger, so they are a second dbt selection that runs after
-the submission and results assets. Two checks guard them: a blocking balance check (eligible
-= quarantined + held + carried forward + skipped + sent, sent = accepted + rejected +
-outstanding, in counts and amounts) and a warning on the rejection rate.
+the submission and results assets. Three checks guard them: a blocking balance check
+(eligible = quarantined + held + carried forward + skipped + sent, sent = accepted + rejected
++ unconfirmed + outstanding, in counts and amounts), an error when sent objects are left
+without a believed answer (they balance, but were not handed over), and a warning on the
+rejection rate.
 """
 
 from dagster import (
@@ -18,7 +20,7 @@ from dagster import (
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from amili.pipeline.duckdb_io import connect_writer
-from amili.pipeline.reconciliation import balance_problems, rejection_rate
+from amili.pipeline.reconciliation import balance_problems, rejection_rate, unanswered_objects
 from assets.dbt_models import MARTS, build_partition_window, translator
 from assets.extract import PIPELINE_DB_POOL
 from orchestration.dbt import dbt_project
@@ -55,8 +57,8 @@ RECONCILIATION_KEY = get_asset_key_for_model(
     partitions_def=daily_partitions,
     pool=PIPELINE_DB_POOL,
     description="Every eligible object is quarantined, held, carried forward to a later day, "
-    "skipped as unchanged or sent, and every sent one is accepted, rejected or outstanding: "
-    "in counts and in amounts.",
+    "skipped as unchanged or sent, and every sent one is accepted, rejected, unconfirmed or "
+    "outstanding: in counts and in amounts.",
 )
 def every_krone_is_accounted_for(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
@@ -69,6 +71,45 @@ def every_krone_is_accounted_for(
         metadata={
             "unbalanced_rows": len(problems),
             "problems": MetadataValue.md(_problems_table(problems)),
+        },
+    )
+
+
+@asset_check(
+    asset=RECONCILIATION_KEY,
+    partitions_def=daily_partitions,
+    pool=PIPELINE_DB_POOL,
+    description="Fails (severity ERROR, not blocking: the reports still show them) while sent "
+    "objects are outstanding (their batch failed, was not sent or is in doubt) or unconfirmed "
+    "(Amili's answer did not say what became of them). The next run of the day re-posts or "
+    "re-sends them; see marts.rpt_unanswered_batches.",
+)
+def every_sent_object_is_answered(
+    context: AssetCheckExecutionContext, pipeline: PipelineResource
+) -> AssetCheckResult:
+    start, end = window_days(context.partition_time_window)
+    with connect_writer(pipeline.settings().pipeline_db) as con:
+        rows = unanswered_objects(con, start, end)
+    outstanding = sum(row["outstanding_count"] for row in rows)
+    unconfirmed = sum(row["unconfirmed_count"] for row in rows)
+    table = ("| day | creditor | kind | currency | outstanding | unconfirmed |\n"
+             "|---|---|---|---|---:|---:|\n")
+    table += "\n".join(
+        f"| {r['partition_date']} | {r['creditor_id']} | {r['objectname']} | "
+        f"{r['currency'] or ''} | {r['outstanding_count']} ({r['outstanding_amount']}) | "
+        f"{r['unconfirmed_count']} ({r['unconfirmed_amount']}) |" for r in rows[:50])
+    return AssetCheckResult(
+        passed=not rows,
+        severity=AssetCheckSeverity.ERROR,
+        description=None if not rows else (
+            f"{outstanding} sent object(s) have no answer and {unconfirmed} an answer that "
+            "does not account for them: not handed over yet; the next run of the day sends "
+            "them again"),
+        metadata={
+            "outstanding": outstanding,
+            "unconfirmed": unconfirmed,
+            "by_day_and_creditor": MetadataValue.md(table if rows else "_every sent object "
+                                                    "was answered_"),
         },
     )
 

@@ -15,6 +15,7 @@ defs = Definitions(
     ),
     asset_checks=[
         reconciliation.every_krone_is_accounted_for,
+        reconciliation.every_sent_object_is_answered,
         reconciliation.rejection_rate_is_low,
     ],
     jobs=[amili_daily_job],

@@ -3,13 +3,14 @@
 The dbt marts (``dbt_project/models/marts``) give each eligible object of a day its fate
 (``rpt_object_fates``: quarantined, held, carried_forward (held, and a later day sends a
 copy), skipped_unchanged, sent, or unaccounted; a sent one
-is accepted, rejected or outstanding) and sum them per day, creditor, kind and currency
+is accepted, rejected, unconfirmed or outstanding) and sum them per day, creditor, kind and currency
 (``rpt_reconciliation_daily``, with a ``balances`` flag). The functions here read those marts
 for a window of days ``[start, end)`` and have no Dagster imports, so Dagster asset checks
 and the CLI call them alike:
 
 * :func:`balance_problems` returns the rows that do not balance (the blocking check);
 * :func:`rejection_rate` returns how many sent objects Amili rejected;
+* :func:`unanswered_objects` returns the sent objects without a believed answer;
 * :func:`reconciliation_summary` renders a plain-text table per creditor and kind.
 
 ``con`` is an open DuckDB connection to the pipeline database (read-only is enough).
@@ -25,19 +26,24 @@ from typing import Any
 
 import duckdb
 
-__all__ = ["BUCKETS", "FATES", "balance_problems", "reconciliation_summary", "rejection_rate"]
+__all__ = [
+    "BUCKETS", "FATES", "OUTCOMES", "balance_problems", "reconciliation_summary",
+    "rejection_rate", "unanswered_objects",
+]
 
 #: The buckets of rpt_reconciliation_daily, each with a ``<bucket>_count`` and
 #: ``<bucket>_amount`` column, in the order they are reported. ``carried_in`` (copies carried
 #: forward into the day) is part of eligible, not a term of the balance.
 BUCKETS: tuple[str, ...] = (
     "eligible", "quarantined", "held", "carried_forward", "skipped_unchanged", "sent",
-    "accepted", "rejected", "outstanding", "unaccounted", "carried_in",
+    "accepted", "rejected", "unconfirmed", "outstanding", "unaccounted", "carried_in",
 )
 #: The fates that eligible splits into, in counts and in amounts.
 FATES: tuple[str, ...] = (
     "quarantined", "held", "carried_forward", "skipped_unchanged", "sent", "unaccounted",
 )
+#: The outcomes that sent splits into, in counts and in amounts.
+OUTCOMES: tuple[str, ...] = ("accepted", "rejected", "unconfirmed", "outstanding")
 #: The batch-ready relations whose rows the marts must account for, by objectname.
 _OBJECT_RELATIONS: dict[str, str] = {
     "creditor": "batch_creditors_json",
@@ -78,10 +84,10 @@ def _why(row: dict[str, Any]) -> str:
         if row[f"eligible_{kind}"] != parts:
             reasons.append(f"eligible {kind} {row[f'eligible_{kind}']} is not the sum of its "
                            f"fates {parts}")
-        answered = sum(row[f"{b}_{kind}"] for b in ("accepted", "rejected", "outstanding"))
+        answered = sum(row[f"{b}_{kind}"] for b in OUTCOMES)
         if row[f"sent_{kind}"] != answered:
             reasons.append(f"sent {kind} {row[f'sent_{kind}']} is not accepted + rejected + "
-                           f"outstanding {answered}")
+                           f"unconfirmed + outstanding {answered}")
     return "; ".join(reasons) or "does not balance"
 
 
@@ -179,12 +185,38 @@ def rejection_rate(
     return sent, rejected, (rejected / sent if sent else 0.0)
 
 
+def unanswered_objects(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, *, marts_schema: str = "marts"
+) -> list[dict[str, Any]]:
+    """Per day, creditor, kind and currency of ``[start, end)``: the sent objects Amili has
+    not (believably) answered yet, ``outstanding`` (no answer: a failed, unposted or
+    in-doubt batch) and ``unconfirmed`` (an answer that did not account for them).
+
+    They balance (they are part of ``sent``), but nobody may take them for handed over: an
+    empty list means every sent object of the window was accepted or rejected. Values are
+    ready for metadata (ISO days, exact decimal text)."""
+    cur = con.execute(
+        f"""SELECT partition_date, creditor_id, objectname, currency,
+                   outstanding_count, outstanding_amount, unconfirmed_count, unconfirmed_amount
+            FROM {_schema(marts_schema)}.rpt_reconciliation_daily
+            WHERE partition_date >= $start AND partition_date < $end
+              AND outstanding_count + unconfirmed_count > 0
+            ORDER BY partition_date, creditor_id NULLS FIRST, objectname,
+                     currency NULLS FIRST""",
+        {"start": start, "end": end},
+    )
+    columns = [d[0] for d in cur.description]
+    return [{k: _plain(v) for k, v in zip(columns, values, strict=True)}
+            for values in cur.fetchall()]
+
+
 #: Columns of the summary table: (header, bucket).
 _SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("eligible", "eligible"), ("quarantined", "quarantined"), ("held", "held"),
     ("carried", "carried_forward"), ("skipped", "skipped_unchanged"), ("sent", "sent"),
     ("accepted", "accepted"),
-    ("rejected", "rejected"), ("outstanding", "outstanding"), ("unaccounted", "unaccounted"),
+    ("rejected", "rejected"), ("unconfirmed", "unconfirmed"), ("outstanding", "outstanding"),
+    ("unaccounted", "unaccounted"),
 )
 _KIND_ORDER = {name: i for i, name in enumerate(_OBJECT_RELATIONS)}
 

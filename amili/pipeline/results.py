@@ -36,7 +36,8 @@ DDL = (
         source_id VARCHAR NOT NULL,
         ledgerref VARCHAR,              -- Amili's id of the object
         status_statuscode VARCHAR,      -- CREATED | UPDATED | DUPLICATE, as answered
-        outcome VARCHAR NOT NULL,       -- accepted | rejected | outstanding (no answer yet)
+        outcome VARCHAR NOT NULL,       -- accepted | rejected | unconfirmed (answered, not
+                                        -- accounted for) | outstanding (no answer yet)
         answered_at TIMESTAMPTZ
     )""",
     """CREATE TABLE IF NOT EXISTS amili.errors (

@@ -15,7 +15,7 @@ from amili.pipeline.duckdb_io import connect_writer
 __all__ = ["OUTCOME_BUCKETS", "invoice_amounts_nok", "to_ore"]
 
 #: The buckets the results asset reports amounts for.
-OUTCOME_BUCKETS = ("sent", "accepted", "rejected", "outstanding", "quarantined")
+OUTCOME_BUCKETS = ("sent", "accepted", "rejected", "unconfirmed", "outstanding", "quarantined")
 
 
 def to_ore(amount: Decimal) -> int:

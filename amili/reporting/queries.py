@@ -22,7 +22,7 @@ import duckdb
 #: Buckets in the order they are shown; columns ``<bucket>_count`` and ``<bucket>_amount``.
 KNOWN_BUCKETS: tuple[str, ...] = (
     "eligible", "quarantined", "held", "skipped_unchanged", "carried_forward", "sent",
-    "accepted", "rejected", "outstanding", "unaccounted",
+    "accepted", "rejected", "unconfirmed", "outstanding", "unaccounted",
 )
 #: Kinds of objects that carry money (creditor and action objects have no amount).
 MONEY_KINDS = ("invoice", "payment")

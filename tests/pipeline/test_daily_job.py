@@ -76,6 +76,7 @@ def test_one_partition_end_to_end_then_a_rerun_posts_nothing_new(
 
     assert check_results(result) == {
         "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
+        "every_sent_object_is_answered": True,
     }
 
     again = run_job(partition_key=DAY.isoformat())
@@ -91,7 +92,8 @@ def check_results(result: Any) -> dict[str, bool]:
     return {
         evaluation.check_name: evaluation.passed
         for evaluation in result.get_asset_check_evaluations()
-        if evaluation.check_name in {"every_krone_is_accounted_for", "rejection_rate_is_low"}
+        if evaluation.check_name in {"every_krone_is_accounted_for", "rejection_rate_is_low",
+                                     "every_sent_object_is_answered"}
     }
 
 
@@ -183,6 +185,7 @@ def test_payments_held_in_a_range_are_carried_forward_and_sent_once(
     assert result.success
     assert check_results(result) == {
         "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
+        "every_sent_object_is_answered": True,
     }
     # each waiting payment went out on 11-24, pointing at Amili's id of its invoice
     carried = query(pipeline_env, """

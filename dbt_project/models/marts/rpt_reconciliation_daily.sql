@@ -12,7 +12,7 @@
 -- money) met each fate, and whether the day balances:
 --   eligible = quarantined + held + carried_forward + skipped_unchanged + sent, with
 --              nothing unaccounted
---   sent     = accepted + rejected + outstanding
+--   sent     = accepted + rejected + unconfirmed + outstanding
 -- in counts and in amounts. Creditor and action objects carry no amount (and no currency):
 -- their amounts are 0. carried_in counts the day's objects that are copies carried forward
 -- from an earlier day (they are part of eligible; their originals are carried_forward on
@@ -28,6 +28,7 @@
     'sent': "fate = 'sent'",
     'accepted': "outcome = 'accepted'",
     'rejected': "outcome = 'rejected'",
+    'unconfirmed': "outcome = 'unconfirmed'",
     'outstanding': "outcome = 'outstanding'",
     'unaccounted': "fate = 'unaccounted'",
     'carried_in': "carried_from_date is not null",
@@ -61,11 +62,13 @@ select
         eligible_count = quarantined_count + held_count + carried_forward_count
             + skipped_unchanged_count + sent_count
         and unaccounted_count = 0
-        and sent_count = accepted_count + rejected_count + outstanding_count
+        and sent_count = accepted_count + rejected_count + unconfirmed_count
+            + outstanding_count
         and eligible_amount
             = quarantined_amount + held_amount + carried_forward_amount
             + skipped_unchanged_amount + sent_amount
         and unaccounted_amount = 0
-        and sent_amount = accepted_amount + rejected_amount + outstanding_amount
+        and sent_amount = accepted_amount + rejected_amount + unconfirmed_amount
+            + outstanding_amount
     ) as balances
 from totals

@@ -24,12 +24,13 @@ select
     l.prepared_at,
     l.answered_at,
     l.object_count,
-    (l.state = 'prepared'
-        or (l.state = 'failed' and (l.http_status is null or l.http_status >= 500)))
+    (l.state in ('prepared', 'not_sent')
+        or (l.state = 'failed' and (l.http_status is null or l.http_status >= 500
+            or l.http_status between 200 and 299)))
         as in_doubt
 from {{ source('amili', 'submission_ledger') }} as l
 -- Every body is headed by its one creditor object.
 left join {{ source('amili', 'ledger_objects') }} as c
     on c.batchid = l.batchid and c.objectname = 'creditor' and c.objectindex = 0
 where {{ in_partition_window('l.partition_date') }}
-    and l.state in ('prepared', 'failed')
+    and l.state in ('prepared', 'failed', 'not_sent', 'unconfirmed')
