@@ -5,10 +5,14 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from assets import api_health, dbt_models, extract, reconciliation, reporting, submission
+from orchestration import dagster_fixes
 from orchestration.dbt import dbt_resource
 from orchestration.jobs import amili_daily_job, daily_schedule
 from orchestration.pool_watchdog import pool_watchdog
 from orchestration.resources import AmiliApiResource, PipelineResource
+
+# every run worker loads this module: a run waiting for the pool must not spin
+dagster_fixes.apply()
 
 defs = Definitions(
     assets=load_assets_from_modules(

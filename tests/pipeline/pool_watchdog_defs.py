@@ -13,7 +13,10 @@ import time
 from dagster import Definitions, asset, in_process_executor
 
 from assets.extract import PIPELINE_DB_POOL
+from orchestration import dagster_fixes
 from orchestration.pool_watchdog import pool_watchdog
+
+dagster_fixes.apply()  # as orchestration/definitions.py does
 
 
 @asset(pool=PIPELINE_DB_POOL)

@@ -35,6 +35,8 @@ DEFS_MODULE = "tests.pipeline.pool_watchdog_defs"
 STARTUP_TIMEOUT = 90.0
 #: Longest allowed silence of a waiting run (the brief: at least every 30 s).
 MAX_SILENCE_SECONDS = 30.0
+#: A waiting run worker sleeps; what it still uses is the claim checks (measured ~1-3 %).
+MAX_WAITING_CPU_SHARE = 0.2
 
 T = TypeVar("T")
 
@@ -183,6 +185,21 @@ def test_a_run_killed_in_the_pool_does_not_block_the_next(stack: Stack) -> None:
     assert PIPELINE_DB_POOL in messages[0][1] and held_by in messages[0][1], messages[0]
     gaps = [later - earlier for (earlier, _), (later, _) in pairwise(messages)]
     assert max(gaps) <= MAX_SILENCE_SECONDS, gaps
+    # Dagster 1.13 alone spins here (60-100 % of a core); orchestration/dagster_fixes.py sleeps.
+    assert cpu_share < MAX_WAITING_CPU_SHARE, cpu_share
+
+    # A waiting run stops on SIGTERM (Dagster 1.13 alone ignores it while waiting).
+    quitter = stack.materialize("quitter", sleep_seconds=1)
+    (quitting,) = _wait_for("a third run to wait for the pool",
+                            lambda: [r for r in waiting_runs() if r != waiting],
+                            STARTUP_TIMEOUT, [quitter, waiter, holder])
+    quitter.send_signal(signal.SIGTERM)
+    assert quitter.wait(timeout=20) != 0
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        stopped = instance.get_run_by_id(quitting)
+        assert stopped is not None and stopped.status in (DagsterRunStatus.FAILURE,
+                                                          DagsterRunStatus.CANCELED)
+    assert quitting not in waiting_runs()
 
     # Kill the holder the hard way; nobody helps after this.
     with DagsterInstance.from_config(str(stack.home)) as instance:
