@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
+from dagster._core.utils import make_new_run_id
 
 from assets.extract import PIPELINE_DB_POOL
 from orchestration.jobs import MAX_RUNTIME_SECONDS, amili_daily_job
@@ -219,4 +220,25 @@ def test_a_run_killed_in_the_pool_does_not_block_the_next(stack: Stack) -> None:
         assert "pool watchdog" in failure[-1].message, failure[-1].message
         done = instance.get_run_by_id(waiting)
         assert done is not None and done.status == DagsterRunStatus.SUCCESS
+        assert not instance.event_log_storage.get_concurrency_info(PIPELINE_DB_POOL).claimed_slots
+
+
+def test_the_manual_recovery_command_frees_a_killed_runs_slot(tmp_path: Path) -> None:
+    """README's command, on a real instance where a STARTED run holds the pool's slot."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
+    with DagsterInstance.from_config(str(home)) as instance:
+        run = instance.add_run(DagsterRun(job_name="amili_daily", run_id=make_new_run_id(),
+                                          status=DagsterRunStatus.STARTED))
+        instance.event_log_storage.initialize_concurrency_limit_to_default(PIPELINE_DB_POOL)
+        claim = instance.event_log_storage.claim_concurrency_slot(
+            PIPELINE_DB_POOL, run.run_id, "receivables_extract")
+        assert claim.is_claimed
+    done = subprocess.run([sys.executable, "-m", "orchestration.pool_watchdog", run.run_id],
+                          cwd=REPO, env={**os.environ, "DAGSTER_HOME": str(home)},
+                          capture_output=True, text=True, timeout=60, check=True)
+    assert PIPELINE_DB_POOL in done.stdout, done.stdout
+    with DagsterInstance.from_config(str(home)) as instance:
+        assert instance.get_run_by_id(run.run_id).status == DagsterRunStatus.FAILURE
         assert not instance.event_log_storage.get_concurrency_info(PIPELINE_DB_POOL).claimed_slots
