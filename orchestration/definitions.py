@@ -5,9 +5,14 @@ from __future__ import annotations
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from assets import api_health, dbt_models, extract, reconciliation, reporting, submission
+from orchestration import dagster_fixes
 from orchestration.dbt import dbt_resource
 from orchestration.jobs import amili_daily_job, daily_schedule
+from orchestration.pool_watchdog import pool_watchdog
 from orchestration.resources import AmiliApiResource, PipelineResource
+
+# every run worker loads this module: a run waiting for the pool must not spin
+dagster_fixes.apply()
 
 defs = Definitions(
     assets=load_assets_from_modules(
@@ -23,6 +28,8 @@ defs = Definitions(
     # not use amili_daily's executor): one process per run, not one per step.
     executor=in_process_executor,
     schedules=[daily_schedule()],
+    # a killed run must not hold the writers' pool for good (README: If a run was killed)
+    sensors=[pool_watchdog],
     resources={
         "amili": AmiliApiResource(),
         "pipeline": PipelineResource(),

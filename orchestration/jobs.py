@@ -14,6 +14,9 @@ from dagster import (
 
 from amili.settings import PipelineSettings, load
 
+#: Six hours: far above a normal day, short enough that a stuck run frees the pool the same day.
+MAX_RUNTIME_SECONDS = 6 * 60 * 60
+
 #: Everything partitioned: extract, dbt models, submission, results, reconciliation, and the
 #: reporting snapshot and sign-off report (assets/reporting.py).
 CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping")
@@ -30,6 +33,10 @@ amili_daily_job = define_asset_job(
         # the submission is idempotent, so a retried step never double-sends
         "dagster/max_retries": "2",
         "dagster/retry_strategy": "FROM_FAILURE",
+        # the last bound on a stuck run (run_monitoring in dagster.yaml): a day normally takes
+        # minutes, a run counts from its start (waiting for the pool included), and a run past
+        # this is terminated and failed, which frees its pool slot for the next run
+        "dagster/max_runtime": str(MAX_RUNTIME_SECONDS),
     },
 )
 
