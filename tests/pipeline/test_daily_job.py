@@ -14,6 +14,7 @@ from amili.warehouse import generate_demo_warehouse
 from orchestration.definitions import defs
 from tests.conftest import SandboxAdmin, SandboxServer
 from tests.helpers import forget_last_ledger_object
+from tests.receiver import Receiver
 
 DAY = date(2026, 11, 24)
 
@@ -225,3 +226,64 @@ def test_payments_held_in_a_range_are_carried_forward_and_sent_once(
     assert query(pipeline_env, """
         SELECT count(*) FROM batch.batch_payments WHERE carried_from_date IS NOT NULL""") == [
         (len(waiting),)]
+
+
+def test_a_refused_token_fails_the_step_and_the_next_run_sends_only_the_rest(
+    pipeline_env: Path, sandbox_admin: SandboxAdmin, clean_sandbox: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A 401 after the first batch: the submission stops posting and fails naming
+    AMILI_TOKEN, nothing downstream runs on its half-sent day; the next run (token fixed)
+    sends only what Amili did not acknowledge and every check passes."""
+    refusal = (401, "application/json", b'{"statuscode": 2, "errors": [], "responses": []}')
+    monkeypatch.setenv("AMILI_MAX_CONCURRENCY", "1")
+    monkeypatch.setenv("AMILI_MAX_BATCH_OBJECTS", "6")
+    with Receiver(clean_sandbox.base_url, lambda n, _: refusal if n >= 2 else None) as front:
+        monkeypatch.setenv("AMILI_BASE_URL", front.url)
+        result = run_job(partition_key=DAY.isoformat())
+        assert front.posts == 2
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = str(failure.event_specific_data.error)
+    assert "AMILI_TOKEN" in message and "HTTP 401" in message and "not sent" in message
+    assert failure.step_key == "amili_submission"
+    ran = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert "amili_results" not in ran and "amili_reconciliation_models" not in ran
+    states = dict(query(pipeline_env, "SELECT state, count(*) FROM amili.submission_ledger "
+                                      "GROUP BY ALL"))
+    assert states["accepted"] == 1 and states["failed"] == 1 and states.get("not_sent", 0) >= 1
+    accepted_before = sandbox_admin.stats()["invoices"]
+    assert accepted_before > 0
+
+    monkeypatch.setenv("AMILI_BASE_URL", clean_sandbox.base_url)
+    again = run_job(partition_key=DAY.isoformat())
+    assert again.success
+    assert check_results(again) == {
+        "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
+        "every_sent_object_is_answered": True,
+    }
+    sent = query(pipeline_env, "SELECT count(DISTINCT source_id) FROM amili.responses "
+                 "WHERE objectname = 'invoice' AND outcome = 'accepted'")[0][0]
+    assert sandbox_admin.stats()["invoices"] == sent  # none stored twice
+
+
+def test_a_batch_left_without_an_answer_fails_the_answers_check_until_the_next_run(
+    pipeline_env: Path, sandbox_admin: SandboxAdmin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMILI_MAX_RETRIES", "0")
+    monkeypatch.setenv("AMILI_MAX_CONCURRENCY", "1")
+    monkeypatch.setenv("AMILI_MAX_BATCH_OBJECTS", "6")
+    sandbox_admin.add_faults({"kind": "status", "status": 503, "times": 1})
+    result = run_job(partition_key=DAY.isoformat())
+    assert result.success  # a partial failure: the day goes on, and says so
+    checks = check_results(result)
+    assert checks["every_krone_is_accounted_for"] is True  # it balances ...
+    assert checks["every_sent_object_is_answered"] is False  # ... but was not handed over
+    evaluation = next(e for e in result.get_asset_check_evaluations()
+                      if e.check_name == "every_sent_object_is_answered")
+    assert evaluation.severity.value == "ERROR"
+    assert evaluation.metadata["outstanding"].value > 0
+
+    sandbox_admin.clear_faults()
+    again = run_job(partition_key=DAY.isoformat())
+    assert again.success and check_results(again)["every_sent_object_is_answered"] is True
