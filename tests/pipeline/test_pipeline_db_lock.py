@@ -13,7 +13,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -26,15 +26,22 @@ from amili.pipeline.duckdb_io import (
     connect_writer,
     locked_error_from,
 )
+from amili.reporting import queries as q
+from amili.reporting.settings import reporting_paths
 from amili.warehouse import generate_demo_warehouse
 from assets.dbt_models import amili_dbt_models
 from assets.extract import RAW_ASSET_KEYS
+from assets.reconciliation import amili_reconciliation_models
+from assets.reporting import SNAPSHOT_KEY
 from orchestration.dbt import dbt_resource
 from orchestration.definitions import defs
 from tests.conftest import SandboxServer
 
 DAY = date(2026, 11, 24)
 DBT_STEP = "amili_dbt_models"
+#: Every asset of the daily job.
+everything = [k for k in defs.resolve_asset_graph().executable_asset_keys
+              if k != AssetKey("amili_api_ping")]
 
 _HOLD = """
 import sys, time
@@ -79,9 +86,11 @@ def extracted(
     return db
 
 
-def run_assets(keys: list[AssetKey], instance: DagsterInstance | None = None) -> Any:
+def run_assets(
+    keys: list[AssetKey], instance: DagsterInstance | None = None, partition: date = DAY
+) -> Any:
     return defs.resolve_job_def("amili_daily").execute_in_process(
-        partition_key=DAY.isoformat(), asset_selection=keys, instance=instance,
+        partition_key=partition.isoformat(), asset_selection=keys, instance=instance,
         raise_on_error=False)
 
 
@@ -164,3 +173,45 @@ def test_a_python_writer_names_the_holder_too(tmp_path: Path) -> None:
         pass
     assert locked.value.pid == holder.pid
     assert f"(PID {holder.pid}) for 1 s" in str(locked.value)
+
+
+@pytest.mark.timeout(900)
+def test_a_day_whose_marts_failed_is_stale_in_the_snapshot_until_they_are_rebuilt(
+    extracted: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reported day: a process holds the file between the submission and the
+    reconciliation step. The marts step fails, the snapshot of that run is not published,
+    and a later publication marks the day stale (the day before stays current)."""
+    day_before = DAY - timedelta(days=1)
+    assert run_assets(everything, partition=day_before).success
+    marts = list(amili_reconciliation_models.keys)
+    reporting = [SNAPSHOT_KEY, AssetKey(["reporting", "signoff_report"])]
+    up_to_results = [k for k in everything if k not in {*marts, *reporting}]
+    assert run_assets(up_to_results).success  # extract, dbt, submission, results of DAY
+
+    monkeypatch.setenv("AMILI_LOCK_WAIT_SECONDS", "2")
+    with held_by_another_process(extracted, seconds=300) as holder:
+        failed = run_assets([*marts, *reporting])
+    assert not failed.success
+    assert f"(PID {holder.pid})" in step_failure(failed, "amili_reconciliation_models")
+    # nothing after the failed step pretended success: no snapshot, no sign-off report
+    assert not [e for e in failed.get_asset_materialization_events()
+                if e.asset_key in reporting]
+
+    snapshot = reporting_paths(extracted).reporting_db
+    assert run_assets([SNAPSHOT_KEY]).success  # a later run publishes, as the next day's
+    assert day_status(snapshot) == {day_before: "current", DAY: "stale"}
+    with q.connect_snapshot(snapshot) as con:
+        assert q.stale_days(con) == [DAY]
+        [(note,)] = con.execute("SELECT note FROM report.day_status WHERE status = 'stale'"
+                                ).fetchall()
+        assert "have not been built since its latest submission" in note
+
+    assert run_assets([*marts, SNAPSHOT_KEY]).success  # the holder is gone: rebuilt
+    assert day_status(snapshot) == {day_before: "current", DAY: "current"}
+
+
+def day_status(snapshot: Path) -> dict[date, str]:
+    with q.connect_snapshot(snapshot) as con:
+        return dict(con.execute("SELECT partition_date, status FROM report.day_status"
+                                ).fetchall())
