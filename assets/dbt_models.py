@@ -18,7 +18,14 @@ from dagster_dbt import (
     DbtCliResource,
     dbt_assets,
 )
+from dagster_dbt.errors import DagsterDbtCliRuntimeError
 
+from amili.pipeline.duckdb_io import (
+    dbt_connect_attempts,
+    lock_wait_seconds,
+    locked_error_from,
+    wait_for_writer_lock,
+)
 from assets.extract import PIPELINE_DB_POOL
 from orchestration.dbt import dbt_project
 from orchestration.partitions import daily_partitions, window_days
@@ -54,22 +61,39 @@ def build_partition_window(
     macros/partition_window.sql when models execute), not ``--vars``: changed vars make dbt
     parse the whole project again, every run. dbt's parse state from this invocation is kept
     for the next one (see :func:`_keep_parse_state`).
+
+    dbt waits for the pipeline file like every other writer (amili/pipeline/duckdb_io.py):
+    the step first waits, logging, until nobody holds the file, and dbt-duckdb's own
+    connect retries (silent) cover about the same time for a process that takes the file
+    in between. A lock that outlasts the wait fails the step with the shared
+    :class:`~amili.pipeline.duckdb_io.DatabaseLockedError`, naming the holder.
     """
     start, end = window_days(context.partition_time_window)
+    pipeline_db = Path(pipeline.settings().pipeline_db).resolve()
+    wait = lock_wait_seconds()
     window = {
         # dbt runs in dbt_project/, so it gets the pipeline DB as an absolute path
-        "AMILI_PIPELINE_DB": str(Path(pipeline.settings().pipeline_db).resolve()),
+        "AMILI_PIPELINE_DB": str(pipeline_db),
         "AMILI_DBT_MIN_DATE": start.isoformat(),
         "AMILI_DBT_MAX_DATE": end.isoformat(),
+        # read by profiles.yml: dbt-duckdb's retries wait about as long as ours
+        "AMILI_DBT_CONNECT_ATTEMPTS": str(dbt_connect_attempts(wait)),
     }
     saved = {name: os.environ.get(name) for name in window}
     os.environ.update(window)  # DbtCliResource passes this process's environment to dbt
     try:
+        wait_for_writer_lock(pipeline_db, wait_seconds=wait, log=context.log)
         # dbt's unit tests check the models' logic, not the day's data: CI runs them
         # (tests/dbt), a production run need not (dbt's own advice), saving their queries
         invocation = dbt.cli(["build", "--exclude-resource-type", "unit_test"],
                              context=context)
-        yield from invocation.stream()
+        try:
+            yield from invocation.stream()
+        except DagsterDbtCliRuntimeError as exc:
+            locked = locked_error_from(exc, pipeline_db, wait)
+            if locked is None:
+                raise
+            raise locked from exc
         _keep_parse_state(Path(invocation.target_path))
     finally:
         for name, value in saved.items():

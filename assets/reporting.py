@@ -30,7 +30,7 @@ from orchestration.resources import PipelineResource
 MART_KEYS = [
     get_asset_key_for_model([amili_reconciliation_models], name)
     for name in ("rpt_reconciliation_daily", "rpt_object_fates", "rpt_rejection_reasons",
-                 "rpt_unanswered_batches")
+                 "rpt_unanswered_batches", "rpt_marts_built")
 ]
 SNAPSHOT_KEY = AssetKey(["reporting", "reporting_snapshot"])
 
@@ -55,12 +55,18 @@ def reporting_snapshot(context: AssetExecutionContext, pipeline: PipelineResourc
     summary = publish_snapshot(settings.pipeline_db, paths.reporting_db, window=window)
     if summary.missing:
         context.log.warning("Not in the pipeline database yet, left out: %s", summary.missing)
+    if summary.stale_days:
+        # published all the same (the other days are current), but not as if it were current
+        context.log.warning(
+            "The marts of %s were not rebuilt after their latest submission: the snapshot "
+            "marks them stale (report.day_status)", ", ".join(map(str, summary.stale_days)))
     context.add_output_metadata({
         "path": MetadataValue.path(str(summary.path)),
         "bytes": summary.bytes,
         "dagster/row_count": summary.row_counts.get("marts.rpt_object_fates", 0),
         "row_counts": MetadataValue.json(summary.row_counts),
         "missing_tables": MetadataValue.json(summary.missing),
+        "stale_days": MetadataValue.json([str(day) for day in summary.stale_days]),
     })
 
 

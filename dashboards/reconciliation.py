@@ -49,13 +49,14 @@ def _(SNAPSHOT, mo, q, reload, timedelta):
         info = q.snapshot_info(_con)
         creditor_ids = q.creditors(_con)
         first_day, last_day = q.day_range(_con)
+        stale = q.stale_days(_con)
     default_end = last_day or q.Filters.last_days().end
     default_start = max(default_end - timedelta(days=29), first_day or default_end)
-    return creditor_ids, default_end, default_start, info
+    return creditor_ids, default_end, default_start, info, stale
 
 
 @app.cell
-def _(creditor_ids, default_end, default_start, info, mo, reload):
+def _(creditor_ids, default_end, default_start, info, mo, reload, stale):
     days = mo.ui.date_range(value=(default_start, default_end), label="Days")
     creditor = mo.ui.dropdown(options=["All creditors", *creditor_ids],
                               value="All creditors", label="Creditor")
@@ -65,6 +66,12 @@ def _(creditor_ids, default_end, default_start, info, mo, reload):
               "NOK (DECIMAL, summed in SQL). Defaults: the 30 days up to the latest day in "
               "the snapshot, all creditors."),
         mo.hstack([days, creditor, reload], justify="start", gap=2),
+        *([mo.callout(mo.md(
+            "**Out of date:** the reconciliation of "
+            + ", ".join(f"**{d}**" for d in stale)
+            + " was not rebuilt after its latest submission (its reconciliation step "
+            "failed or has not run since), so its figures here are missing or stale. "
+            "Details: `report.day_status`."), kind="warn")] if stale else []),
     ])
     return creditor, days
 

@@ -142,6 +142,17 @@ def snapshot_info(con: duckdb.DuckDBPyConnection) -> Row:
     return found[0] if found else {}
 
 
+def stale_days(con: duckdb.DuckDBPyConnection) -> list[date]:
+    """Days whose marts were not rebuilt after their latest submission (``report.day_status``,
+    see amili/reporting/snapshot.py): their figures are missing or out of date. Empty for a
+    snapshot published before that table existed."""
+    if not table_exists(con, "report.day_status"):
+        return []
+    return [day for (day,) in con.execute(
+        "SELECT partition_date FROM report.day_status WHERE status = 'stale' ORDER BY 1"
+    ).fetchall()]
+
+
 def day_range(con: duckdb.DuckDBPyConnection) -> tuple[date | None, date | None]:
     first, last = con.execute(
         "SELECT min(partition_date), max(partition_date) FROM marts.rpt_reconciliation_daily"

@@ -12,10 +12,10 @@ file, table by table from an allow-list, rather than ``COPY FROM DATABASE``: onl
 dashboard needs goes out (no ``raw.*`` or batch payloads with debtors' identity numbers and
 addresses, no ledger response bodies), a staging view cannot drag its raw tables along, and
 the few derived tables analysts want are built on the way (schema ``report``: ``problems``,
-``held_payments``, ``snapshot_info``; not ``reporting``, which is the file's own catalog
-name and would make ``reporting.x`` ambiguous). Marts are copied
-with ``SELECT *`` so a column added to them later (say a new bucket) reaches the snapshot
-without a change here.
+``held_payments``, ``day_status``, ``snapshot_info``; not ``reporting``, which is the
+file's own catalog name and would make ``reporting.x`` ambiguous). Marts are copied with
+``SELECT *`` so a column added to them later (say a new bucket) reaches the snapshot without
+a change here.
 """
 
 from __future__ import annotations
@@ -120,6 +120,49 @@ LEFT JOIN action_invoices AS ai
       AND ai.action_id = p.source_id
 """
 
+#: Per day: is what the marts say about it current? The marts of a day are current when
+#: they were rebuilt (``marts.rpt_marts_built``, written by dbt only after every mart of the
+#: build and its tests succeeded) no earlier than the day's latest submission activity: a
+#: batch prepared or answered (``amili.submission_ledger``) or a row quarantined
+#: (``amili.quarantine``). A day whose reconciliation step failed after its submission (a
+#: locked file, a failing mart) is therefore ``stale`` until the marts are built again,
+#: and the dashboard says so; a day never rebuilt since build times were recorded is
+#: stale too, as nothing vouches for its marts. Days with marts but no submission yet are
+#: current if built.
+_DAY_STATUS = """
+WITH submitted AS (
+    SELECT partition_date, max(greatest(prepared_at, answered_at)) AS activity_at
+    FROM amili.submission_ledger GROUP BY ALL
+    UNION ALL
+    SELECT partition_date, max(quarantined_at) FROM amili.quarantine GROUP BY ALL
+),
+days AS (
+    SELECT partition_date, max(activity_at) AS last_submission_at FROM submitted GROUP BY ALL
+),
+all_days AS (
+    SELECT partition_date FROM days
+    UNION SELECT partition_date FROM marts.rpt_marts_built
+    UNION SELECT partition_date FROM marts.rpt_reconciliation_daily
+)
+SELECT a.partition_date, d.last_submission_at, b.built_at AS marts_built_at,
+       CASE WHEN b.built_at IS NOT NULL
+                 AND (d.last_submission_at IS NULL OR b.built_at >= d.last_submission_at)
+            THEN 'current' ELSE 'stale' END AS status,
+       CASE WHEN b.built_at IS NULL
+            THEN 'the marts of this day have not been built since its latest submission '
+                 || '(' || coalesce(strftime(d.last_submission_at, '%Y-%m-%d %H:%M:%S %Z'),
+                                    'unknown') || '): its figures are missing or out of date'
+            WHEN d.last_submission_at > b.built_at
+            THEN 'the marts of this day were built ' || strftime(b.built_at, '%Y-%m-%d %H:%M:%S %Z')
+                 || ', before its latest submission ('
+                 || strftime(d.last_submission_at, '%Y-%m-%d %H:%M:%S %Z')
+                 || '): its figures are out of date'
+       END AS note
+FROM all_days AS a
+LEFT JOIN days AS d USING (partition_date)
+LEFT JOIN marts.rpt_marts_built AS b USING (partition_date)
+"""
+
 #: What the snapshot holds, in the pipeline database's own schema and table names, so a
 #: query written against one runs on the other.
 SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
@@ -137,6 +180,11 @@ SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
         ("marts.rpt_object_fates", "batch.batch_payments", "batch.batch_actions"),
     ),
     SnapshotTable(
+        "report", "day_status", _DAY_STATUS,
+        ("amili.submission_ledger", "amili.quarantine", "marts.rpt_marts_built",
+         "marts.rpt_reconciliation_daily"),
+    ),
+    SnapshotTable(
         "report", "held_payments", _HELD_PAYMENTS,
         ("batch.batch_payments", "amili.ledger_objects", "amili.submission_ledger",
          "amili.acknowledged_invoices"),
@@ -152,12 +200,14 @@ STORAGE_VERSION = "v1.0.0"
 
 @dataclass(frozen=True)
 class SnapshotSummary:
-    """What was published: where, the row count of each table, and what was missing."""
+    """What was published: where, the row count of each table, what was missing, and the
+    days whose marts are stale (``report.day_status``)."""
 
     path: Path
     row_counts: dict[str, int]
     missing: list[str] = field(default_factory=list)
     bytes: int = 0
+    stale_days: list[date] = field(default_factory=list)
 
 
 def _literal(text: str) -> str:
@@ -208,7 +258,7 @@ def publish_snapshot(
                     row_counts[table.qualified] = con.execute(
                         f"SELECT count(*) FROM reporting_snapshot.{table.qualified}"
                     ).fetchone()[0]
-                _write_info(con, Path(pipeline_db), window, row_counts, missing)
+                stale_days = _write_info(con, Path(pipeline_db), window, row_counts, missing)
                 con.execute("CHECKPOINT reporting_snapshot")
             finally:
                 con.execute("DETACH reporting_snapshot")
@@ -223,7 +273,7 @@ def publish_snapshot(
     finally:
         for leftover in (temp, temp.with_name(temp.name + ".wal")):
             leftover.unlink(missing_ok=True)
-    return SnapshotSummary(target, row_counts, missing, target.stat().st_size)
+    return SnapshotSummary(target, row_counts, missing, target.stat().st_size, stale_days)
 
 
 def _write_info(
@@ -232,15 +282,24 @@ def _write_info(
     window: tuple[date, date] | None,
     row_counts: dict[str, int],
     missing: list[str],
-) -> None:
-    """``report.snapshot_info`` (one row: when, from where) and ``snapshot_tables``."""
+) -> list[date]:
+    """``report.snapshot_info`` (one row: when, from where, which days are stale) and
+    ``snapshot_tables``; returns the stale days (none when ``day_status`` is missing, and
+    then ``stale_days`` is NULL: unknown, not "none")."""
+    stale_days: list[date] = []
+    if "report.day_status" in row_counts:
+        stale_days = [day for (day,) in con.execute(
+            """SELECT partition_date FROM reporting_snapshot.report.day_status
+               WHERE status = 'stale' ORDER BY 1""").fetchall()]
     con.execute(
         """CREATE TABLE reporting_snapshot.report.snapshot_info AS
            SELECT now() AS published_at, $source AS source_db,
                   $start::DATE AS window_start, $end::DATE AS window_end,
-                  $missing::VARCHAR[] AS missing_tables""",
+                  $missing::VARCHAR[] AS missing_tables,
+                  $stale::DATE[] AS stale_days""",
         {"source": str(pipeline_db.resolve()), "start": window[0] if window else None,
-         "end": window[1] if window else None, "missing": missing},
+         "end": window[1] if window else None, "missing": missing,
+         "stale": stale_days if "report.day_status" in row_counts else None},
     )
     con.execute(
         """CREATE TABLE reporting_snapshot.report.snapshot_tables
@@ -251,6 +310,7 @@ def _write_info(
             "INSERT INTO reporting_snapshot.report.snapshot_tables VALUES (?, ?)",
             list(row_counts.items()),
         )
+    return stale_days
 
 
 def _fsync(path: Path) -> None:

@@ -55,6 +55,10 @@ def test_the_job_publishes_every_table_of_the_snapshot(reporting_run: ReportingR
         assert "payload" not in columns
         assert con.execute("SELECT window_start, window_end FROM report.snapshot_info"
                            ).fetchone() == (DAY, DAY + timedelta(days=1))
+        # the run rebuilt the marts after the submission: the day is current, none stale
+        assert con.execute("SELECT partition_date, status FROM report.day_status"
+                           ).fetchall() == [(DAY, "current")]
+        assert con.execute("SELECT stale_days FROM report.snapshot_info").fetchone() == ([],)
 
 
 def test_the_drill_down_table_groups_reasons_exactly_as_the_mart(
