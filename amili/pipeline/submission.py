@@ -69,7 +69,7 @@ from amili.client import (
 )
 from amili.models import ObjectName
 from amili.pipeline import ledger, sql_checks
-from amili.pipeline.duckdb_io import LOCK_WAIT_SECONDS, connect_writer
+from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.ledger import BatchState, ObjectOutcome
 from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
 from amili.validation import validate_object
@@ -1459,7 +1459,7 @@ def submit_window(
     relations: Relations | None = None,
     assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS,
     fetch_rows: int = _FETCH_ROWS,
-    lock_wait_seconds: float = LOCK_WAIT_SECONDS,
+    lock_wait_seconds: float | None = None,
     duckdb_memory_limit: str | None = "256MB",
 ) -> SubmissionSummary:
     """Submit every partition day of ``[start, end)`` on its own, in order.
@@ -1471,6 +1471,8 @@ def submit_window(
     they are missing). ``force_resend`` sends every row again, in new batches, even those
     already acknowledged, and supersedes the day's in-doubt batches. ``duckdb_memory_limit``
     bounds DuckDB's memory on this connection (None: DuckDB's default, most of the RAM).
+    ``lock_wait_seconds`` bounds the wait for another process to let go of the file (None:
+    ``AMILI_LOCK_WAIT_SECONDS`` or two minutes, as every writer).
 
     Partial failures do not raise; call :meth:`SubmissionSummary.raise_for_failures`.
     """
