@@ -41,7 +41,7 @@ import operator
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -786,7 +786,7 @@ class _Day:
             if seen:
                 tally.amounts["seen"] = seen
 
-    def _send(self, batches: Iterator[_Batch]) -> list[str]:
+    def _send(self, batches: Generator[_Batch, None, None]) -> list[str]:
         """Post (or, in a dry run, write) the batches; returns their ids.
 
         If Amili refuses the token, posting stops (:meth:`AmiliClient.post_batches`): the
@@ -814,11 +814,15 @@ class _Day:
                 if len(self.answers) >= _ANSWERS_PER_FLUSH:
                     self._flush_answers()
         finally:
-            self._flush_answers()  # what was answered is kept even if a later step fails
-            # close the generators here, while the connection their queries use is open
-            outcomes.close()
-            prepared.close()
-            batches.close()
+            try:
+                self._flush_answers()  # what was answered is kept even if a later step fails
+            finally:
+                # close the generators here, while the connection their queries use is open
+                # (left to the garbage collector, they would run their cleanup on a closed
+                # connection); closing post_batches waits for the posts still in flight
+                outcomes.close()
+                prepared.close()
+                batches.close()
         if self.unposted:
             self._record_not_sent()
         return ids
@@ -890,7 +894,7 @@ class _Day:
                 ledger.supersede(self.con, batchid, reason)
             self.summary.superseded.append(batchid)
 
-    def _reposts(self) -> Iterator[_Batch]:
+    def _reposts(self) -> Generator[_Batch, None, None]:
         """Rebuild each in-doubt batch of the day exactly as it was, or supersede it."""
         pending = self.con.execute(
             f"SELECT count(*) FROM amili.submission_ledger WHERE partition_date = ? "
@@ -1026,7 +1030,7 @@ class _Day:
                    {"creditor_id" if creditor_id else "NULL::VARCHAR"} AS creditor_id
             FROM money"""
 
-    def _new_batches(self, reposted: list[str]) -> Iterator[_Batch]:
+    def _new_batches(self, reposted: list[str]) -> Generator[_Batch, None, None]:
         """Stream the day's rows creditor by creditor, sort each into its bucket, yield the
         bodies.
 
