@@ -148,7 +148,7 @@ def render_signoff_report(con: duckdb.DuckDBPyConnection, day: date) -> str:
                empty="no rows"),
         "<h2>Top rejection and quarantine reasons</h2>",
         _table(reasons, numeric=("objects", "amount_nok"), empty="no rejections"),
-        f"<h2>Rejected and quarantined objects ({len(problems)} listed)</h2>",
+        f"<h2>Rejected, quarantined and unanswered objects ({len(problems)} listed)</h2>",
         _table(problems, numeric=("amount",), empty="none"),
         "<h2>Batches without a definite answer</h2>",
         _table(q.unanswered_batches(con, one_day), empty="every batch was answered"),

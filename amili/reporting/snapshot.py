@@ -84,19 +84,27 @@ NORMALIZE_REASON = r"""regexp_replace(regexp_replace(regexp_replace(regexp_repla
         '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(T[0-9:.]+Z?)?', '<date>', 'g'),
         '\b[0-9]{{5,}}\b', '<n>', 'g')"""
 
-#: One row per object Amili rejected (latest answer) or validation quarantined, with the
-#: reason as the mart groups it, the full message, and the invoice it concerns (a payment's
-#: or action's invoice from its batch table), for the dashboard's drill-down.
+#: One row per object Amili rejected (latest answer), validation quarantined, or sent
+#: without a believed answer (unconfirmed: the answer did not say; outstanding: no answer),
+#: with the reason as the mart groups it, the full message, and the invoice it concerns (a
+#: payment's or action's invoice from its batch table), for the dashboard's drill-down.
 _PROBLEMS = """
 WITH problems AS (
     SELECT partition_date, creditor_id, objectname, source_id, amount, currency, batchid,
            ledgerref, status_statuscode,
-           CASE WHEN fate = 'quarantined' THEN 'quarantined' ELSE 'rejected by Amili' END
-               AS kind,
+           CASE WHEN fate = 'quarantined' THEN 'quarantined'
+                WHEN outcome = 'rejected' THEN 'rejected by Amili'
+                WHEN outcome = 'unconfirmed' THEN 'unconfirmed by Amili'
+                ELSE 'no answer yet' END AS kind,
            CASE WHEN fate = 'quarantined' THEN coalesce(quarantine_reason, '(no reason)')
-                ELSE coalesce(error_message, '(no message)') END AS message
+                WHEN outcome = 'rejected' THEN coalesce(error_message, '(no message)')
+                WHEN outcome = 'unconfirmed' THEN 'Amili answered the batch without saying '
+                    || 'what became of this object; the next run sends it again'
+                ELSE 'its batch (' || coalesce(batch_state, '?') || ') has no answer; the '
+                    || 'next run sends it again' END AS message
     FROM marts.rpt_object_fates
-    WHERE fate = 'quarantined' OR (fate = 'sent' AND outcome = 'rejected')
+    WHERE fate = 'quarantined'
+       OR (fate = 'sent' AND outcome IN ('rejected', 'unconfirmed', 'outstanding'))
 ),
 payment_invoices AS (
     SELECT partition_date, payment_id, any_value(invoice_id) AS invoice_id

@@ -282,8 +282,17 @@ def test_a_batch_left_without_an_answer_fails_the_answers_check_until_the_next_r
     evaluation = next(e for e in result.get_asset_check_evaluations()
                       if e.check_name == "every_sent_object_is_answered")
     assert evaluation.severity.value == "ERROR"
-    assert evaluation.metadata["outstanding"].value > 0
+    outstanding = evaluation.metadata["outstanding"].value
+    assert outstanding > 0
+    # analysts see them in the snapshot's problem list, with what happens next
+    snapshot = pipeline_env.parent / "reporting.duckdb"
+    unanswered = query(snapshot, "SELECT kind, message FROM report.problems "
+                                 "WHERE kind = 'no answer yet'")
+    assert len(unanswered) == outstanding
+    assert all("next run sends it again" in message for _, message in unanswered)
 
     sandbox_admin.clear_faults()
     again = run_job(partition_key=DAY.isoformat())
     assert again.success and check_results(again)["every_sent_object_is_answered"] is True
+    assert query(snapshot, "SELECT count(*) FROM report.problems "
+                           "WHERE kind = 'no answer yet'") == [(0,)]
