@@ -42,7 +42,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -703,13 +703,19 @@ class _Day:
             reposted: list[str] = []
             self._supersede_in_doubt("a forced re-send of the day replaced it")
         else:
-            reposted = self._send(self._reposts())
+            # closed here, while the connection is open: if a POST's answer raises, the
+            # exception's traceback keeps the generator alive until after submit_window has
+            # closed the connection, and its `finally` then prints "Exception ignored ...
+            # Connection already closed"
+            with closing(self._reposts()) as batches:
+                reposted = self._send(batches)
         first_number = self.con.execute(
             "SELECT coalesce(max(chunk_number) + 1, 0) FROM amili.submission_ledger "
             "WHERE partition_date = ?", [self.day],
         ).fetchone()
         self.number = int(first_number[0]) if first_number else 0
-        self._send(self._new_batches(reposted))
+        with closing(self._new_batches(reposted)) as batches:  # see _reposts above
+            self._send(batches)
         self._flush_quarantine()
         self._settle_creditors()
         self.amounts.add_to(self._tally_list)
