@@ -5,7 +5,8 @@
 * ``POST /webapi/api/Batch?senderid=...`` - validate and store a batch, answer in the legacy
   envelope (``statuscode``, ``errors[]``, ``responses[]``);
 * ``GET /webapi/api/Batch`` - creditors, cases and settlements stored for a sender;
-* ``GET /webapi/api/Ping`` - a liveness answer (its real shape is undocumented);
+* ``GET /webapi/api/Ping?senderid=...`` - a liveness answer that checks the token and the
+  senderid (its real shape is undocumented);
 * ``/sandbox/...`` - fault rules, statistics, reset and a token for manual use. These need no
   token but answer only clients on a loopback address (the server binds to loopback by default
   and trusts no proxy headers), so anything that can reach them is already on this machine.
@@ -533,10 +534,23 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         summary="Liveness check",
         tags=["AutoCollect legacy"],
         dependencies=[Depends(require_token)],
+        response_model=None,
+        responses={
+            200: {"description": '{"status": "ok", "time": ..., "senderid": ...}'},
+            400: {**envelope_doc, "description": "Missing senderid"},
+            401: {"description": "Missing, malformed, expired or wrongly signed token"},
+        },
     )
-    async def ping() -> dict[str, str]:
-        """Undocumented by Amili; the sandbox answers ``{"status": "ok", "time": ...}``."""
-        return {"status": PING_STATUS, "time": now_utc()}
+    async def ping(
+        senderid: Annotated[str | None, Query(description="Sender id; required")] = None,
+    ) -> Response:
+        """Undocumented by Amili; the sandbox answers ``{"status": "ok", "time": ...,
+        "senderid": ...}`` and, like the Batch endpoints, wants the token and the senderid."""
+        if not senderid and assumptions.ping_requires_senderid:
+            return _outcome(batch_error(
+                assumptions, 400, "query parameter 'senderid' is required"
+            ))
+        return _json({"status": PING_STATUS, "time": now_utc(), "senderid": senderid or None})
 
     # ---- admin (loopback only, no token) ---------------------------------------------------
 
