@@ -2,7 +2,8 @@
 
 For each size, one partition day of the demo warehouse (``--bad-share`` of it defective) is
 generated, extracted and shaped by dbt once (cached in ``data/bench``). Then, ``--rounds`` times
-(the figures are the medians), each in a fresh process so its ``ru_maxrss`` is its own:
+(the figures are the medians), each in a fresh process whose peak RSS is its own (``VmHWM``,
+see :func:`bench.common.max_rss_mib`), not the peak of this one, which may have built the day:
 
 * the floor (:mod:`bench.floor`): the same rows as the same bodies, posted to the sink;
 * the submission step (:func:`amili.pipeline.submission.submit_window`, the asset's code)
