@@ -6,13 +6,15 @@ views) builds each object, Python joins them into bodies of the same cut as the 
 ``http.client`` posts them over one keep-alive connection. Run as a subprocess by
 ``bench/submission.py``; prints one JSON line: seconds, invoices, bodies, peak RSS.
 
-Usage: ``python -m bench.floor PIPELINE_DB BASE_URL TOKEN DAY MAX_OBJECTS MAX_BYTES``.
+Usage: ``AMILI_TOKEN=... python -m bench.floor PIPELINE_DB BASE_URL DAY MAX_OBJECTS MAX_BYTES``
+(the token comes from the environment: on the command line, ``ps`` would show it).
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import os
 import sys
 import time
 from urllib.parse import urlsplit
@@ -88,4 +90,7 @@ def main(db: str, base_url: str, token: str, day: str, max_objects: int, max_byt
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]), int(sys.argv[6]))
+    token = os.environ.get("AMILI_TOKEN")
+    if not token:
+        sys.exit("bench.floor: AMILI_TOKEN is not set")
+    main(sys.argv[1], sys.argv[2], token, sys.argv[3], int(sys.argv[4]), int(sys.argv[5]))

@@ -2,7 +2,8 @@
 
 For each size, one partition day of the demo warehouse (``--bad-share`` of it defective) is
 generated, extracted and shaped by dbt once (cached in ``data/bench``). Then, ``--rounds`` times
-(the figures are the medians), each in a fresh process so its ``ru_maxrss`` is its own:
+(the figures are the medians), each in a fresh process whose peak RSS is its own (``VmHWM``,
+see :func:`bench.common.max_rss_mib`), not the peak of this one, which may have built the day:
 
 * the floor (:mod:`bench.floor`): the same rows as the same bodies, posted to the sink;
 * the submission step (:func:`amili.pipeline.submission.submit_window`, the asset's code)
@@ -61,8 +62,8 @@ def main() -> None:
             # minutes, so one run of each can say little about their ratio
             for round_number in range(args.rounds):
                 floors.append(run_json(["-m", "bench.floor", str(db), sink.base_url,
-                                        sink.token, DAY.isoformat(), str(max_objects),
-                                        str(max_bytes)]))
+                                        DAY.isoformat(), str(max_objects), str(max_bytes)],
+                                       env={"AMILI_TOKEN": sink.token}))
                 for target in targets:
                     reset_ledger(db)
                     extra = []
@@ -71,17 +72,19 @@ def main() -> None:
                         extra = ["--profile", f"{args.profile}/submission-{size}-{target}.html"]
                     if target == "sink":
                         runs[target].append(run_json(["-m", "bench.submit_once", str(db),
-                                                      sink.base_url, sink.token,
-                                                      DAY.isoformat(), *extra]))
+                                                      sink.base_url, DAY.isoformat(), *extra],
+                                                     env={"AMILI_TOKEN": sink.token}))
                         continue
                     with receiver("ack-only") as sandbox:
                         runs[target].append(run_json(["-m", "bench.submit_once", str(db),
-                                                      sandbox.base_url, sandbox.token,
-                                                      DAY.isoformat(), *extra]))
+                                                      sandbox.base_url, DAY.isoformat(),
+                                                      *extra],
+                                                     env={"AMILI_TOKEN": sandbox.token}))
             if args.python_memory:
                 reset_ledger(db)
                 traced = run_json(["-m", "bench.submit_once", str(db), sink.base_url,
-                                   sink.token, DAY.isoformat(), "--python-memory"])
+                                   DAY.isoformat(), "--python-memory"],
+                                  env={"AMILI_TOKEN": sink.token})
                 python_peaks[size] = float(traced["python_peak_mib"])
         invoices = int(floors[0]["invoices"])
         floor_seconds = median(float(f["seconds"]) for f in floors)

@@ -1,8 +1,9 @@
 """One submission step of one day in a fresh process, for its time and peak RSS.
 
-Usage: ``python -m bench.submit_once PIPELINE_DB BASE_URL TOKEN DAY [--profile OUT.html]
-[--python-memory]``.
-Prints one JSON line: seconds, per-kind tallies, batches, peak RSS (ru_maxrss) in MiB.
+Usage: ``AMILI_TOKEN=... python -m bench.submit_once PIPELINE_DB BASE_URL DAY
+[--profile OUT.html] [--python-memory]``; the token comes from the environment, as the
+pipeline's own does (on the command line, ``ps`` would show it).
+Prints one JSON line: seconds, per-kind tallies, batches, peak RSS (VmHWM) in MiB.
 With ``--profile`` the run is recorded by pyinstrument and the report written to OUT.html
 (and a text summary to stderr). With ``--python-memory`` tracemalloc records the peak of
 Python's own allocations (``python_peak_mib``; the run is then several times slower): RSS
@@ -17,8 +18,6 @@ import time
 import tracemalloc
 from datetime import date, timedelta
 
-from pydantic import SecretStr
-
 from amili.client import AmiliClient
 from amili.pipeline.submission import Relations, submit_window
 from amili.settings import ClientSettings, load
@@ -29,13 +28,11 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("db")
     parser.add_argument("base_url")
-    parser.add_argument("token")
     parser.add_argument("day", type=date.fromisoformat)
     parser.add_argument("--profile")
     parser.add_argument("--python-memory", action="store_true")
     args = parser.parse_args()
-    settings = load(ClientSettings, base_url=args.base_url, token=SecretStr(args.token),
-                    sender_id="bench")
+    settings = load(ClientSettings, base_url=args.base_url, sender_id="bench")  # AMILI_TOKEN
     profiler = None
     if args.profile:
         from pyinstrument import Profiler

@@ -53,7 +53,7 @@ class RecordingSleep:
 
 
 def test_ping(make_client: MakeClient) -> None:
-    assert make_client().ping() is not None
+    assert make_client().ping()["senderid"] == "test-sender"  # sent on every request
 
 
 def test_documented_example_body_gets_the_documented_answer_shape(

@@ -42,7 +42,7 @@ import re
 import time
 from collections import Counter
 from collections.abc import Generator, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -745,14 +745,20 @@ class _Day:
             reposted: list[str] = []
             self._supersede_in_doubt("a forced re-send of the day replaced it")
         else:
-            reposted = self._send(self._reposts())
+            # closed here, while the connection is open: if a POST's answer raises, the
+            # exception's traceback keeps the generator alive until after submit_window has
+            # closed the connection, and its `finally` then prints "Exception ignored ...
+            # Connection already closed"
+            with closing(self._reposts()) as batches:
+                reposted = self._send(batches)
         first_number = self.con.execute(
             "SELECT coalesce(max(chunk_number) + 1, 0) FROM amili.submission_ledger "
             "WHERE partition_date = ?", [self.day],
         ).fetchone()
         self.number = int(first_number[0]) if first_number else 0
         if self.summary.refused is None:
-            self._send(self._new_batches(reposted))
+            with closing(self._new_batches(reposted)) as batches:  # see _reposts above
+                self._send(batches)
         self._flush_quarantine()
         self._settle_creditors()
         self.amounts.add_to(self._tally_list)
@@ -786,7 +792,7 @@ class _Day:
             if seen:
                 tally.amounts["seen"] = seen
 
-    def _send(self, batches: Generator[_Batch, None, None]) -> list[str]:
+    def _send(self, batches: Iterator[_Batch]) -> list[str]:
         """Post (or, in a dry run, write) the batches; returns their ids.
 
         If Amili refuses the token, posting stops (:meth:`AmiliClient.post_batches`): the
@@ -817,12 +823,11 @@ class _Day:
             try:
                 self._flush_answers()  # what was answered is kept even if a later step fails
             finally:
-                # close the generators here, while the connection their queries use is open
-                # (left to the garbage collector, they would run their cleanup on a closed
-                # connection); closing post_batches waits for the posts still in flight
+                # close the generators here (and the caller ``batches``, see :meth:`run`),
+                # while the connection their queries use is open; closing post_batches waits
+                # for the posts still in flight
                 outcomes.close()
                 prepared.close()
-                batches.close()
         if self.unposted:
             self._record_not_sent()
         return ids

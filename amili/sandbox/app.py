@@ -5,7 +5,8 @@
 * ``POST /webapi/api/Batch?senderid=...`` - validate and store a batch, answer in the legacy
   envelope (``statuscode``, ``errors[]``, ``responses[]``);
 * ``GET /webapi/api/Batch`` - creditors, cases and settlements stored for a sender;
-* ``GET /webapi/api/Ping`` - a liveness answer (its real shape is undocumented);
+* ``GET /webapi/api/Ping?senderid=...`` - a liveness answer that checks the token and the
+  senderid (its real shape is undocumented);
 * ``/sandbox/...`` - fault rules, statistics, reset and a token for manual use. These need no
   token but answer only clients on a loopback address (the server binds to loopback by default
   and trusts no proxy headers), so anything that can reach them is already on this machine.
@@ -236,7 +237,7 @@ class SandboxApp(FastAPI):
         status_rule = take("status", method, path)
         if status_rule is not None:
             await _read_all(receive)
-            await self._send_status_fault(counting_send, status_rule)
+            await self._send_status_fault(scope, counting_send, status_rule)
             stats.record(key, str(seen.get("status")))
             return
 
@@ -265,13 +266,20 @@ class SandboxApp(FastAPI):
         finally:
             stats.record(key, str(seen.get("status", "none")))
 
-    async def _send_status_fault(self, send: Send, rule: FaultRule) -> None:
+    async def _send_status_fault(self, scope: Scope, send: Send, rule: FaultRule) -> None:
         status = rule.status or 503
         message = rule.message or f"sandbox fault injection: HTTP {status}"
-        content = batch_error(self.sandbox.assumptions, status, message).content
+        extra: dict[str, str] = {}
+        if status == 401:  # as the sandbox's own 401s, so a client needs to know one shape
+            authorization = dict(scope.get("headers", ())).get(b"authorization", b"")
+            given = _is_bearer(authorization.decode("latin-1"))
+            content, extra = unauthorized_answer(message, given)
+        else:
+            content = batch_error(self.sandbox.assumptions, status, message).content
         headers = [
             (b"content-type", _JSON.encode()),
             (b"content-length", str(len(content)).encode()),
+            *((name.lower().encode(), value.encode()) for name, value in extra.items()),
         ]
         if rule.retry_after is not None:
             headers.append((b"retry-after", str(rule.retry_after).encode()))
@@ -282,6 +290,26 @@ class SandboxApp(FastAPI):
 # --------------------------------------------------------------------------------------------
 # Building the app
 # --------------------------------------------------------------------------------------------
+
+
+def unauthorized_answer(reason: str, token_given: bool) -> tuple[bytes, dict[str, str]]:
+    """Body and headers of every 401 the sandbox sends: a refused token and an injected
+    ``status`` 401 fault alike, so a client's handling of one is tested by the other.
+
+    An RFC 6750 challenge (``error="invalid_token"`` when a bearer token was sent and refused)
+    and ``{"error": ..., "message": reason}``. Reasons are fixed texts, never the token.
+    """
+    challenge = 'Bearer realm="amili-sandbox"'
+    if token_given:
+        quoted = reason.replace('"', "'")
+        challenge += f', error="invalid_token", error_description="{quoted}"'
+    body = {"error": "invalid_token" if token_given else "unauthorized", "message": reason}
+    return jsonio.dumps(body), {"WWW-Authenticate": challenge}
+
+
+def _is_bearer(authorization: str | None) -> bool:
+    """Whether an Authorization header offers a bearer token (however bad)."""
+    return authorization is not None and authorization.strip().lower().startswith("bearer ")
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -350,8 +378,7 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         try:
             return verify_token(settings, bearer_token(header))
         except TokenError as exc:
-            given = bool(header) and header.strip().lower().startswith("bearer ")
-            raise AuthFailure(str(exc), token_given=given) from None
+            raise AuthFailure(str(exc), token_given=_is_bearer(header)) from None
 
     async def loopback_only(request: Request) -> None:
         if not _is_loopback(request):
@@ -361,13 +388,8 @@ def create_app(settings: SandboxSettings) -> FastAPI:
 
     @app.exception_handler(AuthFailure)
     async def _auth_failed(request: Request, exc: AuthFailure) -> Response:
-        challenge = 'Bearer realm="amili-sandbox"'
-        if exc.token_given:
-            reason = exc.reason.replace('"', "'")
-            challenge += f', error="invalid_token", error_description="{reason}"'
-        body = {"error": "invalid_token" if exc.token_given else "unauthorized",
-                "message": exc.reason}
-        return _json(body, 401, {"WWW-Authenticate": challenge})
+        content, headers = unauthorized_answer(exc.reason, exc.token_given)
+        return _json(content, 401, headers)
 
     @app.exception_handler(_AdminRefused)
     async def _admin_refused(request: Request, exc: _AdminRefused) -> Response:
@@ -512,10 +534,23 @@ def create_app(settings: SandboxSettings) -> FastAPI:
         summary="Liveness check",
         tags=["AutoCollect legacy"],
         dependencies=[Depends(require_token)],
+        response_model=None,
+        responses={
+            200: {"description": '{"status": "ok", "time": ..., "senderid": ...}'},
+            400: {**envelope_doc, "description": "Missing senderid"},
+            401: {"description": "Missing, malformed, expired or wrongly signed token"},
+        },
     )
-    async def ping() -> dict[str, str]:
-        """Undocumented by Amili; the sandbox answers ``{"status": "ok", "time": ...}``."""
-        return {"status": PING_STATUS, "time": now_utc()}
+    async def ping(
+        senderid: Annotated[str | None, Query(description="Sender id; required")] = None,
+    ) -> Response:
+        """Undocumented by Amili; the sandbox answers ``{"status": "ok", "time": ...,
+        "senderid": ...}`` and, like the Batch endpoints, wants the token and the senderid."""
+        if not senderid and assumptions.ping_requires_senderid:
+            return _outcome(batch_error(
+                assumptions, 400, "query parameter 'senderid' is required"
+            ))
+        return _json({"status": PING_STATUS, "time": now_utc(), "senderid": senderid or None})
 
     # ---- admin (loopback only, no token) ---------------------------------------------------
 

@@ -174,8 +174,11 @@ AUTH_SCHEME = "Bearer"
 BATCH_LEVEL_HTTP_STATUS = 400
 
 # ASSUMPTION: the answer of GET /webapi/api/Ping (undocumented) is 200 with
-# {"status": "ok", "time": "<UTC now, ISO-8601>"} and needs a bearer token like the others.
+# {"status": "ok", "time": "<UTC now, ISO-8601>", "senderid": "<as given>"}; it needs a bearer
+# token and a senderid like the Batch endpoints (400 in the legacy envelope without), so a
+# ping checks the whole of a client's configuration, not only that the server is up.
 PING_STATUS = "ok"
+PING_REQUIRES_SENDERID = True
 
 # ASSUMPTION: GET /webapi/api/Batch needs senderid like POST does, and answers only that
 # sender's data; a case is CLOSED when its remainingsum is 0 and is listed only with
@@ -219,6 +222,7 @@ class SandboxAssumptions(BaseModel):
     default_address_country: str = DEFAULT_ADDRESS_COUNTRY
 
     get_requires_senderid: bool = GET_REQUIRES_SENDERID
+    ping_requires_senderid: bool = PING_REQUIRES_SENDERID
 
 
 DEFAULT_ASSUMPTIONS = SandboxAssumptions()

@@ -8,7 +8,9 @@ default ``POST /webapi/api/Batch``) and applies to the next ``times`` matching r
 
 ``status``
     answer at once with HTTP ``status`` (429, 500, 503, ...) and a legacy envelope, with a
-    ``Retry-After`` header when ``retry_after`` is set. Nothing is processed.
+    ``Retry-After`` header when ``retry_after`` is set. Nothing is processed. A 401 is
+    answered as a refused token is (``amili.sandbox.app.unauthorized_answer``), not in the
+    envelope.
 ``slow``
     wait ``delay_seconds`` (the body is read first), then handle the request normally: the
     batch is stored even if the client gave up waiting, as a slow real server would.

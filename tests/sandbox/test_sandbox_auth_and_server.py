@@ -17,7 +17,7 @@ from amili.sandbox import SandboxServer, issue_token
 from amili.settings import SandboxSettings, load
 
 PATHS = [("POST", "/webapi/api/Batch?senderid=s"), ("GET", "/webapi/api/Batch?senderid=s"),
-         ("GET", "/webapi/api/Ping")]
+         ("GET", "/webapi/api/Ping?senderid=s")]
 
 
 def _wrong_signature(sandbox: SandboxServer) -> str:
@@ -60,17 +60,33 @@ def test_bad_tokens_are_401(
     assert api.stats()["batches"] == 0
 
 
-def test_ping(api: Api) -> None:
-    response = api.http.get("/webapi/api/Ping")
+def test_ping_needs_the_token_and_the_senderid_and_echoes_it(api: Api) -> None:
+    response = api.http.get("/webapi/api/Ping", params={"senderid": "sender-7"})
     assert response.status_code == 200
     assert response.json()["status"] == "ok"
     assert response.json()["time"].endswith("Z")
+    assert response.json()["senderid"] == "sender-7"
+    for params in ({}, {"senderid": ""}):  # as GET Batch: 400 in the legacy envelope
+        missing = api.http.get("/webapi/api/Ping", params=params)
+        assert missing.status_code == 400
+        assert missing.json()["statuscode"] == 2
+        assert "'senderid' is required" in missing.json()["errors"][0]["message"]
+    # the token is checked first, as on the Batch endpoints
+    assert httpx.get(f"{api.server.base_url}/webapi/api/Ping").status_code == 401
+
+
+def test_ping_without_senderid_when_the_assumption_is_off(
+    start_sandbox: Callable[..., Api],
+) -> None:
+    lenient = start_sandbox(assumptions={"ping_requires_senderid": False})
+    response = lenient.http.get("/webapi/api/Ping")
+    assert response.status_code == 200 and response.json()["senderid"] is None
 
 
 def test_admin_token_endpoint_issues_a_working_token(api: Api) -> None:
     issued = httpx.post(f"{api.server.base_url}/sandbox/token", params={"ttl_seconds": 60}).json()
     assert issued["token_type"] == "Bearer" and issued["expires_in"] == 60
-    ping = httpx.get(f"{api.server.base_url}/webapi/api/Ping",
+    ping = httpx.get(f"{api.server.base_url}/webapi/api/Ping", params={"senderid": "s"},
                      headers={"Authorization": f"Bearer {issued['access_token']}"})
     assert ping.status_code == 200
 
@@ -214,6 +230,6 @@ def test_admin_endpoints_refuse_non_loopback_clients() -> None:
         assert httpx.get(f"{outside}/sandbox/stats").status_code == 403
         assert httpx.post(f"{outside}/sandbox/token").status_code == 403
         assert httpx.get(f"http://127.0.0.1:{server.port}/sandbox/stats").status_code == 200
-        ping = httpx.get(f"{outside}/webapi/api/Ping",
+        ping = httpx.get(f"{outside}/webapi/api/Ping", params={"senderid": "s"},
                          headers={"Authorization": f"Bearer {server.issue_token()}"})
         assert ping.status_code == 200  # the API itself is not restricted

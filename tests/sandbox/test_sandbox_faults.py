@@ -7,9 +7,10 @@ from collections.abc import Callable
 
 import httpx
 import pytest
-from sandbox_http import Api
+from sandbox_http import SENDER, Api
 from sandbox_payloads import batch, creditor, invoice
 
+from amili import jsonio
 from amili.sandbox.faults import REJECT_MESSAGE, fault_rejects
 
 DROPPED = (httpx.RemoteProtocolError, httpx.ReadError)
@@ -159,3 +160,28 @@ def test_a_reset_cancels_slow_requests_still_in_flight(api: Api) -> None:
     api.http.post("/sandbox/reset").raise_for_status()  # as the next test's fixture does
     time.sleep(0.7)
     assert api.stats()["batches"] == 0  # the late request stored nothing after the reset
+
+
+@pytest.mark.parametrize("token", ["expired", "missing"])
+def test_an_injected_401_is_answered_as_a_refused_token_is(api: Api, token: str) -> None:
+    """One 401 shape (body, challenge, content type), so a client tested against injected
+    401s handles the real ones; given the same reason, the two answers are the same bytes."""
+    headers = {"Content-Type": "application/json-patch+json"}
+    if token == "expired":
+        headers["Authorization"] = f"Bearer {api.server.issue_token(ttl_seconds=-60)}"
+    url = f"{api.server.base_url}/webapi/api/Batch"
+    body = jsonio.dumps(batch("f-401", invoice=[invoice(1)]))
+    refused = httpx.post(url, params={"senderid": SENDER}, content=body, headers=headers)
+    assert refused.status_code == 401
+    api.add_faults({"kind": "status", "status": 401, "times": 1,
+                    "message": refused.json()["message"]})
+
+    injected = httpx.post(url, params={"senderid": SENDER}, content=body, headers=headers)
+
+    assert injected.status_code == 401
+    assert api.http.get("/sandbox/faults").json()["faults"][0]["applied"] == 1
+    assert injected.content == refused.content
+    for name in ("content-type", "www-authenticate"):
+        assert injected.headers[name] == refused.headers[name]
+    assert refused.json()["error"] == ("invalid_token" if token == "expired" else "unauthorized")
+    assert api.stats()["batches"] == 0
