@@ -1,9 +1,12 @@
-"""Small shared test helpers that need no server."""
+"""Small shared test helpers."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
+
+from amili.warehouse import generate_demo_warehouse
 
 DATA_DIR = Path(__file__).parent / "data"
 
@@ -35,3 +38,22 @@ def forget_last_ledger_object(con: Any, batchid: str, objectname: str) -> str:
         "AND objectindex = ?", [batchid, objectname, count - 1],
     )
     return str(source_id)
+
+
+def demo_pipeline_env(
+    tmp_path: Path, sandbox: Any, *, end_date: date, days: int = 4, invoices_per_day: int = 20,
+    sender_id: str = "job-test", seed: int = 11,
+) -> dict[str, str]:
+    """A demo warehouse in ``tmp_path``, and the ``AMILI_*`` variables that point the
+    pipeline at it, at ``tmp_path/pipeline.duckdb`` and at the sandbox (a ``SandboxServer``)."""
+    warehouse = tmp_path / "warehouse.duckdb"
+    generate_demo_warehouse(warehouse, days=days, invoices_per_day=invoices_per_day,
+                            end_date=end_date, seed=seed)
+    return {
+        "AMILI_WAREHOUSE": str(warehouse),
+        "AMILI_PIPELINE_DB": str(tmp_path / "pipeline.duckdb"),
+        "AMILI_BASE_URL": sandbox.base_url,
+        "AMILI_TOKEN": sandbox.issue_token(ttl_seconds=3600),
+        "AMILI_SENDER_ID": sender_id,
+        "AMILI_BACKOFF_INITIAL_SECONDS": "0.01",
+    }

@@ -15,15 +15,16 @@ Answer = tuple[int, str, bytes] | None
 
 class Receiver:
     """A small HTTP server of the test's own on loopback, in front of the sandbox: it answers
-    each POST as ``answer(n, request)`` says (``n`` counts POSTs from 1), forwarding to the
-    sandbox where ``answer`` returns None. What a proxy, a gateway or a misbehaving API
-    would do between the pipeline and Amili."""
+    each POST as ``answer(n, request)`` says (``n`` counts POSTs from 1; it may take its
+    time), forwarding to the sandbox where ``answer`` returns None. What a proxy, a gateway
+    or a misbehaving API would do between the pipeline and Amili."""
 
-    def __init__(self, upstream: str,
+    def __init__(self, upstream: str | None,
                  answer: Callable[[int, bytes], Answer]) -> None:
+        """``upstream`` None: nothing behind it, so ``answer`` must answer every POST."""
         self.posts = 0
         lock = threading.Lock()
-        forward = httpx.Client(base_url=upstream)
+        forward = httpx.Client(base_url=upstream or "http://127.0.0.1:9")
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):

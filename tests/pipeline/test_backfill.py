@@ -30,8 +30,8 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance
 
 from amili.pipeline.reconciliation import balance_problems
-from amili.warehouse import generate_demo_warehouse
 from tests.conftest import SandboxAdmin, SandboxServer
+from tests.helpers import demo_pipeline_env
 
 REPO = Path(__file__).resolve().parents[2]
 DAYS = [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
@@ -99,8 +99,6 @@ def dagster_stack(tmp_path: Path, clean_sandbox: SandboxServer) -> Iterator[Dags
 
     Their logs are printed at teardown: pytest shows them only when the test failed.
     """
-    warehouse = tmp_path / "warehouse.duckdb"
-    generate_demo_warehouse(warehouse, days=4, invoices_per_day=20, end_date=DAYS[-1], seed=11)
     home = tmp_path / "dagster_home"
     home.mkdir()
     shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
@@ -112,12 +110,7 @@ def dagster_stack(tmp_path: Path, clean_sandbox: SandboxServer) -> Iterator[Dags
         **os.environ,
         "DAGSTER_HOME": str(home),
         "DAGSTER_DISABLE_TELEMETRY": "1",
-        "AMILI_WAREHOUSE": str(warehouse),
-        "AMILI_PIPELINE_DB": str(tmp_path / "pipeline.duckdb"),
-        "AMILI_BASE_URL": clean_sandbox.base_url,
-        "AMILI_TOKEN": clean_sandbox.issue_token(ttl_seconds=3600),
-        "AMILI_SENDER_ID": SENDER_ID,
-        "AMILI_BACKOFF_INITIAL_SECONDS": "0.01",
+        **demo_pipeline_env(tmp_path, clean_sandbox, end_date=DAYS[-1], sender_id=SENDER_ID),
     }
     bin_dir = Path(sys.executable).parent
     port = _free_port()

@@ -10,10 +10,9 @@ import duckdb
 import pytest
 from dagster import AssetKey
 
-from amili.warehouse import generate_demo_warehouse
 from orchestration.definitions import defs
 from tests.conftest import SandboxAdmin, SandboxServer
-from tests.helpers import forget_last_ledger_object
+from tests.helpers import demo_pipeline_env, forget_last_ledger_object
 from tests.receiver import Receiver
 
 DAY = date(2026, 11, 24)
@@ -23,19 +22,9 @@ DAY = date(2026, 11, 24)
 def pipeline_env(
     tmp_path: Path, clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
-    warehouse = tmp_path / "warehouse.duckdb"
-    generate_demo_warehouse(warehouse, days=4, invoices_per_day=20, end_date=DAY, seed=11)
-    db = tmp_path / "pipeline.duckdb"
-    for name, value in {
-        "AMILI_WAREHOUSE": str(warehouse),
-        "AMILI_PIPELINE_DB": str(db),
-        "AMILI_BASE_URL": clean_sandbox.base_url,
-        "AMILI_TOKEN": clean_sandbox.issue_token(),
-        "AMILI_SENDER_ID": "job-test",
-        "AMILI_BACKOFF_INITIAL_SECONDS": "0.01",
-    }.items():
+    for name, value in demo_pipeline_env(tmp_path, clean_sandbox, end_date=DAY).items():
         monkeypatch.setenv(name, value)
-    return db
+    return tmp_path / "pipeline.duckdb"
 
 
 def run_job(**kwargs: Any) -> Any:

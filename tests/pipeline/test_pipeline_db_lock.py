@@ -28,7 +28,6 @@ from amili.pipeline.duckdb_io import (
 )
 from amili.reporting import queries as q
 from amili.reporting.settings import reporting_paths
-from amili.warehouse import generate_demo_warehouse
 from assets.dbt_models import amili_dbt_models
 from assets.extract import RAW_ASSET_KEYS
 from assets.reconciliation import amili_reconciliation_models
@@ -36,6 +35,7 @@ from assets.reporting import SNAPSHOT_KEY
 from orchestration.dbt import dbt_resource
 from orchestration.definitions import defs
 from tests.conftest import SandboxServer
+from tests.helpers import demo_pipeline_env
 
 DAY = date(2026, 11, 24)
 DBT_STEP = "amili_dbt_models"
@@ -71,19 +71,11 @@ def extracted(
     tmp_path: Path, clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """A pipeline database with the day's extract in it, ready for the dbt step."""
-    warehouse = tmp_path / "warehouse.duckdb"
-    generate_demo_warehouse(warehouse, days=2, invoices_per_day=10, end_date=DAY, seed=11)
-    db = tmp_path / "pipeline.duckdb"
-    for name, value in {
-        "AMILI_WAREHOUSE": str(warehouse),
-        "AMILI_PIPELINE_DB": str(db),
-        "AMILI_BASE_URL": clean_sandbox.base_url,
-        "AMILI_TOKEN": clean_sandbox.issue_token(),
-        "AMILI_SENDER_ID": "lock-test",
-    }.items():
+    for name, value in demo_pipeline_env(tmp_path, clean_sandbox, end_date=DAY, days=2,
+                                         invoices_per_day=10, sender_id="lock-test").items():
         monkeypatch.setenv(name, value)
     assert run_assets(list(RAW_ASSET_KEYS.values())).success
-    return db
+    return tmp_path / "pipeline.duckdb"
 
 
 def run_assets(

@@ -16,64 +16,18 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import pytest
-
 from tests.pipeline.test_submission import DAY, NEXT, Inputs, valid_invoices
+from tests.receiver import Answer, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _Refusing(BaseHTTPRequestHandler):
-    """Answers every POST with HTTP 401, a refused token: the submission stops posting and
-    raises out of ``submit_window`` (other failures become failed batches, not exceptions)."""
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        body = b'{"statuscode": 2, "errors": [], "responses": []}'
-        self.send_response(401)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
-
-
-@pytest.fixture
-def refusing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Refusing)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-
-
-class _Slow(BaseHTTPRequestHandler):
-    """Takes two seconds over each POST and says when the first one arrived."""
-
-    arrived = threading.Event()
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        _Slow.arrived.set()
-        time.sleep(2)
-        body = b'{"statuscode": 0, "errors": [], "responses": []}'
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, format: str, *args: object) -> None:
-        return None
+#: A refused token: the submission stops posting and raises out of ``submit_window`` (other
+#: failures become failed batches, not exceptions).
+REFUSED = (401, "application/json", b'{"statuscode": 2, "errors": [], "responses": []}')
+ACCEPTED = (200, "application/json", b'{"statuscode": 0, "errors": [], "responses": []}')
 
 
 def _script(db: Path, base_url: str) -> str:
@@ -98,16 +52,15 @@ def _submit_in_child(db: Path, base_url: str) -> subprocess.CompletedProcess[str
                           text=True, cwd=ROOT, timeout=120)
 
 
-def test_a_submission_that_raises_prints_no_ignored_exception(
-    tmp_path: Path, refusing_server: str
-) -> None:
+def test_a_submission_that_raises_prints_no_ignored_exception(tmp_path: Path) -> None:
     inputs = Inputs(tmp_path / "pipeline.duckdb")
     inputs.creditor()
     inputs.invoices(valid_invoices(30))
 
-    first = _submit_in_child(inputs.path, refusing_server)
-    # the second run finds the first one's batches not sent and re-posts them (_reposts)
-    second = _submit_in_child(inputs.path, refusing_server)
+    with Receiver(None, lambda n, body: REFUSED) as refusing:
+        first = _submit_in_child(inputs.path, refusing.url)
+        # the second run finds the first one's batches not sent and re-posts them (_reposts)
+        second = _submit_in_child(inputs.path, refusing.url)
 
     for done in (first, second):
         assert done.returncode == 1, done.stderr
@@ -126,19 +79,20 @@ def test_a_submission_interrupted_while_posting_prints_no_ignored_exception(
     inputs = Inputs(tmp_path / "pipeline.duckdb")
     inputs.creditor()
     inputs.invoices(valid_invoices(30))
-    _Slow.arrived.clear()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Slow)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    try:
-        child = subprocess.Popen(
-            [sys.executable, "-c", _script(inputs.path, f"http://127.0.0.1:{server.server_port}")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-        assert _Slow.arrived.wait(60)
+    arrived = threading.Event()
+
+    def slowly(n: int, body: bytes) -> Answer:
+        arrived.set()
+        time.sleep(2)
+        return ACCEPTED
+
+    with Receiver(None, slowly) as slow:
+        child = subprocess.Popen([sys.executable, "-c", _script(inputs.path, slow.url)],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                 cwd=ROOT)
+        assert arrived.wait(60)
         child.send_signal(signal.SIGINT)
         _, stderr = child.communicate(timeout=60)
-    finally:
-        server.shutdown()
-        server.server_close()
     assert child.returncode != 0 and "KeyboardInterrupt" in stderr, stderr
     assert "Exception ignored" not in stderr, stderr
     assert "Connection already closed" not in stderr, stderr
