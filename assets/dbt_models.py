@@ -26,9 +26,9 @@ from amili.pipeline.duckdb_io import (
     locked_error_from,
     wait_for_writer_lock,
 )
-from assets.extract import PIPELINE_DB_POOL
-from orchestration.dbt import dbt_project
+from orchestration.dbt_project import dbt_manifest, dbt_project
 from orchestration.partitions import daily_partitions, window_days
+from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
 
 translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
@@ -39,7 +39,7 @@ MARTS = "amili.marts"  # the models/marts folder, by its dbt FQN (path: resolves
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
+    manifest=dbt_manifest(),
     exclude=MARTS,
     dagster_dbt_translator=translator,
     partitions_def=daily_partitions,

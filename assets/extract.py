@@ -19,11 +19,8 @@ from dagster import (
 
 from amili.pipeline.extract import RAW_TABLES, extract_window
 from orchestration.partitions import daily_partitions, window_days
+from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
-
-#: Every writer of the pipeline DuckDB file shares this pool (limit 1 in dagster.yaml).
-PIPELINE_DB_POOL = "pipeline_duckdb"
-
 
 #: One Dagster asset per raw table; the dbt sources ``raw.<table>`` resolve to these keys.
 RAW_ASSET_KEYS = {table: AssetKey(["raw", table]) for table in RAW_TABLES}

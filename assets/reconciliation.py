@@ -22,9 +22,9 @@ from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.reconciliation import balance_problems, rejection_rate, unanswered_objects
 from assets.dbt_models import MARTS, build_partition_window, translator
-from assets.extract import PIPELINE_DB_POOL
-from orchestration.dbt import dbt_project
+from orchestration.dbt_project import dbt_manifest
 from orchestration.partitions import daily_partitions, window_days
+from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
 
 #: Above this share of rejected objects the warning check fails.
@@ -32,7 +32,7 @@ REJECTION_RATE_WARNING = 0.10
 
 
 @dbt_assets(
-    manifest=dbt_project.manifest_path,
+    manifest=dbt_manifest(),
     select=MARTS,
     dagster_dbt_translator=translator,
     partitions_def=daily_partitions,

@@ -21,10 +21,10 @@ from dagster_dbt import get_asset_key_for_model
 from amili.reporting.settings import reporting_paths
 from amili.reporting.signoff import write_signoff_report
 from amili.reporting.snapshot import publish_snapshot
-from assets.extract import PIPELINE_DB_POOL
 from assets.reconciliation import amili_reconciliation_models
 from assets.submission import LEDGER_KEYS, RESULT_KEYS
 from orchestration.partitions import daily_partitions, window_days
+from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
 
 MART_KEYS = [

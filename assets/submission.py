@@ -25,8 +25,8 @@ from amili.pipeline.submission import Relations, submit_window
 from amili.reporting.metrics import invoice_amounts_nok, to_ore
 from amili.settings import ClientSettings
 from assets.dbt_models import amili_dbt_models
-from assets.extract import PIPELINE_DB_POOL
 from orchestration.partitions import daily_partitions, window_days
+from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import AmiliApiResource, PipelineResource
 
 LEDGER_KEYS = {

@@ -6,10 +6,9 @@ from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from assets import api_health, dbt_models, extract, reconciliation, reporting, submission
 from orchestration import dagster_fixes
-from orchestration.dbt import dbt_resource
 from orchestration.jobs import amili_daily_job, daily_schedule
 from orchestration.pool_watchdog import pool_watchdog
-from orchestration.resources import AmiliApiResource, PipelineResource
+from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
 
 # every run worker loads this module: a run waiting for the pool must not spin
 dagster_fixes.apply()

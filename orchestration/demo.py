@@ -23,6 +23,7 @@ from amili.pipeline.duckdb_io import connect_writer
 from amili.sandbox.server import SandboxServer
 from amili.settings import PipelineSettings, SandboxSettings, load
 from amili.warehouse import generate_demo_warehouse
+from orchestration.dbt_project import prepare_dbt_project
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -53,6 +54,7 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
             "AMILI_SENDER_ID": os.environ.get("AMILI_SENDER_ID", "demo-sender"),
             "AMILI_PIPELINE_DB": str(Path(settings.pipeline_db).resolve()),
         })
+        prepare_dbt_project()  # a fresh clone has no dbt manifest yet: parse once
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # Dagster's preview/beta notes are not for users
             from orchestration.definitions import defs  # after the environment is set

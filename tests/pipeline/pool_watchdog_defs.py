@@ -12,9 +12,9 @@ import time
 
 from dagster import Definitions, asset, in_process_executor
 
-from assets.extract import PIPELINE_DB_POOL
 from orchestration import dagster_fixes
 from orchestration.pool_watchdog import pool_watchdog
+from orchestration.pools import PIPELINE_DB_POOL
 
 dagster_fixes.apply()  # as orchestration/definitions.py does
 

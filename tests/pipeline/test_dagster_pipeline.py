@@ -12,8 +12,7 @@ from dagster import AssetKey, materialize
 from amili.warehouse import generate_demo_warehouse
 from assets.dbt_models import amili_dbt_models
 from assets.extract import receivables_extract
-from orchestration.dbt import dbt_resource
-from orchestration.resources import PipelineResource
+from orchestration.resources import PipelineResource, dbt_resource
 
 DAY = date(2026, 11, 24)
 

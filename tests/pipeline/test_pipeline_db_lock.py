@@ -32,8 +32,8 @@ from assets.dbt_models import amili_dbt_models
 from assets.extract import RAW_ASSET_KEYS
 from assets.reconciliation import amili_reconciliation_models
 from assets.reporting import SNAPSHOT_KEY
-from orchestration.dbt import dbt_resource
 from orchestration.definitions import defs
+from orchestration.resources import dbt_resource
 from tests.conftest import SandboxServer
 from tests.helpers import demo_pipeline_env
 

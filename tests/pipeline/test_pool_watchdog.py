@@ -26,9 +26,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRun, DagsterRunStatus
 from dagster._core.utils import make_new_run_id
 
-from assets.extract import PIPELINE_DB_POOL
 from orchestration.jobs import MAX_RUNTIME_SECONDS, amili_daily_job
 from orchestration.pool_watchdog import WATCH_INTERVAL_SECONDS, process_is_alive, worker_pid
+from orchestration.pools import PIPELINE_DB_POOL
 
 REPO = Path(__file__).resolve().parents[2]
 DEFS_MODULE = "tests.pipeline.pool_watchdog_defs"
