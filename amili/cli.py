@@ -50,7 +50,7 @@ def _cmd_ping(args: argparse.Namespace) -> int:
 
 
 def _cmd_api_demo(args: argparse.Namespace) -> int:
-    from amili.demo import run_api_demo
+    from amili.api_demo import run_api_demo
 
     run_api_demo(out=sys.stdout)
     return 0
@@ -58,7 +58,7 @@ def _cmd_api_demo(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     # The one command of this package that drives Dagster; imported only when asked for.
-    from orchestration.demo import run_pipeline_demo
+    from orchestration.daily_demo import run_pipeline_demo
 
     return 0 if run_pipeline_demo(out=sys.stdout, day=args.day) else 1
 

@@ -24,7 +24,7 @@ from amili.client import (
     AmiliTransportError,
     parse_retry_after,
 )
-from amili.demo import example_creditor, example_invoice
+from amili.examples import example_creditor, example_invoice
 from amili.models import BatchRequest
 from amili.settings import ClientSettings, SandboxSettings, SettingsError, load
 from tests.conftest import SandboxAdmin

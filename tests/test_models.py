@@ -10,7 +10,7 @@ import pytest
 from pydantic import ValidationError
 
 from amili import jsonio
-from amili.demo import example_invoice
+from amili.examples import example_invoice
 from amili.models import (
     BatchRequest,
     BatchResponse,

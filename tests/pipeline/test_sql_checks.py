@@ -24,7 +24,7 @@ from stdnum import luhn
 from stdnum.no import fodselsnummer, kontonr, orgnr
 
 from amili import jsonio
-from amili.demo import example_invoice
+from amili.examples import example_invoice
 from amili.models import Payment, PaymentType
 from amili.pipeline import sql_checks
 from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS

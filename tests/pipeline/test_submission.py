@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from amili import jsonio
 from amili.chunking import BATCHID_MAX_LENGTH
 from amili.client import AmiliClient
-from amili.demo import example_creditor, example_invoice
+from amili.examples import example_creditor, example_invoice
 from amili.models import Action, BatchRequest, Payment, PaymentType
 from amili.pipeline import submission
 from amili.pipeline.ledger import record_results

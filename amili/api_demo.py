@@ -1,4 +1,4 @@
-"""``amili demo``: the API round trip on embedded defaults, with nothing to configure.
+"""``amili api-demo``: the API round trip on embedded defaults, with nothing to configure.
 
 Starts the sandbox on a free loopback port, posts one batch (a creditor and two invoices,
 one of them deliberately invalid), then a payment against the invoice Amili acknowledged,
@@ -7,77 +7,20 @@ reads the case back with ``GET Batch``, prints what happened and stops the sandb
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TextIO
 
 from pydantic import SecretStr
 
 from amili.client import AmiliClient
-from amili.models import (
-    Address,
-    BatchRequest,
-    Claim,
-    ClaimType,
-    Creditor,
-    Debtor,
-    DebtorType,
-    Email,
-    Invoice,
-    InvoiceType,
-    Payment,
-    PaymentType,
-)
+from amili.examples import example_creditor, example_invoice
+from amili.models import BatchRequest, Payment, PaymentType
 from amili.settings import ClientSettings, SandboxSettings, load
 
 
-def example_invoice(
-    source_id: str, *, amount: Decimal = Decimal("1250.00"), national_id: str = "15108695088"
-) -> Invoice:
-    """A valid overdue invoice of a private debtor (identifiers valid per python-stdnum)."""
-    return Invoice(
-        type=InvoiceType.PAYMENT_REMINDER,
-        invoiceNumber=f"F-{source_id}",
-        originalInvoiceAmount=amount,
-        currency="NOK",
-        invoiceDate=date(2026, 10, 1),
-        dueDate=date(2026, 10, 15),
-        ocrReferenceNumber="1002003000",  # MOD10 (Luhn) check digit 0
-        uniqueSourceInvoiceId=source_id,
-        description="Konsulenttimer oktober",
-        debtors=[
-            Debtor(
-                type=DebtorType.PRIVATE,
-                firstname="Bjørn",
-                lastname="Ødegård",
-                customerNumber="K-1001",
-                identificationNumber=national_id,
-                emails=[Email(value="bjorn.odegard@example.no")],
-                addresses=[
-                    Address(street="Løkkeveien 12", zipCode="4008", city="Stavanger",
-                            countryCode="NO")
-                ],
-            )
-        ],
-        claims=[Claim(type=ClaimType.PRINCIPAL, remainingAmount=amount)],
-    )
-
-
-def example_creditor() -> Creditor:
-    return Creditor(
-        idnumber="998447356",
-        fullname="Fjordkraft Demo AS",
-        street="Strandkaien 2",
-        zipcode="5013",
-        city="Bergen",
-        countrycode="NO",
-        bankaccountno="76940512057",
-        iban="NO9876940512057",
-        swift="DNBANOKKXXX",
-    )
-
-
 def run_api_demo(out: TextIO) -> None:
+    """Post a creditor and two invoices (one invalid), then a payment; print the answers."""
     from amili.sandbox.server import SandboxServer
 
     with SandboxServer(load(SandboxSettings, port=0)) as sandbox:
