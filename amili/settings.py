@@ -7,7 +7,9 @@ environment variable to set, never the value of a secret.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, time
+from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError
@@ -131,4 +133,45 @@ class PipelineSettings(_Settings):
         default=14, ge=0,
         description="Days past due before an invoice goes to collection, where the creditor "
         "has no setting of its own",
+    )
+
+
+class ReportingSettings(_Settings):
+    """Where the reporting snapshot and the sign-off reports live (``AMILI_REPORTING_DB``,
+    ``AMILI_REPORTS_DIR``); unset means "beside the pipeline database", so a test or a demo
+    that points ``AMILI_PIPELINE_DB`` somewhere else gets its reports beside it too."""
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_")
+
+    reporting_db: str | None = Field(
+        default=None,
+        description="The published snapshot analysts read (default: reporting.duckdb beside "
+        "AMILI_PIPELINE_DB)",
+    )
+    reports_dir: str | None = Field(
+        default=None,
+        description="Folder of the daily sign-off reports (default: reports/ beside "
+        "AMILI_PIPELINE_DB)",
+    )
+
+
+SNAPSHOT_FILE_NAME = "reporting.duckdb"
+REPORTS_DIR_NAME = "reports"
+
+
+@dataclass(frozen=True)
+class ReportingPaths:
+    """The resolved, absolute paths of the snapshot and the reports folder."""
+
+    reporting_db: Path
+    reports_dir: Path
+
+
+def reporting_paths(pipeline_db: str | Path | None = None) -> ReportingPaths:
+    """The snapshot and reports paths, from the settings or beside ``pipeline_db``."""
+    settings = load(ReportingSettings)
+    base = Path(pipeline_db or load(PipelineSettings).pipeline_db).resolve().parent
+    return ReportingPaths(
+        reporting_db=Path(settings.reporting_db or base / SNAPSHOT_FILE_NAME).resolve(),
+        reports_dir=Path(settings.reports_dir or base / REPORTS_DIR_NAME).resolve(),
     )

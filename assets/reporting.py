@@ -18,9 +18,9 @@ from dagster import (
 )
 from dagster_dbt import get_asset_key_for_model
 
-from amili.reporting.settings import reporting_paths
 from amili.reporting.signoff import write_signoff_report
 from amili.reporting.snapshot import publish_snapshot
+from amili.settings import reporting_paths
 from assets.reconciliation import amili_reconciliation_models
 from assets.submission import LEDGER_KEYS, RESULT_KEYS
 from orchestration.partitions import daily_partitions, window_days

@@ -25,8 +25,8 @@ def _():
     import marimo as mo
 
     from amili.reporting import queries as q
-    from amili.reporting.settings import reporting_paths
     from amili.reporting.svg import Series, bar_chart, line_chart
+    from amili.settings import reporting_paths
 
     SNAPSHOT = Path(os.environ.get("AMILI_REPORTING_DB") or reporting_paths().reporting_db)
     return Series, SNAPSHOT, bar_chart, escape, line_chart, mo, q, timedelta

@@ -20,8 +20,7 @@ from playwright.sync_api import sync_playwright
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's packages
 from amili.reporting.dashboard import REPO_ROOT, DashboardServer
-from amili.reporting.settings import reporting_paths
-from amili.settings import PipelineSettings, load
+from amili.settings import PipelineSettings, load, reporting_paths
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ from typing import IO
 
 import httpx
 
-from amili.reporting.settings import reporting_paths
+from amili.settings import reporting_paths
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD_APP = REPO_ROOT / "dashboards" / "reconciliation.py"

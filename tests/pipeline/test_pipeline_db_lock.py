@@ -27,7 +27,7 @@ from amili.pipeline.duckdb_io import (
     locked_error_from,
 )
 from amili.reporting import queries as q
-from amili.reporting.settings import reporting_paths
+from amili.settings import reporting_paths
 from assets.dbt_models import amili_dbt_models
 from assets.extract import RAW_ASSET_KEYS
 from assets.reconciliation import amili_reconciliation_models

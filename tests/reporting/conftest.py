@@ -16,8 +16,8 @@ from typing import Any
 import httpx
 import pytest
 
-from amili.reporting.settings import reporting_paths
 from amili.sandbox.server import SandboxServer
+from amili.settings import reporting_paths
 from amili.warehouse import generate_demo_warehouse
 
 DAY = date(2026, 11, 24)
