@@ -5,7 +5,6 @@ asset and the lineage graph from warehouse to Batch body is one piece.
 """
 
 from collections.abc import Iterator
-from decimal import Decimal
 
 from dagster import (
     AssetExecutionContext,
@@ -13,11 +12,11 @@ from dagster import (
     AssetSpec,
     BackfillPolicy,
     MaterializeResult,
-    MetadataValue,
     multi_asset,
 )
 
 from amili.pipeline.extract import RAW_TABLES, extract_window
+from assets.metadata import metadata_table
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
@@ -68,23 +67,13 @@ def receivables_extract(
             "window": f"{start} .. {end} (end exclusive)",
         }
         if table == "invoices":
-            metadata["eligible_amount"] = MetadataValue.md(
-                _amount_table(summary.eligible_amount_by_currency)
+            metadata["eligible_amount"] = metadata_table(
+                [("currency", "string"), ("eligible_remaining_amount", "decimal")],
+                [{"currency": currency, "eligible_remaining_amount": amount}
+                 for currency, amount in summary.eligible_amount_by_currency.items()],
             )
-            metadata["preview"] = MetadataValue.md(_preview_table(summary.preview))
+            preview = summary.preview
+            metadata["preview"] = metadata_table(
+                [(name, "string") for name in (preview[0] if preview else [])], preview)
         yield MaterializeResult(asset_key=key, metadata=metadata)
 
-
-def _amount_table(amounts: dict[str, Decimal]) -> str:
-    if not amounts:
-        return "_no eligible invoices_"
-    rows = "\n".join(f"| {currency} | {amount:,.2f} |" for currency, amount in amounts.items())
-    return "| currency | eligible remaining amount |\n|---|---:|\n" + rows
-
-
-def _preview_table(rows: list[dict[str, object]]) -> str:
-    if not rows:
-        return "_empty_"
-    header = "| " + " | ".join(rows[0]) + " |\n|" + "---|" * len(rows[0]) + "\n"
-    return header + "\n".join("| " + " | ".join(str(v) for v in row.values()) + " |"
-                              for row in rows)

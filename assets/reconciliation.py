@@ -22,6 +22,7 @@ from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.reconciliation import balance_problems, rejection_rate, unanswered_objects
 from assets.dbt_models import MARTS, build_partition_window, translator
+from assets.metadata import metadata_table
 from orchestration.dbt_project import dbt_manifest
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
@@ -29,6 +30,16 @@ from orchestration.resources import PipelineResource
 
 #: Above this share of rejected objects the warning check fails.
 REJECTION_RATE_WARNING = 0.10
+
+#: The metadata tables show the first rows; the marts hold all of them.
+MAX_TABLE_ROWS = 50
+PROBLEM_COLUMNS = [("partition_date", "date"), ("creditor_id", "string"),
+                   ("objectname", "string"), ("problem", "string")]
+UNANSWERED_COLUMNS = [
+    ("partition_date", "date"), ("creditor_id", "string"), ("objectname", "string"),
+    ("currency", "string"), ("outstanding_count", "int"), ("outstanding_amount", "decimal"),
+    ("unconfirmed_count", "int"), ("unconfirmed_amount", "decimal"),
+]
 
 
 @dbt_assets(
@@ -70,7 +81,7 @@ def every_krone_is_accounted_for(
         passed=not problems,
         metadata={
             "unbalanced_rows": len(problems),
-            "problems": MetadataValue.md(_problems_table(problems)),
+            "problems": metadata_table(PROBLEM_COLUMNS, problems[:MAX_TABLE_ROWS]),
         },
     )
 
@@ -92,12 +103,6 @@ def every_sent_object_is_answered(
         rows = unanswered_objects(con, start, end)
     outstanding = sum(row["outstanding_count"] for row in rows)
     unconfirmed = sum(row["unconfirmed_count"] for row in rows)
-    table = ("| day | creditor | kind | currency | outstanding | unconfirmed |\n"
-             "|---|---|---|---|---:|---:|\n")
-    table += "\n".join(
-        f"| {r['partition_date']} | {r['creditor_id']} | {r['objectname']} | "
-        f"{r['currency'] or ''} | {r['outstanding_count']} ({r['outstanding_amount']}) | "
-        f"{r['unconfirmed_count']} ({r['unconfirmed_amount']}) |" for r in rows[:50])
     return AssetCheckResult(
         passed=not rows,
         severity=AssetCheckSeverity.ERROR,
@@ -108,8 +113,7 @@ def every_sent_object_is_answered(
         metadata={
             "outstanding": outstanding,
             "unconfirmed": unconfirmed,
-            "by_day_and_creditor": MetadataValue.md(table if rows else "_every sent object "
-                                                    "was answered_"),
+            "by_day_and_creditor": metadata_table(UNANSWERED_COLUMNS, rows[:MAX_TABLE_ROWS]),
         },
     )
 
@@ -137,12 +141,3 @@ def rejection_rate_is_low(
         },
     )
 
-
-def _problems_table(problems: list[dict]) -> str:
-    if not problems:
-        return "_every row balances_"
-    rows = "\n".join(
-        f"| {p['partition_date']} | {p['creditor_id']} | {p['objectname']} | {p['problem']} |"
-        for p in problems[:50]
-    )
-    return "| day | creditor | kind | problem |\n|---|---|---|---|\n" + rows

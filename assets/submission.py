@@ -25,6 +25,7 @@ from amili.pipeline.submission import Relations, submit_window
 from amili.reporting.metrics import invoice_amounts_nok, to_ore
 from amili.settings import ClientSettings
 from assets.dbt_models import amili_dbt_models
+from assets.metadata import metadata_table
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import AmiliApiResource, PipelineResource
@@ -149,7 +150,9 @@ def amili_results(
         "quarantined": tally.quarantined,
         "batch_errors": tally.batch_errors,
         "rejection_rate": MetadataValue.float(round(tally.rejection_rate, 4)),
-        "top_rejection_reasons": MetadataValue.md(_reasons_table(tally.top_reasons)),
+        "top_rejection_reasons": metadata_table(
+            [("reason", "string"), ("objects", "int")],
+            [{"reason": reason, "objects": n} for reason, n in tally.top_reasons]),
     }
     for outcome, amount in sorted(tally.amounts_by_outcome.items()):
         metadata[f"invoice_amount_{outcome}"] = str(amount)
@@ -168,9 +171,3 @@ def amili_results(
                             metadata={"dagster/row_count": by_outcome.get("rejected", 0)
                                       + tally.batch_errors})
 
-
-def _reasons_table(reasons: list[tuple[str, int]]) -> str:
-    if not reasons:
-        return "_no rejections_"
-    rows = "\n".join(f"| {reason.replace('|', '/')} | {n} |" for reason, n in reasons)
-    return "| reason | objects |\n|---|---:|\n" + rows

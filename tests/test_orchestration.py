@@ -67,3 +67,17 @@ def test_the_dbt_resource_knows_the_version_the_dbt_executable_reports() -> None
                               timeout=120, check=True).stdout
     resource = dbt_resource()
     assert f"installed: {resource._cli_version}" in reported, reported
+
+
+def test_metadata_tables_keep_amounts_exact() -> None:
+    """TableRecord takes no Decimal or date: they become their exact text, never a float."""
+    from datetime import date
+    from decimal import Decimal
+
+    from assets.metadata import metadata_table
+
+    table = metadata_table([("day", "date"), ("amount", "decimal"), ("n", "int")],
+                           [{"day": date(2026, 11, 24), "amount": Decimal("0.10"), "n": 3}])
+    assert [column.name for column in table.schema.columns] == ["day", "amount", "n"]
+    assert [record.data for record in table.records] == [
+        {"day": "2026-11-24", "amount": "0.10", "n": 3}]
