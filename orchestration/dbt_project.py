@@ -8,6 +8,8 @@ definitions are loaded, and a missing manifest fails with a message that says so
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -34,7 +36,17 @@ def dbt_manifest() -> Path:
     return manifest
 
 
+def dbt_executable() -> str:
+    """The dbt installed beside this Python (the venv's), even when the venv is not on PATH."""
+    beside = Path(sys.executable).parent / "dbt"
+    return str(beside) if beside.exists() else "dbt"
+
+
 def prepare_dbt_project() -> None:
-    """Parse the dbt project if it has no manifest yet (for commands run on a fresh clone)."""
+    """Parse the dbt project if it has no manifest yet (for commands run on a fresh clone).
+
+    The same ``dbt parse`` as ``scripts/test``, with the venv's dbt: dagster-dbt's own
+    preparer looks for ``dbt`` on PATH, which a venv's console script need not have.
+    """
     if not Path(dbt_project.manifest_path).exists():
-        dbt_project.preparer.prepare(dbt_project)
+        subprocess.run([dbt_executable(), "parse", "--quiet"], cwd=DBT_PROJECT_DIR, check=True)

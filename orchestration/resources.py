@@ -6,12 +6,10 @@ Three of them, by the key the assets ask for: ``amili`` (the API client), ``pipe
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from importlib.metadata import version as installed_version
-from pathlib import Path
 
 from dagster import ConfigurableResource
 from dagster_dbt import DbtCliResource
@@ -20,7 +18,7 @@ from pydantic import Field
 
 from amili.client import AmiliClient
 from amili.settings import ClientSettings, PipelineSettings, load
-from orchestration.dbt_project import dbt_project
+from orchestration.dbt_project import dbt_executable, dbt_project
 
 
 class AmiliApiResource(ConfigurableResource):
@@ -70,12 +68,6 @@ class PipelineResource(ConfigurableResource):
             if value is not None
         }
         return load(PipelineSettings, **overrides)
-
-
-def dbt_executable() -> str:
-    """The dbt installed beside this Python (the venv's), even when the venv is not on PATH."""
-    beside = Path(sys.executable).parent / "dbt"
-    return str(beside) if beside.exists() else "dbt"
 
 
 class AmiliDbtCliResource(DbtCliResource):

@@ -61,7 +61,8 @@ def test_ping_asset_fails_with_a_message_naming_the_missing_setting(
 def test_the_dbt_resource_knows_the_version_the_dbt_executable_reports() -> None:
     """The resource skips dagster-dbt's ``dbt --version`` subprocess; what it says instead
     must be what that subprocess would say."""
-    from orchestration.resources import dbt_executable, dbt_resource
+    from orchestration.dbt_project import dbt_executable
+    from orchestration.resources import dbt_resource
 
     reported = subprocess.run([dbt_executable(), "--version"], capture_output=True, text=True,
                               timeout=120, check=True).stdout
