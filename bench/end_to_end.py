@@ -94,6 +94,9 @@ def main() -> None:
         started = time.perf_counter()
         from dagster import DagsterInstance
 
+        from orchestration.dbt_project import prepare_dbt_project
+
+        prepare_dbt_project()  # a fresh clone has no manifest yet
         from orchestration.definitions import defs
         imported = time.perf_counter() - started
         job = defs.resolve_job_def("amili_daily")
