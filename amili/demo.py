@@ -28,7 +28,8 @@ from amili.models import (
     Payment,
     PaymentType,
 )
-from amili.settings import ClientSettings, SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import ClientSettings, load
 
 
 def example_invoice(
