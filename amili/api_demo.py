@@ -16,7 +16,8 @@ from pydantic import SecretStr
 from amili.client import AmiliClient
 from amili.examples import example_creditor, example_invoice
 from amili.models import BatchRequest, Payment, PaymentType
-from amili.settings import ClientSettings, SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import ClientSettings, load
 
 
 def run_api_demo(out: TextIO) -> None:

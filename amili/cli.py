@@ -13,7 +13,8 @@ import sys
 from collections.abc import Sequence
 from datetime import date
 
-from amili.settings import SandboxSettings, SettingsError, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import SettingsError, load
 
 
 def _cmd_sandbox(args: argparse.Namespace) -> int:

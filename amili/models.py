@@ -7,7 +7,7 @@ mixes lower case (``batchid``, ``idnumber``, ``firstname``) and camelCase (``inv
 match them with the documentation one to one.
 
 Which fields are *required* is not documented. The choices here are assumptions (listed in
-:mod:`amili.sandbox.assumptions`), and the sandbox validates against these same models, so the
+:mod:`amili.contract`), and the sandbox validates against these same models, so the
 client and the sandbox can never disagree about them.
 
 Money is ``Decimal`` from end to end and is written to JSON as an exact number

@@ -10,13 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, time
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 from pydantic import Field, HttpUrl, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from amili.sandbox.assumptions import SandboxAssumptions
-from amili.sandbox.faults import FaultRule
+from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
 
 
 class SettingsError(ValueError):
@@ -46,43 +45,12 @@ class ClientSettings(_Settings):
         default=120.0, ge=0, description="Longest Retry-After the client will honour"
     )
     max_concurrency: int = Field(default=4, ge=1, description="Batches in flight at once")
-    max_batch_objects: int = Field(default=5000, ge=1, description="Objects per batch")
-    max_batch_bytes: int = Field(default=8_000_000, ge=1024, description="Body bytes per batch")
-
-
-class SandboxSettings(_Settings):
-    """The local sandbox of the API (``AMILI_SANDBOX_*``).
-
-    Nested values can be set one by one, e.g. ``AMILI_SANDBOX_ASSUMPTIONS__MAX_BATCH_OBJECTS``,
-    or whole as JSON, e.g. ``AMILI_SANDBOX_FAULTS='[{"kind": "status", "status": 503}]'``.
-    """
-
-    model_config = SettingsConfigDict(env_prefix="AMILI_SANDBOX_", env_nested_delimiter="__")
-
-    host: str = "127.0.0.1"
-    port: int = Field(default=8765, ge=0, le=65535)
-    jwt_secret: SecretStr = Field(
-        default=SecretStr("amili-sandbox-local-secret-not-for-production"),
-        description="HS256 secret the sandbox signs and checks tokens with",
+    # the defaults are the contract's limits; a smaller value cuts smaller batches
+    max_batch_objects: int = Field(
+        default=MAX_BATCH_OBJECTS, ge=1, description="Objects per batch"
     )
-    jwt_issuer: str = "amili-sandbox"
-    jwt_audience: str = "amili-autocollect-legacy"
-    token_ttl_seconds: int = Field(default=12 * 3600, gt=0)
-    db_path: str = Field(default=":memory:", description="SQLite file of received batches")
-    ack_only: bool = Field(
-        default=False,
-        description="Lean benchmark mode: POST Batch reads the body and answers statuscode 0, "
-        "without validating or storing anything",
-    )
-    log_level: Literal["critical", "error", "warning", "info", "debug"] = Field(
-        default="warning", description="uvicorn's log level (info adds access-log lines)"
-    )
-    faults: list[FaultRule] = Field(
-        default_factory=list, description="Fault rules active from start (JSON list)"
-    )
-    assumptions: SandboxAssumptions = Field(
-        default_factory=SandboxAssumptions,
-        description="The sandbox's choices where Amili's documentation is silent",
+    max_batch_bytes: int = Field(
+        default=MAX_BODY_BYTES, ge=1024, description="Body bytes per batch"
     )
 
 

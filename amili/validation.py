@@ -10,7 +10,7 @@ batch. The *shape* (required fields, types, enums, negative or malformed amounts
 validating the object's dict with its pydantic model in :data:`amili.models.OBJECT_MODELS`, the
 same models the client builds bodies with. Norwegian domain rules (organisation numbers,
 national identity numbers, account numbers, KID check digits, postcodes, ...) are checked on
-top with python-stdnum; the list is in :mod:`amili.sandbox.assumptions`.
+top with python-stdnum; the list is in :mod:`amili.contract`.
 
 Every message starts with the object and the field, e.g.
 ``invoice[3].dueDate: Field required`` (or ``invoice.dueDate: ...`` for an object checked
@@ -34,8 +34,8 @@ from stdnum import bic, iban, luhn
 from stdnum.no import fodselsnummer, kontonr, orgnr
 
 from amili import jsonio
+from amili.contract import DEFAULT_CONTRACT, ApiContract
 from amili.models import OBJECT_MODELS, ApiModel, ObjectName, UtcDateTime
-from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
 
 _DATETIME = TypeAdapter(UtcDateTime)
 
@@ -94,7 +94,7 @@ def kid_mod11_check_digit(digits: str) -> str | None:
     return str(check)
 
 
-def kid_problem(kid: str, assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> str | None:
+def kid_problem(kid: str, assumptions: ApiContract = DEFAULT_CONTRACT) -> str | None:
     """Why ``kid`` is not an acceptable KID, or None when it is."""
     if not kid.isascii() or not kid.isdigit():
         return "must contain digits only"
@@ -110,7 +110,7 @@ def kid_problem(kid: str, assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS)
     return f"check digit is not valid {' or '.join(methods)}"
 
 
-def is_valid_kid(kid: str, assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> bool:
+def is_valid_kid(kid: str, assumptions: ApiContract = DEFAULT_CONTRACT) -> bool:
     """Whether ``kid`` is digits only, of allowed length, with a MOD10 or MOD11 check digit."""
     return kid_problem(kid, assumptions) is None
 
@@ -230,7 +230,7 @@ def _identifier_problems(
     return problems
 
 
-def _creditor_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Problems:
+def _creditor_rules(raw: dict[str, Any], assumptions: ApiContract) -> Problems:
     problems = _identifier_problems(
         raw,
         "",
@@ -251,7 +251,7 @@ def _creditor_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Pro
     return problems
 
 
-def _debtor_rules(debtor: dict[str, Any], prefix: str, assumptions: SandboxAssumptions) -> Problems:
+def _debtor_rules(debtor: dict[str, Any], prefix: str, assumptions: ApiContract) -> Problems:
     problems: Problems = []
     kind = debtor.get("type")
     if kind == "PRIVATE":
@@ -304,14 +304,14 @@ def _debtor_rules(debtor: dict[str, Any], prefix: str, assumptions: SandboxAssum
     return problems
 
 
-def _currency_problem(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Problems:
+def _currency_problem(raw: dict[str, Any], assumptions: ApiContract) -> Problems:
     currency = raw.get("currency")
     if isinstance(currency, str) and currency and currency not in assumptions.currencies:
         return [(".currency", f"{currency!r} is not a known ISO 4217 currency code")]
     return []
 
 
-def _invoice_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Problems:
+def _invoice_rules(raw: dict[str, Any], assumptions: ApiContract) -> Problems:
     problems = _currency_problem(raw, assumptions)
     kid = raw.get("ocrReferenceNumber")
     if _present(kid) and (why := kid_problem(kid, assumptions)):
@@ -353,7 +353,7 @@ def _invoice_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Prob
     return problems
 
 
-def _payment_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Problems:
+def _payment_rules(raw: dict[str, Any], assumptions: ApiContract) -> Problems:
     problems = _currency_problem(raw, assumptions)
     amount = _try_amount(raw.get("amount"))
     if amount is not None and amount == 0:
@@ -361,11 +361,11 @@ def _payment_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Prob
     return problems
 
 
-def _action_rules(raw: dict[str, Any], assumptions: SandboxAssumptions) -> Problems:
+def _action_rules(raw: dict[str, Any], assumptions: ApiContract) -> Problems:
     return []
 
 
-_RULES: dict[ObjectName, Callable[[dict[str, Any], SandboxAssumptions], Problems]] = {
+_RULES: dict[ObjectName, Callable[[dict[str, Any], ApiContract], Problems]] = {
     ObjectName.CREDITOR: _creditor_rules,
     ObjectName.INVOICE: _invoice_rules,
     ObjectName.PAYMENT: _payment_rules,
@@ -382,7 +382,7 @@ def validate_object(
     objectname: ObjectName,
     index: int | None,
     raw: Any,
-    assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS,
+    assumptions: ApiContract = DEFAULT_CONTRACT,
 ) -> ObjectCheck:
     """Check one object of the ``objectname`` array: shape with pydantic, then domain rules.
 
@@ -425,7 +425,7 @@ def validate_object(
 
 
 def validate_array(
-    objectname: ObjectName, items: list[Any], assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS
+    objectname: ObjectName, items: list[Any], assumptions: ApiContract = DEFAULT_CONTRACT
 ) -> list[ObjectCheck]:
     """Check every object of one array, each on its own."""
     return [validate_object(objectname, i, raw, assumptions) for i, raw in enumerate(items)]
@@ -435,7 +435,7 @@ def validate_array(
 def payload_problems(
     objectname: ObjectName | str,
     payload: bytes | str,
-    assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS,
+    assumptions: ApiContract = DEFAULT_CONTRACT,
 ) -> list[str]:
     """Why one object's JSON text would be rejected, as the sandbox words it; [] when valid.
 

@@ -163,8 +163,9 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
 @contextmanager
 def receiver(kind: str) -> Iterator[Receiver]:
     """``sink`` (reads the body, answers statuscode 0), ``ack-only`` or ``full`` sandbox."""
+    from amili.sandbox.settings import SandboxSettings
     from amili.sandbox.tokens import issue_token
-    from amili.settings import SandboxSettings, load
+    from amili.settings import load
 
     port = free_port()
     if kind == "sink":

@@ -21,7 +21,8 @@ from dagster import DagsterInstance
 
 from amili.pipeline.duckdb_io import connect_writer
 from amili.sandbox.server import SandboxServer
-from amili.settings import PipelineSettings, SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import PipelineSettings, load
 from amili.warehouse import generate_demo_warehouse
 from orchestration.dbt_project import prepare_dbt_project
 

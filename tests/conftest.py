@@ -11,7 +11,8 @@ from pydantic import SecretStr
 
 from amili.client import AmiliClient
 from amili.sandbox.server import SandboxServer
-from amili.settings import ClientSettings, SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import ClientSettings, load
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ from amili.client import (
 )
 from amili.examples import example_creditor, example_invoice
 from amili.models import BatchRequest
-from amili.settings import ClientSettings, SandboxSettings, SettingsError, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import ClientSettings, SettingsError, load
 from tests.conftest import SandboxAdmin
 from tests.helpers import documented_example_body
 
@@ -340,6 +341,19 @@ def test_parse_retry_after() -> None:
 def test_settings_reject_a_bad_retry_limit() -> None:
     with pytest.raises(SettingsError, match="AMILI_MAX_RETRIES is invalid"):
         load(ClientSettings, base_url="http://x", token="t", sender_id="s", max_retries=-1)
+
+
+def test_the_client_cuts_batches_no_bigger_than_the_sandbox_takes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One contract: the client's default limits and the sandbox's are the same numbers."""
+    for name in ("AMILI_MAX_BATCH_OBJECTS", "AMILI_MAX_BATCH_BYTES"):
+        monkeypatch.delenv(name, raising=False)
+    client = load(ClientSettings, base_url="http://x", token="t", sender_id="s")
+    sandbox = SandboxSettings().assumptions
+    assert (client.max_batch_objects, client.max_batch_bytes) == (
+        sandbox.max_batch_objects, sandbox.max_body_bytes
+    ) == (5000, 8_000_000)
 
 
 def test_decimal_amount_survives_to_the_get_answer(make_client: MakeClient) -> None:

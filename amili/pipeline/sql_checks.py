@@ -25,8 +25,8 @@ from collections.abc import Iterable
 
 import duckdb
 
+from amili.contract import DEFAULT_CONTRACT, ApiContract
 from amili.models import ClaimType, DebtorType, InvoiceType, PaymentType
-from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
 
 __all__ = [
     "MACROS",
@@ -320,7 +320,7 @@ def _present(expr: str) -> str:
             f"ELSE coalesce(regexp_matches({expr}, '[[:alnum:]]'), false) END")
 
 
-def _kid_ok(expr: str, derived: str, a: SandboxAssumptions) -> str:
+def _kid_ok(expr: str, derived: str, a: ApiContract) -> str:
     methods = []
     if a.kid_max_length > _KID_DIGITS:
         return "false"
@@ -357,7 +357,7 @@ def _address_complete(x: str) -> str:
     return f"({_present(x + '.street')} AND {_present(x + '.zipCode')} AND {_present(x + '.city')})"
 
 
-def _zipcode_ok(x: str, a: SandboxAssumptions) -> str:
+def _zipcode_ok(x: str, a: ApiContract) -> str:
     """The address ``x`` is not NULL, and its country code and (Norwegian) zip code are valid."""
     country = f"coalesce(nullif({x}.countryCode, ''), '{a.default_address_country}')"
     return (
@@ -368,7 +368,7 @@ def _zipcode_ok(x: str, a: SandboxAssumptions) -> str:
     )
 
 
-def _debtor_ok(d: str, a: SandboxAssumptions, single: str | None = None) -> str:
+def _debtor_ok(d: str, a: ApiContract, single: str | None = None) -> str:
     """One debtor ``d`` passes the debtor rules (its identifiers: :func:`_debtor_ids_ok`).
 
     ``single`` names :func:`derived_sql`'s columns for a debtor with at most one e-mail and
@@ -497,7 +497,7 @@ def typed_shape_sql(kind: str, obj: str) -> str:
 
 
 def typed_proven_query(kind: str, source: str, obj: str, source_id: str,
-                       assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS,
+                       assumptions: ApiContract = DEFAULT_CONTRACT,
                        fast_path: bool = True) -> str:
     """:func:`proven_query` for a typed ``obj`` column (:func:`typed_shape_sql`)."""
     return _proven(kind, source, source_id,
@@ -551,7 +551,7 @@ def derived_sql(kind: str, fields: str, fast_path: bool = True) -> str:
 
 
 def proven_query(kind: str, source: str, payload: str, source_id: str,
-                 assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS,
+                 assumptions: ApiContract = DEFAULT_CONTRACT,
                  fast_path: bool = True) -> str:
     """``SELECT *, ok FROM source``: the checks of one kind staged as the submission runs
     them (shape, then one parse, then the derived numbers, then the values); ``fast_path``:
@@ -563,7 +563,7 @@ def proven_query(kind: str, source: str, payload: str, source_id: str,
 
 
 def _proven(kind: str, source: str, source_id: str, fields: str,
-            assumptions: SandboxAssumptions, fast_path: bool = True) -> str:
+            assumptions: ApiContract, fast_path: bool = True) -> str:
     """``SELECT *, ok FROM source``, ``fields`` being the row's checked values or NULL."""
     return f"""
         SELECT * EXCLUDE (f, g), {clean_sql(kind, source_id, "f", "g", assumptions)} AS ok
@@ -572,7 +572,7 @@ def _proven(kind: str, source: str, source_id: str, fields: str,
 
 
 def clean_sql(kind: str, source_id: str, fields: str, derived: str,
-              assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS) -> str:
+              assumptions: ApiContract = DEFAULT_CONTRACT) -> str:
     """A boolean SQL expression: a row of proven shape surely passes validation.
 
     ``kind`` is ``invoice`` or ``payment``; ``source_id``, ``fields`` and ``derived`` are the

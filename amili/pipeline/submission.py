@@ -67,11 +67,13 @@ from amili.client import (
     BatchOutcome,
     PostResult,
 )
+from amili.contract import DEFAULT_CONTRACT as DEFAULT_ASSUMPTIONS  # old name, kept in the body
+from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
+from amili.contract import ApiContract as SandboxAssumptions  # old name, kept in the body
 from amili.models import ObjectName
 from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.ledger import BatchState, ObjectOutcome
-from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
 from amili.validation import validate_object
 
 log = logging.getLogger("amili.pipeline.submission")
@@ -1490,8 +1492,8 @@ def submit_window(
     if dry_run_dir is None and client is None:
         raise ValueError("a client is needed unless dry_run_dir is given")
     settings = client.settings if client is not None else None
-    objects = max_objects or (settings.max_batch_objects if settings else 5000)
-    size = max_bytes or (settings.max_batch_bytes if settings else 8_000_000)
+    objects = max_objects or (settings.max_batch_objects if settings else MAX_BATCH_OBJECTS)
+    size = max_bytes or (settings.max_batch_bytes if settings else MAX_BODY_BYTES)
     if objects < 2:
         raise ValueError("max_objects must be at least 2 (a creditor heads every body)")
     opts = _Options(

@@ -1,8 +1,9 @@
 """A faithful local sandbox of Amili's legacy AutoCollect Batch API.
 
-The public names are imported lazily: :mod:`amili.settings` imports
-:mod:`amili.sandbox.assumptions` and :mod:`amili.sandbox.faults`, and must not pull in
-FastAPI and uvicorn with them.
+It is a test double: it holds what is about being a sandbox (its server, store, processor,
+faults, tokens and settings); what Amili is assumed to accept is :mod:`amili.contract`, which
+the production path imports instead of this package. The public names are imported lazily,
+so :mod:`amili.sandbox.settings` can be read without pulling in FastAPI and uvicorn.
 """
 
 from __future__ import annotations

@@ -42,13 +42,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
 from amili import jsonio
+from amili.contract import ACCEPTED_CONTENT_TYPES, PING_STATUS
 from amili.models import BatchQueryResponse, BatchRequest, BatchResponse
-from amili.sandbox.assumptions import ACCEPTED_CONTENT_TYPES, PING_STATUS
 from amili.sandbox.faults import FaultBook, FaultRule
 from amili.sandbox.processor import BatchProcessor, Outcome, batch_error, envelope, now_utc
+from amili.sandbox.settings import SandboxSettings
 from amili.sandbox.store import Store
 from amili.sandbox.tokens import TokenError, bearer_token, issue_token, verify_token
-from amili.settings import SandboxSettings
 
 BATCH_PATH = "/webapi/api/Batch"
 PING_PATH = "/webapi/api/Ping"

@@ -3,7 +3,7 @@
 Kept apart from :mod:`amili.sandbox.app` so the rules (replay, duplicates, references between
 objects, status codes) read top to bottom in one place and run the same whatever serves them.
 Every choice where Amili's documentation is silent comes from
-:class:`~amili.sandbox.assumptions.SandboxAssumptions`.
+:class:`~amili.contract.ApiContract`.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from amili import jsonio
+from amili.contract import ApiContract
 from amili.models import (
     Action,
     BatchQueryResponse,
@@ -31,7 +32,6 @@ from amili.models import (
     Settlement,
     format_utc_millis,
 )
-from amili.sandbox.assumptions import SandboxAssumptions
 from amili.sandbox.faults import REJECT_MESSAGE, FaultRule, fault_key, fault_rejects
 from amili.sandbox.store import InvoiceRow, Store
 from amili.sandbox.validation import (
@@ -68,7 +68,7 @@ def envelope(
     return {"statuscode": statuscode, "errors": errors or [], "responses": responses or []}
 
 
-def batch_error(assumptions: SandboxAssumptions, status: int, *messages: str) -> Outcome:
+def batch_error(assumptions: ApiContract, status: int, *messages: str) -> Outcome:
     """A refusal of the whole batch, in the legacy envelope (objectname "batch", index 0)."""
     errors = [
         {"objectname": assumptions.batch_objectname, "objectindex": 0, "message": m}
@@ -102,7 +102,7 @@ def _debtor_name(invoice: Invoice) -> tuple[str | None, str | None]:
 class BatchProcessor:
     """Processes batches into a :class:`Store` and answers queries from it."""
 
-    def __init__(self, store: Store, assumptions: SandboxAssumptions) -> None:
+    def __init__(self, store: Store, assumptions: ApiContract) -> None:
         self.store = store
         self.a = assumptions
 

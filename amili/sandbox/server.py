@@ -19,8 +19,9 @@ import uvicorn
 from fastapi import FastAPI
 
 from amili.sandbox.app import create_app
+from amili.sandbox.settings import SandboxSettings
 from amili.sandbox.tokens import issue_token
-from amili.settings import SandboxSettings, load
+from amili.settings import load
 
 _START_TIMEOUT_SECONDS = 15.0
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import jwt
 
-from amili.settings import SandboxSettings
+from amili.sandbox.settings import SandboxSettings
 
 ALGORITHM = "HS256"
 

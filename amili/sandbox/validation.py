@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from amili.contract import DEFAULT_CONTRACT, ApiContract
 from amili.models import ObjectName
-from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
 from amili.validation import (
     ObjectCheck,
     Problems,
@@ -43,7 +43,7 @@ __all__ = [
 
 
 def batch_problems(
-    body: Any, assumptions: SandboxAssumptions = DEFAULT_ASSUMPTIONS
+    body: Any, assumptions: ApiContract = DEFAULT_CONTRACT
 ) -> list[str]:
     """Problems with the batch as a whole (not with one object), which refuse it entirely."""
     if not isinstance(body, dict):

@@ -1,11 +1,18 @@
 """Norwegian reference data and check digits for the demo warehouse.
 
 Kept apart from :mod:`amili.warehouse.demo` so the generator reads as SQL plus wiring. The
-check-digit functions are the Python twins of the SQL the generator runs; the tests hold both
-against python-stdnum, which stays the reference.
+check-digit functions make the creditors' numbers with python-stdnum; the tests hold the SQL
+the generator runs for debtors and invoices against the same library.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from stdnum import luhn
+from stdnum.no import kontonr, orgnr
+
+from amili.validation import kid_mod11_check_digit
 
 # --------------------------------------------------------------------------------------------
 # Names. Common Norwegian first and last names, with æ, ø and å where Norwegians have them.
@@ -136,48 +143,44 @@ def ascii_fold(text: str) -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# Check digits (reference: amili-api-reference.md §7; python-stdnum checks them in the tests)
+# Check digits of the creditors (reference: amili-api-reference.md §7). python-stdnum makes
+# them, the same library the validation checks them with, so the demo cannot drift from it;
+# the debtors' and invoices' check digits are computed in the generator's SQL instead.
 # --------------------------------------------------------------------------------------------
+
+
+def _completing_digit(base: str, is_valid: Callable[[str], bool]) -> int | None:
+    """The digit that makes ``base`` + digit valid, or None where none does (MOD11 gives 10)."""
+    return next((int(d) for d in "0123456789" if is_valid(base + d)), None)
 
 
 def orgnr_check_digit(first8: str) -> int | None:
     """Check digit of an organisasjonsnummer, or None where the base admits none (10)."""
-    total = sum(w * int(d) for w, d in zip((3, 2, 7, 6, 5, 4, 3, 2), first8, strict=True))
-    check = (11 - total % 11) % 11
-    return None if check == 10 else check
+    return _completing_digit(first8, orgnr.is_valid)
 
 
 def kontonr_check_digit(first10: str) -> int | None:
     """Check digit of an 11-digit kontonummer, or None where the base admits none (10)."""
-    weights = (6, 7, 8, 9, 4, 5, 6, 7, 8, 9)
-    check = sum(w * int(d) for w, d in zip(weights, first10, strict=True)) % 11
-    return None if check == 10 else check
+    return _completing_digit(first10, kontonr.is_valid)
 
 
 def luhn_check_digit(base: str) -> int:
     """KID MOD10 (Luhn) check digit of ``base``."""
-    total = 0
-    for i, ch in enumerate(reversed(base)):
-        d = int(ch)
-        if i % 2 == 0:
-            d *= 2
-            if d > 9:
-                d -= 9
-        total += d
-    return (10 - total % 10) % 10
+    return int(luhn.calc_check_digit(base))
 
 
 def mod11_kid_check_digit(base: str) -> int | None:
-    """KID MOD11 check digit (weights 2..7 from the right); None where it would be 10."""
-    total = sum(int(ch) * (2 + i % 6) for i, ch in enumerate(reversed(base)))
-    check = (11 - total % 11) % 11
-    return None if check == 10 else check
+    """KID MOD11 check digit (weights 2..7 from the right); None where it would be 10.
+
+    python-stdnum has no KID MOD11, so this is the validation's own function.
+    """
+    check = kid_mod11_check_digit(base)
+    return None if check is None else int(check)
 
 
-def iban_from_kontonr(kontonr: str) -> str:
+def iban_from_kontonr(kontonr_number: str) -> str:
     """Norwegian IBAN (``NOkk`` + the 11-digit account number), ISO 13616 mod-97."""
-    rearranged = kontonr + "2324" + "00"  # N=23, O=24, then 00 for the check digits
-    return f"NO{98 - int(rearranged) % 97:02d}{kontonr}"
+    return kontonr.to_iban(kontonr_number)
 
 # --------------------------------------------------------------------------------------------
 # Case handlers' requests about invoices already handed over (table ``case_actions``).

@@ -24,10 +24,10 @@ from stdnum import luhn
 from stdnum.no import fodselsnummer, kontonr, orgnr
 
 from amili import jsonio
+from amili.contract import DEFAULT_CONTRACT
 from amili.examples import example_invoice
 from amili.models import Payment, PaymentType
 from amili.pipeline import sql_checks
-from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS
 from amili.validation import kid_mod11_check_digit, payload_problems
 
 # Each example is one query over a batch of values; the expressions are large, so examples
@@ -390,7 +390,7 @@ def test_the_plain_forms_are_proven_so_the_fast_path_is_used(
 def test_every_currency_and_only_those_is_proven_as_python_accepts_it(
     con: duckdb.DuckDBPyConnection,
 ) -> None:
-    currencies = sorted(DEFAULT_ASSUMPTIONS.currencies)
+    currencies = sorted(DEFAULT_CONTRACT.currencies)
     others = ["nok", "NOKK", "NO", "", " NOK", "NOK ", "N.K", "NOK|SEK", "AED|AFN", "(NOK)",
               "N'K", "\\d{3}", "ÅÆØ", None]
     for kind, base in (("invoice", base_invoice()), ("payment", base_payment())):

@@ -42,7 +42,8 @@ from amili.pipeline.submission import (
 )
 from amili.sandbox.faults import REJECT_MESSAGE, fault_rejects
 from amili.sandbox.server import SandboxServer
-from amili.settings import ClientSettings, SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import ClientSettings, load
 from tests.conftest import SandboxAdmin
 from tests.receiver import Receiver
 

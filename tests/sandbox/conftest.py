@@ -9,7 +9,8 @@ import pytest
 from sandbox_http import Api
 
 from amili.sandbox import SandboxServer
-from amili.settings import SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import load
 
 
 @pytest.fixture(scope="session")

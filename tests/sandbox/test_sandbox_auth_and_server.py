@@ -14,7 +14,8 @@ from sandbox_http import Api
 from sandbox_payloads import batch, creditor, invoice
 
 from amili.sandbox import SandboxServer, issue_token
-from amili.settings import SandboxSettings, load
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import load
 
 PATHS = [("POST", "/webapi/api/Batch?senderid=s"), ("GET", "/webapi/api/Batch?senderid=s"),
          ("GET", "/webapi/api/Ping?senderid=s")]

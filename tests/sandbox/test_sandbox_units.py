@@ -6,9 +6,10 @@ import pytest
 from pydantic import ValidationError
 from sandbox_payloads import invoice
 
+from amili.contract import ISO_4217_CURRENCIES, ApiContract
 from amili.models import ObjectName
-from amili.sandbox.assumptions import ISO_4217_CURRENCIES, SandboxAssumptions
 from amili.sandbox.faults import FaultBook, FaultRule, fault_key, fault_rejects
+from amili.sandbox.settings import SandboxSettings
 from amili.sandbox.tokens import TokenError, bearer_token, issue_token, verify_token
 from amili.sandbox.validation import (
     format_loc,
@@ -18,7 +19,7 @@ from amili.sandbox.validation import (
     kid_problem,
     validate_object,
 )
-from amili.settings import SandboxSettings, load
+from amili.settings import load
 
 
 @pytest.mark.parametrize(
@@ -54,7 +55,7 @@ def test_kid_problems_say_why(kid: str, reason: str) -> None:
 
 
 def test_kid_methods_are_configurable() -> None:
-    only_mod10 = SandboxAssumptions(kid_check_methods=("MOD10",))
+    only_mod10 = ApiContract(kid_check_methods=("MOD10",))
     assert is_valid_kid("12344", only_mod10)
     assert not is_valid_kid("12343", only_mod10)
 

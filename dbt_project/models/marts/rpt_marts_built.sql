@@ -1,8 +1,5 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='partition_date',
         on_schema_change='fail',
     )
 }}

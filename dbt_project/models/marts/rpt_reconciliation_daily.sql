@@ -1,9 +1,5 @@
 {{
     config(
-        materialized='incremental',
-        incremental_strategy='delete+insert',
-        unique_key='partition_date',
-        on_schema_change='append_new_columns',
         pre_hook="{{ delete_window_and_carried_from([ref('rpt_object_fates')]) }}",
     )
 }}

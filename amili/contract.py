@@ -1,15 +1,19 @@
-"""Every choice the sandbox makes where Amili's documentation is silent, in one place.
+"""The API contract: what Amili is assumed to accept and how it is assumed to answer.
 
 Amili documents the *shape* of the legacy Batch API (see ``shared/amili-api-reference.md``
 §2 and §9) but not what the numbers and words in an answer mean, how big a batch may be,
-or what happens to a duplicate. The sandbox has to answer something, so each such choice is
-a named constant below, marked ``ASSUMPTION``, and collected in :class:`SandboxAssumptions`,
-which :class:`amili.settings.SandboxSettings` carries as its ``assumptions`` field (so any of
-them can be changed per test or by environment variable, e.g.
-``AMILI_SANDBOX_ASSUMPTIONS__MAX_BATCH_OBJECTS=100``).
+or what happens to a duplicate. The client, the validation, the pipeline and the sandbox
+must agree on these, so each choice is a named constant below, marked ``ASSUMPTION``, and
+collected in :class:`ApiContract`. The sandbox carries one as
+:attr:`amili.sandbox.settings.SandboxSettings.assumptions`, so any of them can be changed for
+the sandbox per test or by environment variable (e.g.
+``AMILI_SANDBOX_ASSUMPTIONS__MAX_BATCH_OBJECTS=100``); the production path uses
+:data:`DEFAULT_CONTRACT` unless it is handed another.
 
-The table in ``docs/sandbox-assumptions.md`` restates these for readers who are not reading
-code. This module imports only pydantic, so the settings module may import it cheaply.
+This is a core module, not part of the sandbox: the sandbox is a test double and nothing on
+the production path imports it (``tests/test_import_rules.py`` holds that). The table in
+``docs/sandbox-assumptions.md`` restates these for readers who are not reading code. This
+module imports only pydantic, so the settings module may import it cheaply.
 """
 
 from __future__ import annotations
@@ -87,14 +91,14 @@ DEDUPLICATE_OBJECTS = True
 # ASSUMPTION: an invoice belongs to the batch's creditor when the batch carries exactly one
 # creditor object (accepted or not); otherwise to the creditor whose idnumber is the senderid.
 INVOICE_CREDITOR_RULE = "single-batch-creditor-else-senderid"
-# ASSUMPTION: a payment's invoiceId must be the ledgerref of an invoice this sandbox accepted
+# ASSUMPTION: a payment's invoiceId must be the ledgerref of an invoice Amili accepted
 # for the same senderid (earlier, or earlier in the same batch: invoices are stored before
 # payments), else the payment is rejected with "unknown invoice ...".
 PAYMENT_NEEDS_KNOWN_INVOICE = True
 # ASSUMPTION: a payment may not exceed what is still open on its invoice (the sum of its
-# claims' remainingAmount less earlier payments); the sandbox rejects an overpayment.
+# claims' remainingAmount less earlier payments); an overpayment is rejected.
 REJECT_OVERPAYMENT = True
-# ASSUMPTION: an action's ledgerref must be the ledgerref of an invoice this sandbox accepted
+# ASSUMPTION: an action's ledgerref must be the ledgerref of an invoice Amili accepted
 # for the same senderid.
 ACTION_NEEDS_KNOWN_INVOICE = True
 
@@ -186,10 +190,11 @@ PING_REQUIRES_SENDERID = True
 GET_REQUIRES_SENDERID = True
 
 
-class SandboxAssumptions(BaseModel):
+class ApiContract(BaseModel):
     """The configurable subset of the assumptions above, with those constants as defaults.
 
-    Kept as one frozen object so the app, the validator and the store read the same values.
+    Kept as one frozen object so the client's limits, the validation (Python and SQL), the
+    pipeline's reading of answers and the sandbox read the same values.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -225,5 +230,5 @@ class SandboxAssumptions(BaseModel):
     ping_requires_senderid: bool = PING_REQUIRES_SENDERID
 
 
-DEFAULT_ASSUMPTIONS = SandboxAssumptions()
-"""The documented defaults, for code that has no settings object at hand."""
+DEFAULT_CONTRACT = ApiContract()
+"""The documented defaults, for code that is not handed another contract."""
