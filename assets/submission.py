@@ -20,10 +20,10 @@ from dagster import (
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
+from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
 from amili.pipeline.results import publish_results
 from amili.pipeline.submission import Relations, submit_window
 from amili.reporting.metrics import invoice_amounts_nok, to_ore
-from amili.settings import ClientSettings
 from assets.dbt_models import amili_dbt_models
 from assets.metadata import metadata_table
 from orchestration.partitions import daily_partitions, window_days
@@ -89,11 +89,9 @@ def amili_submission(
     start, end = window_days(context.partition_time_window)
     dry_run_dir = Path(config.dry_run_dir) if config.dry_run else None
     if dry_run_dir is not None:
-        limits = ClientSettings.model_fields  # the client's default batch limits
         summary = submit_window(
             settings.pipeline_db, None, start, end, dry_run_dir=dry_run_dir,
-            max_objects=limits["max_batch_objects"].default,
-            max_bytes=limits["max_batch_bytes"].default,
+            max_objects=MAX_BATCH_OBJECTS, max_bytes=MAX_BODY_BYTES,  # the contract's limits
             relations=Relations.in_schema("batch"),
         )
     else:
