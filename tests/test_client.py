@@ -300,9 +300,18 @@ def test_post_batches_reports_failures_per_batch(
 ) -> None:
     client = make_client()
     outcomes = list(client.post_batches([valid_batch("b-ok", "I-1"), b"not json"]))
+    assert sorted(outcome.ok for outcome in outcomes) == [False, True]  # as they finish
     by_kind = {outcome.ok: outcome for outcome in outcomes}
-    assert by_kind[True].result is not None
-    assert isinstance(by_kind[False].error, AmiliAPIError)
+    good, bad = by_kind[True], by_kind[False]
+    assert good.error is None and good.result is not None
+    assert (good.result.batchid, good.result.http_status, good.result.response.statuscode) \
+        == ("b-ok", 200, 0)
+    assert [(r.objectname, r.objectindex) for r in good.result.response.responses
+            if r.objectname == "invoice" and r.ledgerref] == [("invoice", 0)]
+    assert bad.result is None and bad.item == b"not json"
+    assert isinstance(bad.error, AmiliAPIError) and bad.error.status_code == 400
+    assert bad.error.attempts == 1  # a 400 is not retried
+    assert sandbox_admin.stats()["invoices"] == 1
 
 
 def test_token_never_appears_in_logs_errors_or_reprs(

@@ -141,9 +141,8 @@ def test_readers_in_other_threads_never_see_a_half_written_snapshot(
 
 def test_the_duckdb_shell_opens_the_snapshot(reporting_run: ReportingRun) -> None:
     """The plain way analysts read it: the duckdb shell (DuckDB 1.5, from duckdb-cli)."""
-    shell = Path(sys.executable).parent / "duckdb"
-    if not shell.exists():
-        pytest.skip("no duckdb shell in this environment (the duckdb-cli package)")
+    shell = Path(sys.executable).parent / "duckdb"  # the project's own: duckdb-cli
+    assert shell.exists(), f"no {shell}: duckdb-cli is a dependency, `uv sync` installs it"
     answer = subprocess.run(
         [str(shell), "-readonly", "-csv", "-noheader", str(reporting_run.reporting_db), "-c",
          "SELECT count(*), sum(amount) FROM report.problems"],

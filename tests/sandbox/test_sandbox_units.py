@@ -104,15 +104,19 @@ def test_fault_rules_need_their_parameter_and_count_down() -> None:
         FaultRule(kind="status")
     with pytest.raises(ValidationError):
         FaultRule(kind="status", status=503, colour="red")  # type: ignore[call-arg]
-    book = FaultBook([FaultRule(kind="status", status=503, times=2)])
+    rule = FaultRule(kind="status", status=503, times=2)
+    book = FaultBook([rule])
     assert book.take("status", "GET", "/webapi/api/Batch") is None  # default method is POST
     assert book.take("status", "POST", "/sandbox/stats") is None  # admin paths never fault
-    assert book.take("status", "POST", "/webapi/api/Batch") is not None
-    assert book.take("status", "POST", "/webapi/api/Batch") is not None
+    assert book.take("slow", "POST", "/webapi/api/Batch") is None  # another kind
+    assert book.take("status", "POST", "/webapi/api/Batch") == rule
+    assert book.take("status", "POST", "/webapi/api/Batch") == rule
     assert book.take("status", "POST", "/webapi/api/Batch") is None
     assert book.list()[0]["remaining"] == 0 and book.list()[0]["applied"] == 2
-    wildcard = FaultBook([FaultRule(kind="slow", delay_seconds=1, method="*", path="/webapi/*")])
-    assert wildcard.take("slow", "GET", "/webapi/api/Ping") is not None
+    slow = FaultRule(kind="slow", delay_seconds=1, method="*", path="/webapi/*")
+    wildcard = FaultBook([slow])
+    assert wildcard.take("slow", "GET", "/webapi/api/Ping") == slow
+    assert wildcard.take("slow", "GET", "/sandbox/stats") is None
 
 
 def test_settings_read_faults_and_assumptions_from_the_environment(
