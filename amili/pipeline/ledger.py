@@ -33,10 +33,10 @@ Tables (schema ``amili``):
     our invoice id -> Amili's id (its ``ledgerref``), filled by :func:`record_results`; dbt
     reads it to give later payments their ``invoiceId``.
 
-Every write goes in bulk. Why an array per row rather than a row per object: for a million
-objects, appending a row per object and then updating each one's answer took 5.4-5.8 s here;
-the same as arrays takes about 2 s, and a batch answered as a whole writes nothing per
-object. The view unpacks a day's arrays in a fraction of a second when they are read.
+Every write goes in bulk. Why an array per row rather than a row per object: appending a
+row per object and then updating each one's answer cost about three times as much as the
+arrays (``docs/performance.md``), and a batch answered as a whole writes nothing per object.
+The view unpacks a day's arrays when they are read.
 """
 
 from __future__ import annotations
@@ -247,10 +247,10 @@ DEFERRED_CHECKPOINT = "1GB"
 def defer_checkpoints(con: duckdb.DuckDBPyConnection) -> None:
     """Let the WAL grow to :data:`DEFERRED_CHECKPOINT` before DuckDB checkpoints.
 
-    Why: a day of a million invoices writes about 80 MB of ledger arrays. At DuckDB's
-    default of 16 MB it checkpointed five times during the day, each time rewriting the
-    table's open row group: 0.8 s of commits on the submission's busiest thread, and a
-    database file twice the size. Deferred, the checkpoint happens once, when the
+    Why: a large day writes many times DuckDB's default of 16 MB of ledger arrays, and at
+    that default DuckDB checkpointed several times during the day, each time rewriting the
+    table's open row group: commits on the submission's busiest thread, and a database file
+    twice the size (figures in ``docs/performance.md``). Deferred, the checkpoint happens once, when the
     connection closes. Nothing is less durable: every commit is still in the WAL. The
     committed rows not yet checkpointed stay in DuckDB's buffer pool, under its memory
     limit (it evicts them to its temporary directory if it must).
@@ -353,7 +353,7 @@ def prepare_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[PreparedBa
             con.execute("DELETE FROM amili.ledger_object_answers WHERE batchid = ?", [batchid])
         fresh = [batch for batch in batches if batch.batchid not in known]
         new = len(fresh)
-        if fresh:  # one statement for the group (a statement per batch cost 1-2 ms each)
+        if fresh:  # one statement for the group (a statement per batch costs milliseconds)
             con.execute(
                 f"""INSERT INTO amili.submission_ledger (batchid, partition_date, chunk_number,
                     content_hash, object_count, body_bytes, state, prepared_at)
