@@ -74,10 +74,10 @@ class AmiliDbtCliResource(DbtCliResource):
     """dagster-dbt's resource, without a ``dbt --version`` subprocess in every run.
 
     Before its first invocation in a run, ``DbtCliResource`` asks the dbt executable for its
-    version (``_cli_version``: a subprocess that imports all of dbt, seconds of every run). The executable is the one installed beside this Python
-    (:func:`dbt_executable`), so the version of the ``dbt-core`` package is its version.
-    ``tests/test_orchestration.py`` holds the two equal. (An override of a private member: it
-    goes if dagster-dbt stops asking.)
+    version (``_cli_version``: a subprocess that imports all of dbt, seconds of every run). The
+    executable is the one installed beside this Python (:func:`dbt_executable`), so the version
+    of the ``dbt-core`` package is its version. ``tests/test_orchestration.py`` holds the two
+    equal. (An override of a private member: it goes if dagster-dbt stops asking.)
     """
 
     @cached_property

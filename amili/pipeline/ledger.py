@@ -250,8 +250,8 @@ def defer_checkpoints(con: duckdb.DuckDBPyConnection) -> None:
     Why: a large day writes many times DuckDB's default of 16 MB of ledger arrays, and at
     that default DuckDB checkpointed several times during the day, each time rewriting the
     table's open row group: commits on the submission's busiest thread, and a database file
-    twice the size (figures in ``docs/performance.md``). Deferred, the checkpoint happens once, when the
-    connection closes. Nothing is less durable: every commit is still in the WAL. The
+    twice the size (figures in ``docs/performance.md``). Deferred, the checkpoint happens
+    once, when the connection closes. Nothing is less durable: every commit is still in the WAL. The
     committed rows not yet checkpointed stay in DuckDB's buffer pool, under its memory
     limit (it evicts them to its temporary directory if it must).
     """
