@@ -34,13 +34,12 @@ otherwise to the sender, so an invoice must never share a batch with another cre
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import logging
 import re
 import time
 from collections.abc import Generator, Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -79,6 +78,7 @@ from amili.pipeline.submission.classify import (
     TypedObjects,
     _day_rows_sql,
 )
+from amili.pipeline.submission.gc_tuning import _collector_for_streaming
 from amili.pipeline.submission.objects import (
     _NAMES,
     _VALUES,
@@ -1008,36 +1008,6 @@ def _refusal_message(summary: SubmissionSummary, next_day: date, end: date) -> s
         f"Re-run the partition once the token is fixed: only what Amili did not acknowledge "
         f"is sent."
     )
-
-
-#: Allocations (net) between two collections of Python's youngest generation while a day
-#: streams; Python's default is 700.
-_GC_YOUNG_THRESHOLD = 10_000
-
-
-@contextmanager
-def _collector_for_streaming() -> Iterator[None]:
-    """Python's cycle collector tuned for the day's stream, and restored afterwards.
-
-    Why: each of a day's rows leaves a tuple or two that live until its batch is written. At
-    the default thresholds a day of a million invoices ran 1,300 young and 10-14 full
-    collections; a full one walks every object of the process, and in a Dagster run worker
-    that is Dagster's heap too: about 2.4 s of the step's busiest thread went to them there. So the
-    objects that exist when the step starts are frozen (left out of the walks; they are not
-    the step's garbage) and the young generation is collected less often. Cyclic garbage is
-    still collected, in fewer, larger passes. Left alone if the caller froze objects itself.
-    """
-    threshold = gc.get_threshold()
-    freeze = gc.get_freeze_count() == 0
-    if freeze:
-        gc.freeze()
-    gc.set_threshold(max(threshold[0], _GC_YOUNG_THRESHOLD), *threshold[1:])
-    try:
-        yield
-    finally:
-        gc.set_threshold(*threshold)
-        if freeze:
-            gc.unfreeze()
 
 
 def _submit_days(
