@@ -40,7 +40,6 @@ import re
 import time
 from collections.abc import Generator, Iterator
 from contextlib import closing
-from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -52,7 +51,6 @@ from amili import jsonio
 from amili.chunking import (
     BatchObject,
     ObjectTooLargeError,
-    batch_id_with_prefix,
     chunk_objects,
 )
 from amili.client import (
@@ -83,7 +81,6 @@ from amili.pipeline.submission.objects import (
     _NAMES,
     _VALUES,
     _amount,
-    _Amounts,
     _Batch,
     _compact,
     _content_hash,
@@ -91,6 +88,7 @@ from amili.pipeline.submission.objects import (
     _decimal,
     _Key,
 )
+from amili.pipeline.submission.state import DayState, _Options
 from amili.pipeline.submission.summary import (
     _NOT_ACCEPTED,
     STATES,
@@ -141,25 +139,6 @@ _BUFFER_ROWS = 10_000
 _MAX_ERRORS_KEPT = 20
 
 
-# --------------------------------------------------------------------------------------------
-# One day
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Options:
-    client: AmiliClient | None
-    dry_run_dir: Path | None
-    force_resend: bool
-    max_objects: int
-    max_bytes: int
-    max_concurrency: int | None
-    relations: Relations
-    assumptions: SandboxAssumptions
-    fetch_rows: int
-    typed: TypedObjects = field(default_factory=TypedObjects)
-
-
 #: Answers are written to the ledger in groups this large (and at the end of each phase): one
 #: statement per group instead of one per batch, each touching only the day's rows.
 _ANSWERS_PER_FLUSH = 50
@@ -181,29 +160,8 @@ class _Group:
         self.header_reason: str | None = None
 
 
-class _Day:
+class _Day(DayState):
     """Submits one partition day; all DuckDB work happens in the calling thread."""
-
-    def __init__(self, con: duckdb.DuckDBPyConnection, day: date, opts: _Options,
-                 rows_cursor: duckdb.DuckDBPyConnection) -> None:
-        self.con = con
-        self.rows_cursor = rows_cursor
-        """Streams the day's rows (its own connection, with the check macros installed)."""
-        self.day = day
-        self.opts = opts
-        self.summary = DaySummary(day, dry_run=opts.dry_run_dir is not None)
-        self.tallies = self.summary.objects
-        self._tally_list = [self.tallies[value] for value in _VALUES]
-        self.creditors: dict[str, _CreditorFate] = {}
-        self.quarantine: list[tuple[str, str | None, str, str]] = []
-        self.day_sql = opts.relations.day_sql(opts.typed)
-        self.params = {"day": day}
-        self.batch_id = batch_id_with_prefix(f"{day:%Y%m%d}")
-        self.number = 0
-        self.answers = ledger.AnswerBuffer()
-        self.amounts = _Amounts()
-        self.unposted: dict[str, _Batch] = {}
-        """Batches written as prepared and not yet handed to the POST."""
 
     # ---- driving -------------------------------------------------------------------------
 
@@ -235,7 +193,7 @@ class _Day:
                 self._send(batches)
         self._flush_quarantine()
         self._settle_creditors()
-        self.amounts.add_to(self._tally_list)
+        self.amounts.add_to(self.tally_list)
         if not self.summary.dry_run and self.summary.refused is None:
             self._settle_accepted()
         self._settle_seen()
@@ -246,7 +204,7 @@ class _Day:
         """Invoices, payments and actions: every sent row was answered (or its batch failed,
         or was never posted), so those accepted are the rest once the other outcomes are
         counted (the common answer, "all taken", then costs nothing per row)."""
-        for tally in self._tally_list[1:]:
+        for tally in self.tally_list[1:]:
             tally.accepted = tally.sent - sum(getattr(tally, state) for state in _NOT_ACCEPTED)
             for currency, sent in tally.amounts.get("sent", {}).items():
                 accepted = sent - sum(tally.amount(state, currency) for state in _NOT_ACCEPTED)
@@ -1021,7 +979,7 @@ def _submit_days(
     """Each day of ``[start, end)`` on its own, in order, into ``summary``."""
     day = start
     while day < end:
-        result = _Day(con, day, opts, rows_cursor).run()
+        result = _Day.start(con, day, opts, rows_cursor).run()
         summary.days.append(result)
         if result.refused is not None:
             raise SubmissionRefusedError(_refusal_message(summary, day + timedelta(days=1), end),
