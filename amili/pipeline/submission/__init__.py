@@ -47,7 +47,6 @@ from typing import Any
 
 import duckdb
 
-from amili import jsonio
 from amili.chunking import (
     BatchObject,
     ObjectTooLargeError,
@@ -85,8 +84,14 @@ from amili.pipeline.submission.objects import (
     _compact,
     _content_hash,
     _CreditorFate,
-    _decimal,
     _Key,
+)
+from amili.pipeline.submission.quarantine import (
+    _QUARANTINE_FLUSH_ROWS,
+    _check,
+    _flush_quarantine,
+    _quarantine,
+    _quarantine_file,
 )
 from amili.pipeline.submission.state import DayState, _Options
 from amili.pipeline.submission.summary import (
@@ -100,7 +105,6 @@ from amili.pipeline.submission.summary import (
     SubmissionSummary,
 )
 from amili.sandbox.assumptions import DEFAULT_ASSUMPTIONS, SandboxAssumptions
-from amili.validation import validate_object
 
 log = logging.getLogger("amili.pipeline.submission")
 
@@ -117,20 +121,6 @@ __all__ = [
     "submit_window",
 ]
 
-#: The column of each input relation that identifies its row (the ledger's source_id).
-_ID_COLUMN = {
-    ObjectName.CREDITOR: "creditor_id",
-    ObjectName.INVOICE: "invoice_id",
-    ObjectName.PAYMENT: "payment_id",
-    ObjectName.ACTION: "action_id",
-}
-#: The payload field that must equal the row's id, so Amili's deduplication (on these ids)
-#: and the ledger's (on source_id) are about the same thing.
-_UNIQUE_FIELD = {
-    ObjectName.INVOICE: "uniqueSourceInvoiceId",
-    ObjectName.PAYMENT: "uniqueSourcePaymentId",
-}
-_QUARANTINE_FLUSH_ROWS = 1000
 #: Rows per fetchmany: about 1.5 kB of Python objects each for an invoice.
 _FETCH_ROWS = 500
 #: A day with at most this many invoices, payments and actions is read in one query and kept
@@ -170,7 +160,7 @@ class _Day(DayState):
         if self.summary.dry_run:
             assert self.opts.dry_run_dir is not None
             self.opts.dry_run_dir.mkdir(parents=True, exist_ok=True)
-            self._quarantine_file().write_text("")
+            _quarantine_file(self).write_text("")
         else:
             ledger.replace_quarantine_day(self.con, self.day)
         if self.opts.force_resend:
@@ -191,7 +181,7 @@ class _Day(DayState):
         if self.summary.refused is None:
             with closing(self._new_batches(reposted)) as batches:  # see _reposts above
                 self._send(batches)
-        self._flush_quarantine()
+        _flush_quarantine(self)
         self._settle_creditors()
         self.amounts.add_to(self.tally_list)
         if not self.summary.dry_run and self.summary.refused is None:
@@ -519,7 +509,7 @@ class _Day(DayState):
         while rows := cur.fetchmany(self.opts.fetch_rows):
             yield from rows
             if len(self.quarantine) >= _QUARANTINE_FLUSH_ROWS:
-                self._flush_quarantine()
+                _flush_quarantine(self)
             del rows  # let go of this block before the next one is fetched
 
     def _start_group(
@@ -530,7 +520,7 @@ class _Day(DayState):
         acknowledged = status == _SKIP
         self.tallies[_VALUES[0]].add("seen")
         text = payload.decode() if payload is not None else None
-        reason = self._check(ObjectName.CREDITOR, source_id, text, duplicates)
+        reason = _check(self, ObjectName.CREDITOR, source_id, text, duplicates)
         if reason is None:
             key = _Key(source_id, known_hash, None, None, False)
             group.header = BatchObject(ObjectName.CREDITOR, _compact(payload), key)
@@ -538,7 +528,7 @@ class _Day(DayState):
             self.creditors.setdefault(source_id, _CreditorFate())
         else:
             group.header_reason = reason
-            self._quarantine(ObjectName.CREDITOR, source_id, reason, text, None, None)
+            _quarantine(self, ObjectName.CREDITOR, source_id, reason, text, None, None)
 
     def _group_objects(
         self,
@@ -581,13 +571,13 @@ class _Day(DayState):
                 kind == 1 and header_bad
             ):
                 text = payload.decode() if payload is not None else None
-                reason = self._check(_NAMES[kind], source_id, text, duplicates)
+                reason = _check(self, _NAMES[kind], source_id, text, duplicates)
                 if kind == 1 and header_bad:
                     why = (f"invoice: its creditor {creditor_id!r} is quarantined, so it "
                            f"cannot be sent as that creditor's ({group.header_reason})")
                     reason = why if reason is None else f"{reason}; {why}"
                 if reason is not None:
-                    self._quarantine(_NAMES[kind], source_id, reason, text, amount, currency)
+                    _quarantine(self, _NAMES[kind], source_id, reason, text, amount, currency)
                     continue
                 payload = _compact(payload)
             amounts.add("sent", kind, currency, amount)
@@ -618,7 +608,7 @@ class _Day(DayState):
                 f"creditor: its JSON is {error.size} bytes and does not fit in a batch body of "
                 f"at most {self.opts.max_bytes} bytes and {self.opts.max_objects} objects "
                 f"(with its creditor at the head)")
-            self._quarantine(ObjectName.CREDITOR, key.source_id, group.header_reason,
+            _quarantine(self, ObjectName.CREDITOR, key.source_id, group.header_reason,
                              header.payload.decode(), None, None)
             self.creditors.pop(key.source_id, None)
             group.header = None
@@ -641,44 +631,9 @@ class _Day(DayState):
         reason = (f"{obj.objectname}: its JSON is {len(obj.payload)} bytes and does not fit in "
                   f"a batch body of at most {self.opts.max_bytes} bytes and "
                   f"{self.opts.max_objects} objects (with its creditor at the head)")
-        self._quarantine(ObjectName(obj.objectname), key.source_id, reason,
+        _quarantine(self, ObjectName(obj.objectname), key.source_id, reason,
                          obj.payload.decode(), key.amount, key.currency)
 
-    def _check(
-        self,
-        name: ObjectName,
-        source_id: str | None,
-        payload: str | None,
-        duplicates: dict[tuple[str, str | None], int],
-    ) -> str | None:
-        """Why this row must not be sent (the sandbox's own words), or None."""
-        id_column = _ID_COLUMN[name]
-        if source_id is None or not str(source_id).strip():
-            return f"{name.value}: the row has no {id_column}"
-        copies = duplicates.get((name.value, source_id))
-        if copies:
-            return (f"{name.value}: {id_column} {source_id!r} appears {copies} times on "
-                    f"{self.day}; every row needs its own id")
-        if payload is None:
-            return f"{name.value}: the row has no payload"
-        try:
-            raw = jsonio.loads(payload)
-        except (ValueError, RecursionError) as exc:
-            return f"{name.value}: the payload is not valid JSON: {exc}"
-        problems = validate_object(name, None, raw, self.opts.assumptions).problems
-        unique_field = _UNIQUE_FIELD.get(name)
-        if unique_field and isinstance(raw, dict):
-            value = raw.get(unique_field)
-            if isinstance(value, str) and value != source_id:
-                problems.append(
-                    f"{name.value}.{unique_field}: {value!r} differs from the row's "
-                    f"{id_column} {source_id!r}; they must be equal so answers map to the row"
-                )
-        if problems:
-            return self.opts.assumptions.error_message_separator.join(problems)
-        if not _compact(payload).startswith(b"{"):  # pragma: no cover - validated as object
-            return f"{name.value}: the payload is not a JSON object"
-        return None
 
     # ---- bookkeeping ----------------------------------------------------------------------
 
@@ -697,35 +652,8 @@ class _Day(DayState):
             for key in keys[kind]:
                 self.amounts.add(state, kind, key.currency, key.amount)
 
-    def _quarantine(
-        self,
-        name: ObjectName,
-        source_id: str | None,
-        reason: str,
-        payload: str | None,
-        amount: int | Decimal | None,
-        currency: str | None,
-    ) -> None:
-        self.tallies[name.value].add("quarantined", _decimal(amount), currency)
-        self.quarantine.append((name.value, source_id, reason, payload or ""))
 
-    def _quarantine_file(self) -> Path:
-        assert self.opts.dry_run_dir is not None
-        return self.opts.dry_run_dir / f"quarantine-{self.day.isoformat()}.jsonl"
 
-    def _flush_quarantine(self) -> None:
-        if not self.quarantine:
-            return
-        if self.summary.dry_run:
-            with self._quarantine_file().open("ab") as out:
-                for name, source_id, reason, payload in self.quarantine:
-                    out.write(jsonio.dumps({
-                        "partition_date": self.day.isoformat(), "objectname": name,
-                        "source_id": source_id, "reason": reason, "payload": payload,
-                    }) + b"\n")
-        else:
-            ledger.insert_quarantine(self.con, self.day, self.quarantine)
-        self.quarantine = []
 
     def _settle_creditors(self) -> None:
         """Count each creditor row once, whatever number of bodies it went in."""
