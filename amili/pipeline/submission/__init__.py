@@ -41,7 +41,6 @@ import time
 from collections.abc import Generator, Iterator
 from contextlib import closing
 from datetime import date, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -53,17 +52,21 @@ from amili.chunking import (
     chunk_objects,
 )
 from amili.client import (
-    AmiliAPIError,
-    AmiliAuthError,
     AmiliClient,
-    AmiliError,
-    BatchOutcome,
-    PostResult,
 )
 from amili.models import ObjectName
 from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import connect_writer
-from amili.pipeline.ledger import BatchState, ObjectOutcome
+from amili.pipeline.ledger import BatchState
+from amili.pipeline.submission.answers import (
+    _count_sent,
+    _flush_answers,
+    _record,
+    _record_not_sent,
+    _settle_accepted,
+    _settle_creditors,
+    _settle_seen,
+)
 from amili.pipeline.submission.classify import (
     _CHECK,
     _HELD,
@@ -95,7 +98,6 @@ from amili.pipeline.submission.quarantine import (
 )
 from amili.pipeline.submission.state import DayState, _Options
 from amili.pipeline.submission.summary import (
-    _NOT_ACCEPTED,
     STATES,
     BatchFailure,
     DaySummary,
@@ -126,7 +128,6 @@ _FETCH_ROWS = 500
 #: A day with at most this many invoices, payments and actions is read in one query and kept
 #: per creditor (about 1.5 kB each); a larger one is streamed creditor by creditor.
 _BUFFER_ROWS = 10_000
-_MAX_ERRORS_KEPT = 20
 
 
 #: Answers are written to the ledger in groups this large (and at the end of each phase): one
@@ -182,37 +183,13 @@ class _Day(DayState):
             with closing(self._new_batches(reposted)) as batches:  # see _reposts above
                 self._send(batches)
         _flush_quarantine(self)
-        self._settle_creditors()
+        _settle_creditors(self)
         self.amounts.add_to(self.tally_list)
         if not self.summary.dry_run and self.summary.refused is None:
-            self._settle_accepted()
-        self._settle_seen()
+            _settle_accepted(self)
+        _settle_seen(self)
         self.summary.seconds = time.perf_counter() - started
         return self.summary
-
-    def _settle_accepted(self) -> None:
-        """Invoices, payments and actions: every sent row was answered (or its batch failed,
-        or was never posted), so those accepted are the rest once the other outcomes are
-        counted (the common answer, "all taken", then costs nothing per row)."""
-        for tally in self.tally_list[1:]:
-            tally.accepted = tally.sent - sum(getattr(tally, state) for state in _NOT_ACCEPTED)
-            for currency, sent in tally.amounts.get("sent", {}).items():
-                accepted = sent - sum(tally.amount(state, currency) for state in _NOT_ACCEPTED)
-                if accepted:
-                    tally.amounts.setdefault("accepted", {})[currency] = accepted
-
-    def _settle_seen(self) -> None:
-        """Invoices, payments and actions: every row seen is in exactly one bucket, so
-        ``seen`` is their sum (counted once here instead of once per row)."""
-        for value in _VALUES[1:]:
-            tally = self.tallies[value]
-            tally.seen = tally.quarantined + tally.held + tally.skipped_unchanged + tally.sent
-            seen: dict[str, Decimal] = {}
-            for state in ("quarantined", "held", "skipped_unchanged", "sent"):
-                for currency, amount in tally.amounts.get(state, {}).items():
-                    seen[currency] = seen.get(currency, Decimal(0)) + amount
-            if seen:
-                tally.amounts["seen"] = seen
 
     def _send(self, batches: Iterator[_Batch]) -> list[str]:
         """Post (or, in a dry run, write) the batches; returns their ids.
@@ -237,13 +214,13 @@ class _Day(DayState):
         outcomes = client.post_batches(prepared, max_concurrency=in_flight)
         try:
             for outcome in outcomes:
-                self._record(outcome)
+                _record(self, outcome)
                 ids.append(outcome.item.batchid)
                 if len(self.answers) >= _ANSWERS_PER_FLUSH:
-                    self._flush_answers()
+                    _flush_answers(self)
         finally:
             try:
-                self._flush_answers()  # what was answered is kept even if a later step fails
+                _flush_answers(self)  # what was answered is kept even if a later step fails
             finally:
                 # close the generators here (and the caller ``batches``, see :meth:`run`),
                 # while the connection their queries use is open; closing post_batches waits
@@ -251,25 +228,8 @@ class _Day(DayState):
                 outcomes.close()
                 prepared.close()
         if self.unposted:
-            self._record_not_sent()
+            _record_not_sent(self)
         return ids
-
-    def _record_not_sent(self) -> None:
-        """The batches prepared but never posted, once posting stopped: ``not_sent``."""
-        refused = self.summary.refused
-        reason = (f"not sent: Amili refused the token (HTTP {refused.status_code}) before "
-                  f"this batch was posted" if refused is not None
-                  else "not sent: posting stopped before this batch was posted")
-        ledger.record_not_sent(self.con, list(self.unposted), reason)
-        for batch in self.unposted.values():
-            self.summary.not_sent.append(batch.batchid)
-            self.summary.batches[BatchState.NOT_SENT.value] += 1
-            self._count_all(batch, "not_sent")
-        self.unposted.clear()
-
-    def _flush_answers(self) -> None:
-        ledger.record_answers(self.con, self.day, self.answers)
-        self.answers = ledger.AnswerBuffer()
 
     def _prepared(self, batches: Iterator[_Batch], in_flight: int) -> Iterator[_Batch]:
         """Write batches to the ledger as ``prepared`` before they are handed to POST, a
@@ -422,7 +382,7 @@ class _Day(DayState):
             self.summary.superseded.append(batchid)
             return None
         self.summary.reposted += 1
-        self._count_sent(batch)  # (a creditor row is counted as seen among the day's rows)
+        _count_sent(self, batch)  # (a creditor row is counted as seen among the day's rows)
         return batch
 
     # ---- phase 2: the day's rows ----------------------------------------------------------
@@ -619,7 +579,7 @@ class _Day(DayState):
         for chunk in chunks:
             self.number = chunk.number + 1
             batch = _Batch(chunk)
-            self._count_sent(batch)
+            _count_sent(self, batch)
             yield batch
 
     def _too_large(self, obj: BatchObject, error: ObjectTooLargeError) -> None:
@@ -634,162 +594,13 @@ class _Day(DayState):
         _quarantine(self, ObjectName(obj.objectname), key.source_id, reason,
                          obj.payload.decode(), key.amount, key.currency)
 
-
     # ---- bookkeeping ----------------------------------------------------------------------
-
-    def _count_sent(self, batch: _Batch) -> None:
-        """Mark the batch's creditors as sent; a re-posted batch's other objects are counted
-        here too (the day's new rows are counted one by one as they stream by)."""
-        keys = batch.keys()
-        for key in keys[0]:
-            self.creditors.setdefault(key.source_id, _CreditorFate()).included = True
-        if batch.reposted:
-            self._count_objects(keys, "sent")
-
-    def _count_objects(self, keys: tuple[tuple[_Key, ...], ...], state: str) -> None:
-        """Count every invoice, payment and action among ``keys`` in ``state``."""
-        for kind in range(1, len(_NAMES)):
-            for key in keys[kind]:
-                self.amounts.add(state, kind, key.currency, key.amount)
-
-
-
-
-    def _settle_creditors(self) -> None:
-        """Count each creditor row once, whatever number of bodies it went in."""
-        tally = self.tallies[ObjectName.CREDITOR.value]
-        for fate in self.creditors.values():
-            if not fate.included:
-                tally.add("skipped_unchanged")
-                continue
-            tally.add("sent")
-            if self.summary.dry_run:
-                continue
-            for state in ("failed", "not_sent", "rejected", "unconfirmed", "accepted"):
-                if state in fate.outcomes:
-                    tally.add(state)
-                    break
 
     # ---- answers ---------------------------------------------------------------------------
 
-    def _record(self, outcome: BatchOutcome[_Batch]) -> None:
-        batch = outcome.item
-        if outcome.error is not None or outcome.result is None:
-            self._record_failure(batch, outcome.error)
-            return
-        self._record_answer(batch, outcome.result)
 
-    def _record_failure(self, batch: _Batch, error: AmiliError | None) -> None:
-        if isinstance(error, AmiliAuthError):
-            self.summary.refused = self.summary.refused or error
-            self.summary.refusals += 1
-        status = error.status_code if isinstance(error, AmiliAPIError) else None
-        body = error.body if isinstance(error, AmiliAPIError) else None
-        text = str(error) if error is not None else "no answer"
-        ledger.record_failure(
-            self.con, batchid=batch.batchid, http_status=status,
-            attempts=getattr(error, "attempts", 1), error=text, response_body=body,
-        )
-        self.summary.batches[BatchState.FAILED.value] += 1
-        if len(self.summary.failures) < _MAX_ERRORS_KEPT:
-            self.summary.failures.append(BatchFailure(batch.batchid, status, text))
-        log.warning("batch %s of %s failed: %s", batch.batchid, self.day, text)
-        self._count_all(batch, "failed")
 
-    def _count_all(self, batch: _Batch, state: str) -> None:
-        """Every object of the batch had the same fate (``accepted`` is counted for the other
-        objects when the day is settled, see :meth:`_settle_accepted`)."""
-        keys = batch.keys()
-        for key in keys[0]:
-            self._creditor_outcome(key.source_id, state)
-        if state != "accepted":
-            self._count_objects(keys, state)
 
-    def _creditor_outcome(self, source_id: str, state: str) -> None:
-        fate = self.creditors.setdefault(source_id, _CreditorFate())
-        fate.included = True
-        fate.outcomes.add("accepted" if state == "duplicates" else state)
-
-    def _record_answer(self, batch: _Batch, result: PostResult) -> None:
-        """Each object's outcome, believed only where the answer says it.
-
-        An object named in ``errors`` is rejected, one named in ``responses`` accepted
-        (DUPLICATE included). One the answer does not name is accepted only under
-        ``statuscode`` 0, which the assumptions define as "every object accepted"; a
-        batch-level error (``objectname`` ``batch``) rejects it; otherwise it is
-        ``unconfirmed``. So ``statuscode`` 2 with empty lists leaves the whole batch
-        unconfirmed, and the next run sends its objects again.
-        """
-        answer = result.response
-        body = result.raw_body.decode("utf-8", "replace")
-        all_taken = answer.statuscode == self.opts.assumptions.statuscode_ok
-        if not answer.errors and not answer.responses:
-            # nothing named: the statuscode speaks for the whole batch, or nothing does
-            state_, outcome_ = ((BatchState.ACCEPTED, "accepted") if all_taken
-                                else (BatchState.UNCONFIRMED, "unconfirmed"))
-            if not all_taken:
-                log.warning("batch %s of %s: answered statuscode %s naming no object; its "
-                            "%d objects are unconfirmed and will be sent again",
-                            batch.batchid, self.day, answer.statuscode,
-                            batch.chunk.object_count())
-            self.answers.add(batch.batchid, state_, result.http_status,
-                             answer.statuscode, result.attempts, body, None)
-            self.summary.batches[state_.value] += 1
-            self._count_all(batch, outcome_)
-            return
-        errors: dict[tuple[str, int], str] = {}
-        whole_batch: list[str] = []
-        for e in answer.errors:
-            if e.objectname in _VALUES:
-                key = (e.objectname, e.objectindex)
-                errors[key] = f"{errors[key]}; {e.message}" if key in errors else e.message
-            else:
-                whole_batch.append(e.message)
-        responses = {(r.objectname, r.objectindex): r for r in answer.responses}
-        results = ledger.ObjectResults([], [], [], [], [], [])
-        rejected = accepted = unconfirmed = 0
-        for value, keys in zip(_VALUES, batch.keys(), strict=True):
-            for index, k in enumerate(keys):
-                lookup = (value, index)
-                message = errors.get(lookup)
-                if message is None and whole_batch:
-                    message = "; ".join(whole_batch)
-                response = responses.get(lookup)
-                status = response.status_statuscode if response is not None else None
-                if message is not None:
-                    outcome, state = ObjectOutcome.REJECTED, "rejected"
-                    rejected += 1
-                elif response is not None or all_taken:
-                    outcome = ObjectOutcome.ACCEPTED
-                    state = "duplicates" if status == "DUPLICATE" else "accepted"
-                    accepted += 1
-                else:
-                    outcome, state = ObjectOutcome.UNCONFIRMED, "unconfirmed"
-                    unconfirmed += 1
-                results.objectnames.append(value)
-                results.objectindexes.append(index)
-                results.outcomes.append(outcome.value)
-                results.statuses.append(status)
-                results.ledgerrefs.append(response.ledgerref if response is not None else None)
-                results.messages.append(message)
-                if value == _VALUES[0]:
-                    self._creditor_outcome(k.source_id, state)
-                elif state != "accepted":  # (the accepted are the rest, _settle_accepted)
-                    self.amounts.add(state, _VALUES.index(value), k.currency, k.amount)
-        if unconfirmed:
-            state_ = BatchState.UNCONFIRMED
-            log.warning("batch %s of %s: the answer (statuscode %s) does not account for %d "
-                        "of its objects; they are unconfirmed and will be sent again",
-                        batch.batchid, self.day, answer.statuscode, unconfirmed)
-        elif not rejected:
-            state_ = BatchState.ACCEPTED
-        elif not accepted:
-            state_ = BatchState.REJECTED
-        else:
-            state_ = BatchState.PARTIALLY_REJECTED
-        self.answers.add(batch.batchid, state_, result.http_status, answer.statuscode,
-                         result.attempts, body, results)
-        self.summary.batches[state_.value] += 1
 
 
 # --------------------------------------------------------------------------------------------
