@@ -96,6 +96,7 @@ from amili.pipeline.submission.quarantine import (
     _quarantine,
     _quarantine_file,
 )
+from amili.pipeline.submission.reposts import _reposts, _supersede_in_doubt
 from amili.pipeline.submission.state import DayState, _Options
 from amili.pipeline.submission.summary import (
     STATES,
@@ -166,13 +167,13 @@ class _Day(DayState):
             ledger.replace_quarantine_day(self.con, self.day)
         if self.opts.force_resend:
             reposted: list[str] = []
-            self._supersede_in_doubt("a forced re-send of the day replaced it")
+            _supersede_in_doubt(self, "a forced re-send of the day replaced it")
         else:
             # closed here, while the connection is open: if a POST's answer raises, the
             # exception's traceback keeps the generator alive until after submit_window has
             # closed the connection, and its `finally` then prints "Exception ignored ...
             # Connection already closed"
-            with closing(self._reposts()) as batches:
+            with closing(_reposts(self)) as batches:
                 reposted = self._send(batches)
         first_number = self.con.execute(
             "SELECT coalesce(max(chunk_number) + 1, 0) FROM amili.submission_ledger "
@@ -268,122 +269,6 @@ class _Day(DayState):
         for batch in group:
             del self.unposted[batch.batchid]  # handed to the POST
             yield batch
-
-    # ---- phase 1: in-doubt batches of earlier runs ---------------------------------------
-
-    def _supersede_in_doubt(self, reason: str) -> None:
-        rows = self.con.execute(
-            f"SELECT batchid FROM amili.submission_ledger WHERE partition_date = ? "
-            f"AND {ledger.IN_DOUBT}", [self.day],
-        ).fetchall()
-        for (batchid,) in rows:
-            if not self.summary.dry_run:
-                ledger.supersede(self.con, batchid, reason)
-            self.summary.superseded.append(batchid)
-
-    def _reposts(self) -> Generator[_Batch, None, None]:
-        """Rebuild each in-doubt batch of the day exactly as it was, or supersede it."""
-        pending = self.con.execute(
-            f"SELECT count(*) FROM amili.submission_ledger WHERE partition_date = ? "
-            f"AND {ledger.IN_DOUBT}", [self.day],
-        ).fetchone()
-        if not pending or not pending[0]:
-            return
-        cur = self.con.cursor()
-        try:
-            cur.execute(
-                f"""
-                WITH day AS ({self.day_sql}),
-                pending AS (
-                    SELECT batchid, chunk_number, content_hash FROM amili.submission_ledger
-                    WHERE partition_date = $day AND {ledger.IN_DOUBT}
-                ),
-                wanted AS (
-                    SELECT o.batchid, p.chunk_number, p.content_hash, o.objectname,
-                           o.objectindex, o.source_id, o.payload_hash
-                    FROM amili.ledger_objects AS o JOIN pending AS p USING (batchid)
-                    WHERE o.partition_date = $day
-                ),
-                current AS (
-                    SELECT d.*, sha256(d.payload) AS payload_hash,
-                        CASE WHEN d.kind IN (1, 2) AND json_valid(d.payload)
-                             THEN json_transform(d.payload, '{{"originalInvoiceAmount":
-                                 "DECIMAL(38,6)", "amount": "DECIMAL(38,6)",
-                                 "currency": "VARCHAR"}}') END AS money
-                    FROM day AS d
-                    WHERE EXISTS (SELECT 1 FROM wanted AS w WHERE w.objectname = d.objectname
-                                  AND w.source_id = d.source_id)
-                )
-                SELECT w.batchid, w.chunk_number, w.content_hash, w.objectname,
-                       w.objectindex, w.source_id, w.payload_hash, c.payload,
-                       CASE c.kind WHEN 1 THEN c.money.originalInvoiceAmount
-                                   WHEN 2 THEN c.money.amount END,
-                       c.money.currency
-                FROM wanted AS w LEFT JOIN current AS c
-                  ON c.objectname = w.objectname AND c.source_id = w.source_id
-                 AND c.payload_hash = w.payload_hash
-                ORDER BY w.chunk_number, w.batchid,
-                    list_position(['creditor', 'invoice', 'payment', 'action'], w.objectname),
-                    w.objectindex
-                """,
-                self.params,
-            )
-            group: list[tuple[Any, ...]] = []
-            while rows := cur.fetchmany(self.opts.fetch_rows):
-                for row in rows:
-                    if group and row[0] != group[0][0]:
-                        batch = self._rebuild(group)
-                        if batch is not None:
-                            yield batch
-                        group = []
-                    group.append(row)
-                del rows  # let go of this block before the next one is fetched
-            if group:
-                batch = self._rebuild(group)
-                if batch is not None:
-                    yield batch
-        finally:
-            cur.close()
-
-    def _rebuild(self, rows: list[tuple[Any, ...]]) -> _Batch | None:
-        batchid, number, content_hash = rows[0][0], rows[0][1], rows[0][2]
-        objs: list[BatchObject] = []
-        seen: set[tuple[str, int]] = set()
-        missing = 0
-        for _, _, _, objectname, index, source_id, payload_hash, payload, amount, currency in rows:
-            if (objectname, index) in seen:  # the same row twice in the day's relation
-                continue
-            seen.add((objectname, index))
-            if payload is None:
-                missing += 1
-                continue
-            key = _Key(source_id, payload_hash, _amount(amount), currency, False)
-            objs.append(BatchObject(ObjectName(objectname), _compact(payload), key))
-        batch = None
-        if not missing:
-            # (a batch prepared before the content hash was made of payload hashes has the
-            # hash of its body's arrays: chunk_objects' default)
-            for hasher in (_content_hash, None):
-                chunks = list(chunk_objects(
-                    objs, max_objects=max(len(objs), 1), max_bytes=2**62,
-                    batch_id=lambda _n, _h: batchid, first_number=number, content_hash=hasher))
-                if len(chunks) == 1 and chunks[0].content_hash == content_hash:
-                    batch = _Batch(chunks[0], reposted=True)
-                    break
-        if batch is None:
-            reason = (
-                f"cannot be re-posted as it was: {missing} of its objects changed or left the "
-                f"day's rows since it was prepared; they are sent in new batches"
-                if missing else "cannot be re-posted as it was: its rebuilt body differs"
-            )
-            log.warning("batch %s of %s: %s", batchid, self.day, reason)
-            if not self.summary.dry_run:
-                ledger.supersede(self.con, batchid, reason)
-            self.summary.superseded.append(batchid)
-            return None
-        self.summary.reposted += 1
-        _count_sent(self, batch)  # (a creditor row is counted as seen among the day's rows)
-        return batch
 
     # ---- phase 2: the day's rows ----------------------------------------------------------
 
@@ -593,14 +478,6 @@ class _Day(DayState):
                   f"{self.opts.max_objects} objects (with its creditor at the head)")
         _quarantine(self, ObjectName(obj.objectname), key.source_id, reason,
                          obj.payload.decode(), key.amount, key.currency)
-
-    # ---- bookkeeping ----------------------------------------------------------------------
-
-    # ---- answers ---------------------------------------------------------------------------
-
-
-
-
 
 
 # --------------------------------------------------------------------------------------------
