@@ -34,32 +34,23 @@ otherwise to the sender, so an invoice must never share a batch with another cre
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Iterator
 from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import duckdb
 
-from amili.chunking import (
-    BatchObject,
-    ObjectTooLargeError,
-    chunk_objects,
-)
 from amili.client import (
     AmiliClient,
 )
-from amili.models import ObjectName
 from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.ledger import BatchState
 from amili.pipeline.submission.answers import (
-    _count_sent,
     _flush_answers,
     _record,
     _record_not_sent,
@@ -67,33 +58,21 @@ from amili.pipeline.submission.answers import (
     _settle_creditors,
     _settle_seen,
 )
+from amili.pipeline.submission.batching import (
+    _FETCH_ROWS,
+    _new_batches,
+)
 from amili.pipeline.submission.classify import (
-    _CHECK,
-    _HELD,
-    _KNOWN_SQL,
-    _NOTHING_KNOWN_SQL,
-    _SEND,
-    _SKIP,
     Relations,
     TypedObjects,
-    _day_rows_sql,
 )
 from amili.pipeline.submission.gc_tuning import _collector_for_streaming
 from amili.pipeline.submission.objects import (
-    _NAMES,
     _VALUES,
-    _amount,
     _Batch,
-    _compact,
-    _content_hash,
-    _CreditorFate,
-    _Key,
 )
 from amili.pipeline.submission.quarantine import (
-    _QUARANTINE_FLUSH_ROWS,
-    _check,
     _flush_quarantine,
-    _quarantine,
     _quarantine_file,
 )
 from amili.pipeline.submission.reposts import _reposts, _supersede_in_doubt
@@ -124,13 +103,6 @@ __all__ = [
     "submit_window",
 ]
 
-#: Rows per fetchmany: about 1.5 kB of Python objects each for an invoice.
-_FETCH_ROWS = 500
-#: A day with at most this many invoices, payments and actions is read in one query and kept
-#: per creditor (about 1.5 kB each); a larger one is streamed creditor by creditor.
-_BUFFER_ROWS = 10_000
-
-
 #: Answers are written to the ledger in groups this large (and at the end of each phase): one
 #: statement per group instead of one per batch, each touching only the day's rows.
 _ANSWERS_PER_FLUSH = 50
@@ -140,16 +112,6 @@ _ANSWERS_PER_FLUSH = 50
 #: batches waiting for a free slot while the next group could have been built.
 _PREPARE_BATCHES = 4
 _PREPARE_BYTES = 32_000_000
-
-
-class _Group:
-    """One creditor's rows as they stream by: its header (creditor object) and its fate."""
-
-    def __init__(self, creditor_id: str | None) -> None:
-        self.creditor_id = creditor_id
-        self.header: BatchObject | None = None
-        self.header_acknowledged = False
-        self.header_reason: str | None = None
 
 
 class _Day(DayState):
@@ -181,7 +143,7 @@ class _Day(DayState):
         ).fetchone()
         self.number = int(first_number[0]) if first_number else 0
         if self.summary.refused is None:
-            with closing(self._new_batches(reposted)) as batches:  # see _reposts above
+            with closing(_new_batches(self, reposted)) as batches:  # see _reposts above
                 self._send(batches)
         _flush_quarantine(self)
         _settle_creditors(self)
@@ -272,212 +234,12 @@ class _Day(DayState):
 
     # ---- phase 2: the day's rows ----------------------------------------------------------
 
-    def _duplicates(self) -> dict[tuple[str, str | None], int]:
-        rows = self.con.execute(
-            f"""SELECT objectname, source_id, count(*) FROM ({self.day_sql})
-                GROUP BY ALL HAVING count(*) > 1""",
-            self.params,
-        ).fetchall()
-        return {(name, source_id): n for name, source_id, n in rows}
 
-    def _day_rows_sql(self, where: str, known_where: str, checks: bool = True,
-                      creditor_id: bool = True) -> str:
-        return _day_rows_sql(self.day_sql, self.opts.assumptions, self.opts.typed, where,
-                             known_where, checks, creditor_id)
 
-    def _new_batches(self, reposted: list[str]) -> Generator[_Batch, None, None]:
-        """Stream the day's rows creditor by creditor, sort each into its bucket, yield the
-        bodies.
 
-        One query per creditor rather than one ORDER BY creditor over the day: sorting a day's
-        payloads makes DuckDB hold all of them (a gigabyte for a million invoices, and it does
-        not spill such a sort within a small memory limit); a filtered scan streams. Within a
-        creditor the rows come in the relations' own (insertion) order, the same on every run.
 
-        A small day (at most ``_BUFFER_ROWS`` rows) is read in one query instead and its rows
-        kept per creditor: the checks' expression costs about 0.1 s to plan and start, per
-        query, which was most of a small day's time (a 30-day backfill paid it 90 times).
-        Filtering a scan keeps its order, so both ways give the same bodies.
-        """
-        duplicates = self._duplicates()
-        params: dict[str, Any] = {**self.params, "force": self.opts.force_resend}
-        cur = self.rows_cursor
-        try:
-            known = cur.execute("SELECT EXISTS (SELECT 1 FROM amili.ledger_arrays "
-                                "WHERE partition_date = $day)", self.params).fetchone()
-            if known and known[0]:
-                cur.execute(_KNOWN_SQL.format(day_sql=self.day_sql),
-                            {**self.params, "reposted": reposted})
-            else:
-                cur.execute(_NOTHING_KNOWN_SQL)
-            # the creditor rows (few) first: each heads its group's bodies
-            headers: dict[str | None, list[tuple[Any, ...]]] = {}
-            for row in cur.execute(
-                self._day_rows_sql("kind = 0", "objectname = 'creditor'", checks=False)
-                + " ORDER BY creditor_id, source_id", params
-            ).fetchall():
-                headers.setdefault(row[1], []).append(row)  # a creditor's id is its source id
-            counts = dict(cur.execute(
-                f"SELECT creditor_id, count(*) FROM ({self.day_sql}) WHERE kind > 0 GROUP BY ALL",
-                self.params,
-            ).fetchall())
-            with_rows = set(counts)
-            buffered: dict[str | None, list[tuple[Any, ...]]] | None = None
-            if 0 < sum(counts.values()) <= _BUFFER_ROWS:
-                buffered = {}
-                cur.execute(self._day_rows_sql("kind > 0", "true"), params)
-                for row in self._rows(cur):
-                    buffered.setdefault(row[-1], []).append(row)
-            for creditor_id in sorted(headers.keys() | with_rows,
-                                      key=lambda c: (c is None, c or "")):
-                group = _Group(creditor_id)
-                creditor_rows = headers.get(creditor_id, [])
-                for k, row in enumerate(creditor_rows):  # a second one is a duplicate id
-                    self._start_group(group if k == 0 else _Group(creditor_id), row, duplicates)
-                objects: Iterator[BatchObject] = iter(())
-                if buffered is not None:
-                    rows = iter(buffered.pop(creditor_id, ()))
-                    objects = self._group_objects(group, rows, duplicates)
-                elif creditor_id in with_rows:
-                    mine = ("creditor_id = $creditor" if creditor_id is not None
-                            else "creditor_id IS NULL")
-                    cur.execute(self._day_rows_sql(f"kind > 0 AND {mine}", mine,
-                                                   creditor_id=False),
-                                {**params, "creditor": creditor_id} if creditor_id is not None
-                                else params)
-                    objects = self._group_objects(group, self._rows(cur), duplicates)
-                yield from self._chunks(group, objects)
-        finally:
-            cur.execute("DROP TABLE IF EXISTS _amili_known")
 
-    def _rows(self, cur: duckdb.DuckDBPyConnection) -> Iterator[tuple[Any, ...]]:
-        while rows := cur.fetchmany(self.opts.fetch_rows):
-            yield from rows
-            if len(self.quarantine) >= _QUARANTINE_FLUSH_ROWS:
-                _flush_quarantine(self)
-            del rows  # let go of this block before the next one is fetched
 
-    def _start_group(
-        self, group: _Group, row: tuple[Any, ...], duplicates: dict[tuple[str, str | None], int]
-    ) -> None:
-        """The creditor row that opens a group: it heads the group's bodies, if it is valid."""
-        _, source_id, payload, status, _, known_hash, _, _, _, _, _ = row
-        acknowledged = status == _SKIP
-        self.tallies[_VALUES[0]].add("seen")
-        text = payload.decode() if payload is not None else None
-        reason = _check(self, ObjectName.CREDITOR, source_id, text, duplicates)
-        if reason is None:
-            key = _Key(source_id, known_hash, None, None, False)
-            group.header = BatchObject(ObjectName.CREDITOR, _compact(payload), key)
-            group.header_acknowledged = bool(acknowledged)
-            self.creditors.setdefault(source_id, _CreditorFate())
-        else:
-            group.header_reason = reason
-            _quarantine(self, ObjectName.CREDITOR, source_id, reason, text, None, None)
-
-    def _group_objects(
-        self,
-        group: _Group,
-        rows: Iterator[tuple[Any, ...]],
-        duplicates: dict[tuple[str, str | None], int],
-    ) -> Iterator[BatchObject]:
-        """The group's invoices, payments and actions to send; the rest are counted (held,
-        skipped) or quarantined here."""
-        amounts = self.amounts
-        sent_count, sent_cents = amounts.sent_count, amounts.sent_cents
-        held_reasons = self.summary.held_reasons
-        sha256 = hashlib.sha256
-        new = tuple.__new__
-        creditor_id = group.creditor_id
-        # (final before the first row: _chunks settles the header before it pulls objects)
-        header_bad = group.header_reason is not None
-        for (kind, source_id, payload, status, hold_reason, known_hash, changed, cents,
-             raw_amount, currency, _) in rows:
-            if (status == _SEND and cents is not None and not changed and not duplicates
-                    and not (header_bad and kind == 1)):
-                # the usual row, proven valid with an amount in whole øre: inline, cheapest
-                sent_count[kind] += 1
-                by_currency = sent_cents[kind]
-                by_currency[currency] = by_currency.get(currency, 0) + cents
-                key = new(_Key, (source_id, known_hash or sha256(payload).hexdigest(), cents,
-                                 currency, False))
-                yield new(BatchObject, (_NAMES[kind], payload, key))
-                continue
-            amount = cents if cents is not None else (
-                _amount(raw_amount) if raw_amount is not None else None)
-            if status == _HELD:
-                amounts.add("held", kind, currency, amount)
-                held_reasons[f"{_VALUES[kind]}: {hold_reason}"] += 1
-                continue
-            if status == _SKIP:
-                amounts.add("skipped_unchanged", kind, currency, amount)
-                continue
-            if status == _CHECK or (duplicates and (_VALUES[kind], source_id) in duplicates) or (
-                kind == 1 and header_bad
-            ):
-                text = payload.decode() if payload is not None else None
-                reason = _check(self, _NAMES[kind], source_id, text, duplicates)
-                if kind == 1 and header_bad:
-                    why = (f"invoice: its creditor {creditor_id!r} is quarantined, so it "
-                           f"cannot be sent as that creditor's ({group.header_reason})")
-                    reason = why if reason is None else f"{reason}; {why}"
-                if reason is not None:
-                    _quarantine(self, _NAMES[kind], source_id, reason, text, amount, currency)
-                    continue
-                payload = _compact(payload)
-            amounts.add("sent", kind, currency, amount)
-            if changed:
-                amounts.add("changed", kind, currency, amount)
-            key = new(_Key, (source_id, known_hash or sha256(payload).hexdigest(), amount,
-                             currency, bool(changed)))
-            yield new(BatchObject, (_NAMES[kind], payload, key))
-
-    def _chunks(self, group: _Group, objects: Iterator[BatchObject]) -> Iterator[_Batch]:
-        """The group's bodies, each headed by its creditor; an unacknowledged creditor with
-        nothing else to send goes alone."""
-        header = group.header
-        fate = self.creditors.get(header.source_id.source_id) if header is not None else None
-        alone = header is not None and not group.header_acknowledged and not (
-            fate and fate.included)
-        try:
-            chunks = chunk_objects(
-                objects, max_objects=self.opts.max_objects, max_bytes=self.opts.max_bytes,
-                batch_id=self.batch_id, header=header, header_alone=alone,
-                first_number=self.number, on_too_large=self._too_large,
-                content_hash=_content_hash,
-            )
-        except ObjectTooLargeError as error:
-            assert header is not None
-            key = header.source_id
-            group.header_reason = (
-                f"creditor: its JSON is {error.size} bytes and does not fit in a batch body of "
-                f"at most {self.opts.max_bytes} bytes and {self.opts.max_objects} objects "
-                f"(with its creditor at the head)")
-            _quarantine(self, ObjectName.CREDITOR, key.source_id, group.header_reason,
-                             header.payload.decode(), None, None)
-            self.creditors.pop(key.source_id, None)
-            group.header = None
-            chunks = chunk_objects(
-                objects, max_objects=self.opts.max_objects, max_bytes=self.opts.max_bytes,
-                batch_id=self.batch_id, first_number=self.number, on_too_large=self._too_large,
-            )
-        for chunk in chunks:
-            self.number = chunk.number + 1
-            batch = _Batch(chunk)
-            _count_sent(self, batch)
-            yield batch
-
-    def _too_large(self, obj: BatchObject, error: ObjectTooLargeError) -> None:
-        key: _Key = obj.source_id
-        kind = _VALUES.index(obj.objectname)
-        self.amounts.add("sent", kind, key.currency, key.amount, count=-1)  # counted as it came
-        if key.changed:
-            self.amounts.add("changed", kind, key.currency, key.amount, count=-1)
-        reason = (f"{obj.objectname}: its JSON is {len(obj.payload)} bytes and does not fit in "
-                  f"a batch body of at most {self.opts.max_bytes} bytes and "
-                  f"{self.opts.max_objects} objects (with its creditor at the head)")
-        _quarantine(self, ObjectName(obj.objectname), key.source_id, reason,
-                         obj.payload.decode(), key.amount, key.currency)
 
 
 # --------------------------------------------------------------------------------------------
