@@ -36,9 +36,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
-from collections.abc import Iterator
-from contextlib import closing
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -50,33 +47,16 @@ from amili.client import (
 from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.ledger import BatchState
-from amili.pipeline.submission.answers import (
-    _flush_answers,
-    _record,
-    _record_not_sent,
-    _settle_accepted,
-    _settle_creditors,
-    _settle_seen,
-)
 from amili.pipeline.submission.batching import (
     _FETCH_ROWS,
-    _new_batches,
 )
 from amili.pipeline.submission.classify import (
     Relations,
     TypedObjects,
 )
+from amili.pipeline.submission.day import _submit_day
 from amili.pipeline.submission.gc_tuning import _collector_for_streaming
-from amili.pipeline.submission.objects import (
-    _VALUES,
-    _Batch,
-)
-from amili.pipeline.submission.quarantine import (
-    _flush_quarantine,
-    _quarantine_file,
-)
-from amili.pipeline.submission.reposts import _reposts, _supersede_in_doubt
-from amili.pipeline.submission.state import DayState, _Options
+from amili.pipeline.submission.state import _Options
 from amili.pipeline.submission.summary import (
     STATES,
     BatchFailure,
@@ -102,145 +82,6 @@ __all__ = [
     "TypedObjects",
     "submit_window",
 ]
-
-#: Answers are written to the ledger in groups this large (and at the end of each phase): one
-#: statement per group instead of one per batch, each touching only the day's rows.
-_ANSWERS_PER_FLUSH = 50
-#: Batches are written to the ledger as prepared as many at a time as may be in flight (at
-#: least this many, or this many body bytes), in one transaction: the bodies of a group are
-#: held until they are posted. A group larger than the posts in flight leaves its last
-#: batches waiting for a free slot while the next group could have been built.
-_PREPARE_BATCHES = 4
-_PREPARE_BYTES = 32_000_000
-
-
-class _Day(DayState):
-    """Submits one partition day; all DuckDB work happens in the calling thread."""
-
-    # ---- driving -------------------------------------------------------------------------
-
-    def run(self) -> DaySummary:
-        started = time.perf_counter()
-        if self.summary.dry_run:
-            assert self.opts.dry_run_dir is not None
-            self.opts.dry_run_dir.mkdir(parents=True, exist_ok=True)
-            _quarantine_file(self).write_text("")
-        else:
-            ledger.replace_quarantine_day(self.con, self.day)
-        if self.opts.force_resend:
-            reposted: list[str] = []
-            _supersede_in_doubt(self, "a forced re-send of the day replaced it")
-        else:
-            # closed here, while the connection is open: if a POST's answer raises, the
-            # exception's traceback keeps the generator alive until after submit_window has
-            # closed the connection, and its `finally` then prints "Exception ignored ...
-            # Connection already closed"
-            with closing(_reposts(self)) as batches:
-                reposted = self._send(batches)
-        first_number = self.con.execute(
-            "SELECT coalesce(max(chunk_number) + 1, 0) FROM amili.submission_ledger "
-            "WHERE partition_date = ?", [self.day],
-        ).fetchone()
-        self.number = int(first_number[0]) if first_number else 0
-        if self.summary.refused is None:
-            with closing(_new_batches(self, reposted)) as batches:  # see _reposts above
-                self._send(batches)
-        _flush_quarantine(self)
-        _settle_creditors(self)
-        self.amounts.add_to(self.tally_list)
-        if not self.summary.dry_run and self.summary.refused is None:
-            _settle_accepted(self)
-        _settle_seen(self)
-        self.summary.seconds = time.perf_counter() - started
-        return self.summary
-
-    def _send(self, batches: Iterator[_Batch]) -> list[str]:
-        """Post (or, in a dry run, write) the batches; returns their ids.
-
-        If Amili refuses the token, posting stops (:meth:`AmiliClient.post_batches`): the
-        batches already prepared are recorded ``not_sent``, the rest of ``batches`` is never
-        built, and :attr:`DaySummary.refused` says so."""
-        ids: list[str] = []
-        if self.summary.dry_run:
-            assert self.opts.dry_run_dir is not None
-            for batch in batches:
-                path = self.opts.dry_run_dir / f"{batch.batchid}.json"
-                path.write_bytes(batch.body)
-                self.summary.files.append(path)
-                self.summary.batches["written"] += 1
-                ids.append(batch.batchid)
-            return ids
-        client = self.opts.client
-        assert client is not None
-        in_flight = self.opts.max_concurrency or client.settings.max_concurrency
-        prepared = self._prepared(batches, in_flight)
-        outcomes = client.post_batches(prepared, max_concurrency=in_flight)
-        try:
-            for outcome in outcomes:
-                _record(self, outcome)
-                ids.append(outcome.item.batchid)
-                if len(self.answers) >= _ANSWERS_PER_FLUSH:
-                    _flush_answers(self)
-        finally:
-            try:
-                _flush_answers(self)  # what was answered is kept even if a later step fails
-            finally:
-                # close the generators here (and the caller ``batches``, see :meth:`run`),
-                # while the connection their queries use is open; closing post_batches waits
-                # for the posts still in flight
-                outcomes.close()
-                prepared.close()
-        if self.unposted:
-            _record_not_sent(self)
-        return ids
-
-    def _prepared(self, batches: Iterator[_Batch], in_flight: int) -> Iterator[_Batch]:
-        """Write batches to the ledger as ``prepared`` before they are handed to POST, a
-        group at a time (one transaction per group, see :func:`ledger.prepare_batches`)."""
-        group: list[_Batch] = []
-        size = 0
-        group_size = max(in_flight, _PREPARE_BATCHES)
-        for batch in batches:
-            group.append(batch)
-            size += len(batch.body)
-            if len(group) >= group_size or size >= _PREPARE_BYTES:
-                yield from self._prepare(group)
-                group, size = [], 0
-        yield from self._prepare(group)
-
-    def _prepare(self, group: list[_Batch]) -> Iterator[_Batch]:
-        """Write the group as prepared, then hand its batches on one by one."""
-        ledger.prepare_batches(self.con, [
-            ledger.PreparedBatch(
-                batchid=batch.chunk.batchid,
-                partition_date=self.day,
-                chunk_number=batch.chunk.number,
-                content_hash=batch.chunk.content_hash,
-                object_count=batch.chunk.object_count(),
-                body_bytes=len(batch.chunk.body),
-                arrays=[
-                    ledger.ObjectRows(
-                        value, [k.source_id for k in keys], [k.payload_hash for k in keys]
-                    )
-                    for value, keys in zip(_VALUES, batch.keys(), strict=True)
-                ],
-            )
-            for batch in group
-        ])
-        self.unposted.update((batch.batchid, batch) for batch in group)
-        for batch in group:
-            del self.unposted[batch.batchid]  # handed to the POST
-            yield batch
-
-    # ---- phase 2: the day's rows ----------------------------------------------------------
-
-
-
-
-
-
-
-
 
 # --------------------------------------------------------------------------------------------
 # Entry point
@@ -357,7 +198,7 @@ def _submit_days(
     """Each day of ``[start, end)`` on its own, in order, into ``summary``."""
     day = start
     while day < end:
-        result = _Day.start(con, day, opts, rows_cursor).run()
+        result = _submit_day(con, day, opts, rows_cursor)
         summary.days.append(result)
         if result.refused is not None:
             raise SubmissionRefusedError(_refusal_message(summary, day + timedelta(days=1), end),

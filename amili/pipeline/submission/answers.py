@@ -199,6 +199,16 @@ def _count_objects(st: DayState, keys: tuple[tuple[_Key, ...], ...], state: str)
             st.amounts.add(state, kind, key.currency, key.amount)
 
 
+def _settle_day(st: DayState) -> None:
+    """Close the day's accounting once nothing more is sent: creditors counted once, the
+    running sums folded into the tallies, the accepted and the seen as the rest."""
+    _settle_creditors(st)
+    st.amounts.add_to(st.tally_list)
+    if not st.summary.dry_run and st.summary.refused is None:
+        _settle_accepted(st)
+    _settle_seen(st)
+
+
 def _settle_creditors(st: DayState) -> None:
     """Count each creditor row once, whatever number of bodies it went in."""
     tally = st.tallies[ObjectName.CREDITOR.value]

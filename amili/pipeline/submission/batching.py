@@ -73,6 +73,16 @@ class _Group:
         self.header_reason: str | None = None
 
 
+def _next_chunk_number(st: DayState) -> int:
+    """The chunk number of the day's first new batch: after every batch the ledger holds for
+    the day, so a new batch never takes an earlier one's number."""
+    first_number = st.con.execute(
+        "SELECT coalesce(max(chunk_number) + 1, 0) FROM amili.submission_ledger "
+        "WHERE partition_date = ?", [st.day],
+    ).fetchone()
+    return int(first_number[0]) if first_number else 0
+
+
 def _duplicates(st: DayState) -> dict[tuple[str, str | None], int]:
     """The (objectname, source_id) pairs that occur more than once on the day, and how often:
     such rows are quarantined, since answers could not be mapped back to one of them."""

@@ -76,6 +76,16 @@ def _check(
     return None
 
 
+def _start_quarantine(st: DayState) -> None:
+    """Empty the day's quarantine before its rows are read again (a re-run replaces it)."""
+    if st.summary.dry_run:
+        assert st.opts.dry_run_dir is not None
+        st.opts.dry_run_dir.mkdir(parents=True, exist_ok=True)
+        _quarantine_file(st).write_text("")
+    else:
+        ledger.replace_quarantine_day(st.con, st.day)
+
+
 def _quarantine(
     st: DayState,
     name: ObjectName,
