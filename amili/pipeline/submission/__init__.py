@@ -1,35 +1,30 @@
 """Submit a window of days to Amili's Batch API: validate, quarantine, chunk, ledger, POST.
 
 This is the Dagster-free core of the submission stage; an asset calls :func:`submit_window`
-and turns its :class:`SubmissionSummary` into metadata. What it guarantees, and how:
+and turns its :class:`SubmissionSummary` into metadata. Each day is submitted on its own, in
+order (:func:`_submit_days`), by phases that share one :class:`~.state.DayState`:
 
-* **Nothing is lost.** Every eligible row of a day ends in exactly one bucket: quarantined
-  (failed validation, with the sandbox's own message), held (dbt says it must wait, e.g. a
-  payment whose invoice has no Amili id yet), skipped as unchanged (already acknowledged with
-  the same payload) or sent; a sent row is then accepted, a duplicate, rejected, or in a
-  failed batch. Counts and amounts per bucket are in the summary.
-* **Nothing is sent twice.** Each batch is written to the ledger as ``prepared`` before its
-  POST (see :mod:`amili.pipeline.ledger`). A re-run first re-posts, byte for byte and under
-  the same batchid, every batch whose fate is unknown (``prepared``, or ``failed`` without an
-  HTTP answer or with a 5xx), so Amili replays its answer or says DUPLICATE instead of
-  creating anything again; then it sends only rows not yet acknowledged.
-* **Bounded memory.** Rows stream from DuckDB with ``fetchmany`` (DuckDB itself is held to
-  ``duckdb_memory_limit`` and spills its sort to disk); bodies are cut by
-  :func:`amili.chunking.chunk_objects` and posted by :meth:`AmiliClient.post_batches` with a
-  bounded number in flight. All DuckDB work stays in the calling thread (post_batches pulls
-  the next batch and yields each answer there).
-* **Per-row work where it is vectorized.** The cheap checks run in DuckDB over the whole day
-  (:mod:`amili.pipeline.sql_checks`), on the typed objects dbt serializes where the relation
-  hands them over; only the rows they cannot prove valid (a few per thousand) go through the
-  Python validation, which words the quarantine reason. Each row reaches Python with its
-  status decided and its amount in whole øre; what Python does per row is hash it, sum its
-  amount and cut it into a body. Batches are written to the ledger as prepared a group at a
-  time, answers a group at a time, touching only the day's rows; an answer that names no
-  object costs nothing per object (the accepted are counted as the rest at the end).
-
-Batches are cut per creditor, with the creditor object at the head of each of its batches:
-the sandbox (our stand-in for Amili) gives a batch's invoices to its one creditor object and
-otherwise to the sender, so an invoice must never share a batch with another creditor's.
+=================  ==========================================================================
+module             what it does (and the guarantee it states)
+=================  ==========================================================================
+``__init__``       :func:`submit_window`: the connection, DuckDB's limits, the days in order;
+                   a refused token stops the window
+``day``            one day: the phases below in order (:func:`~.day._submit_day`)
+``state``          the window's options and the day's shared state
+``classify``       the SQL that reads the day's rows and decides each row's status
+                   (per-row work where it is vectorized)
+``reposts``        phase 1: re-post the in-doubt batches of earlier runs byte for byte
+``batching``       phase 2: stream the rows per creditor, cut new bodies; the hot loop
+                   (bounded memory; a creditor heads each of its bodies)
+``quarantine``     check a row in Python, quarantine it with its reason (bad input loses
+                   nothing)
+``posting``        the ledger as an outbox, the POSTs (nothing is sent twice)
+``answers``        what became of each sent object, the day's accounting (nothing is lost;
+                   an answer is believed only when it says so)
+``objects``        what rides between phases: object keys, batches, amounts in øre
+``summary``        the result types and errors
+``gc_tuning``      the cycle collector while days stream
+=================  ==========================================================================
 """
 
 from __future__ import annotations
@@ -41,19 +36,12 @@ from pathlib import Path
 
 import duckdb
 
-from amili.client import (
-    AmiliClient,
-)
+from amili.client import AmiliClient
 from amili.pipeline import ledger, sql_checks
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.ledger import BatchState
-from amili.pipeline.submission.batching import (
-    _FETCH_ROWS,
-)
-from amili.pipeline.submission.classify import (
-    Relations,
-    TypedObjects,
-)
+from amili.pipeline.submission.batching import _FETCH_ROWS
+from amili.pipeline.submission.classify import Relations, TypedObjects
 from amili.pipeline.submission.day import _submit_day
 from amili.pipeline.submission.gc_tuning import _collector_for_streaming
 from amili.pipeline.submission.state import _Options
@@ -82,6 +70,7 @@ __all__ = [
     "TypedObjects",
     "submit_window",
 ]
+
 
 # --------------------------------------------------------------------------------------------
 # Entry point

@@ -1,10 +1,6 @@
-"""What a submission reports: per day and object kind, rows and amounts per bucket; the
-batches per state; the errors :func:`submit_window` raises.
-
-The buckets (:data:`STATES`) are the accounting of the design: every row seen ends in exactly
-one of quarantined, held, skipped as unchanged or sent, and every sent row in exactly one of
-accepted, duplicate, rejected, unconfirmed, failed or not sent (see :class:`ObjectTally`).
-"""
+"""What a submission reports: per day and object kind, rows and amounts per bucket
+(:data:`STATES`, see :class:`ObjectTally`; :mod:`.answers` says how every row lands in
+exactly one); the batches per state; the errors :func:`submit_window` raises."""
 
 from __future__ import annotations
 
