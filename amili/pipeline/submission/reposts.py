@@ -1,8 +1,9 @@
 """Phase 1 of a day: re-post, byte for byte, the batches of earlier runs whose fate is unknown.
 
 A batch is in doubt (:data:`amili.pipeline.ledger.IN_DOUBT`) when it was written as
-``prepared`` and then never answered: the run died, posting stopped, or the POST failed
-without an HTTP answer or with a 5xx. Amili may or may not have taken it. Rebuilt from the
+``prepared`` and then never answered: the run died, posting stopped (``not_sent``), or the
+POST failed without an HTTP answer, with a 5xx, or with a 2xx that could not be read. Amili
+may or may not have taken it. Rebuilt from the
 day's rows under its own batchid, with the same content hash, it lets Amili replay its
 answer or say DUPLICATE instead of creating anything again (see :mod:`.posting` for the
 guarantee this serves). A batch that cannot be rebuilt as it was (a row changed or left the
