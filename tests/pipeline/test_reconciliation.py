@@ -282,7 +282,7 @@ def test_the_payload_hash_is_the_submissions(pipeline: Pipeline) -> None:
     assert len(ledger) > 30
     for row in ledger:
         payload = pipeline.payloads[(DAY1, row["objectname"], row["source_id"])]
-        assert payload == payload.strip()  # submission._compact leaves it as it is
+        assert payload == payload.strip()  # submission.objects._compact leaves it as it is
         assert row["payload_hash"] == hashlib.sha256(payload.encode()).hexdigest()
         fate = pipeline.honest.fate_of(DAY1, row["objectname"], row["source_id"])
         assert fate["payload_hash"] == row["payload_hash"]

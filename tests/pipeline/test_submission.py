@@ -658,7 +658,7 @@ def test_a_small_day_read_at_once_gives_the_bodies_of_one_read_per_creditor(
 ) -> None:
     """A small day is read in one query and kept per creditor, a large one streamed creditor
     by creditor; the two must give the same bodies, buckets and quarantine."""
-    from amili.pipeline import submission
+    from amili.pipeline.submission import batching
 
     inputs.creditor()
     inputs.creditor("CR02", creditor_payload(idnumber=ORGNR_2, fullname="Annen Kreditor AS"))
@@ -671,7 +671,7 @@ def test_a_small_day_read_at_once_gives_the_bodies_of_one_read_per_creditor(
     inputs.payment("PAY-2", "A0-0001", None)
     seen = []
     for buffer_rows in (10_000, 0):
-        monkeypatch.setattr(submission, "_BUFFER_ROWS", buffer_rows)
+        monkeypatch.setattr(batching, "_BUFFER_ROWS", buffer_rows)
         folder = tmp_path / f"buffer-{buffer_rows}"
         day = submit_window(inputs.path, None, DAY, NEXT, dry_run_dir=folder, max_objects=4,
                             max_bytes=1_000_000).days[0]
