@@ -85,7 +85,7 @@ def _record_answer(st: DayState, batch: _Batch, result: PostResult) -> None:
                         batch.batchid, st.day, answer.statuscode,
                         batch.chunk.object_count())
         st.answers.add(batch.batchid, state_, result.http_status,
-                         answer.statuscode, result.attempts, body, None)
+                       answer.statuscode, result.attempts, body, None)
         st.summary.batches[state_.value] += 1
         _count_all(st, batch, outcome_)
         return
@@ -140,7 +140,7 @@ def _record_answer(st: DayState, batch: _Batch, result: PostResult) -> None:
     else:
         state_ = BatchState.PARTIALLY_REJECTED
     st.answers.add(batch.batchid, state_, result.http_status, answer.statuscode,
-                     result.attempts, body, results)
+                   result.attempts, body, results)
     st.summary.batches[state_.value] += 1
 
 
