@@ -41,10 +41,13 @@ The view unpacks a day's arrays when they are read.
 
 from __future__ import annotations
 
+import re
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -198,6 +201,38 @@ LEDGER_OBJECTS_VIEW = f"""
 IN_DOUBT = f"""(state IN ('{BatchState.PREPARED}', '{BatchState.NOT_SENT}')
     OR (state = '{BatchState.FAILED}' AND (http_status IS NULL OR http_status >= 500
         OR http_status BETWEEN 200 AND 299)))"""
+
+
+#: The dbt project's copy of these statements: the marts read the ledger as dbt sources, so
+#: dbt's on-run-start hooks create the tables on a database no submission has written yet.
+#: Written from :data:`DDL` and :data:`LEDGER_OBJECTS_VIEW` by :func:`dbt_macros` (run
+#: ``python -m amili.pipeline.ledger`` after changing them); a test holds the file to them.
+DBT_MACROS_FILE = Path(__file__).resolve().parents[2] / "dbt_project/macros/amili_ledger.sql"
+
+
+def dbt_macros() -> str:
+    """The text of :data:`DBT_MACROS_FILE`: a ``create_<table>`` macro per table of
+    :data:`DDL` (the schema aside) and ``create_ledger_objects_view``.
+
+    The view is created only if missing there: on a ledger written before the arrays,
+    ``ledger_objects`` is still a table until the submission moves it (:func:`ensure_schema`,
+    which then replaces the view on every run)."""
+    parts = [
+        "{#\n  GENERATED from amili/pipeline/ledger.py (DDL, LEDGER_OBJECTS_VIEW) by\n"
+        "  `python -m amili.pipeline.ledger`: do not edit. dbt's on-run-start hooks\n"
+        "  (dbt_project.yml) create the ledger tables the marts read as sources, exactly as\n"
+        "  the submission does; whichever runs first creates them.\n#}\n"
+    ]
+    for statement in DDL:
+        match = re.search(r"CREATE TABLE IF NOT EXISTS amili\.(\w+)", statement)
+        if match is None:
+            continue  # the schema: created by the hook create_amili_schema
+        parts.append(f"{{% macro create_{match[1]}() %}}\n{textwrap.dedent(statement).strip()}"
+                     "\n{% endmacro %}\n")
+    view = textwrap.dedent(LEDGER_OBJECTS_VIEW).strip().replace(
+        "CREATE OR REPLACE VIEW", "CREATE VIEW IF NOT EXISTS")
+    parts.append(f"{{% macro create_ledger_objects_view() %}}\n{view}\n{{% endmacro %}}\n")
+    return "\n".join(parts)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
@@ -646,3 +681,8 @@ def record_results(
         conflicts=[(str(a), str(b), str(c)) for a, b, c in conflicts],
         without_ledgerref=int(missing[0]) if missing else 0,
     )
+
+
+if __name__ == "__main__":
+    DBT_MACROS_FILE.write_text(dbt_macros())
+    print(f"wrote {DBT_MACROS_FILE}")

@@ -1,105 +1,10 @@
 {#
-  on-run-start hooks. The `amili` schema belongs to the submission and results stages; the
-  batch models read Amili's ids of acknowledged invoices from it, so it must exist before the
-  first submission ever ran. Both statements are idempotent.
+  on-run-start hook. The `amili` schema belongs to the submission and results stages; the
+  batch models read Amili's ids of acknowledged invoices from it, and the marts read the
+  ledger, so it and its tables (macros/amili_ledger.sql, generated from
+  amili/pipeline/ledger.py) must exist before the first submission ever ran. Idempotent.
 #}
 
 {% macro create_amili_schema() %}
 CREATE SCHEMA IF NOT EXISTS amili
-{% endmacro %}
-
-{% macro create_acknowledged_invoices() %}
-CREATE TABLE IF NOT EXISTS amili.acknowledged_invoices (
-    unique_source_invoice_id VARCHAR PRIMARY KEY,  -- our invoice id (uniqueSourceInvoiceId)
-    amili_invoice_id VARCHAR NOT NULL,             -- Amili's id of it (ledgerref, a UUID)
-    acknowledged_at TIMESTAMPTZ                    -- when Amili's answer acknowledged it
-)
-{% endmacro %}
-
-{#
-  The submission's ledger tables, created here too so that the reconciliation marts (which
-  read them as sources) build on a fresh database before any submission ran. The statements
-  are EXACTLY amili.pipeline.ledger.DDL and LEDGER_OBJECTS_VIEW with their f-strings
-  expanded (the states of BatchState, the outcomes of ObjectOutcome); whichever of dbt and
-  the submission runs first creates them. On a database written before the ledger_arrays
-  (ledger_objects a table), the view's CREATE ... IF NOT EXISTS leaves that table alone
-  until the submission moves it into the arrays. tests/pipeline/test_reconciliation.py holds the two to the same DESCRIBE and
-  constraints: change both together. The submission replaces the view (CREATE OR REPLACE)
-  each time it runs, so a database made by an earlier version gets today's view.
-#}
-
-{% macro create_submission_ledger() %}
-CREATE TABLE IF NOT EXISTS amili.submission_ledger (
-    batchid VARCHAR PRIMARY KEY,           -- {day}-{chunk:05d}-{content hash[:16]}
-    partition_date DATE NOT NULL,
-    chunk_number INTEGER NOT NULL,
-    content_hash VARCHAR NOT NULL,         -- sha256 of its objects' payload hashes
-    object_count INTEGER NOT NULL,
-    body_bytes BIGINT NOT NULL,
-    state VARCHAR NOT NULL CHECK (state IN ('prepared', 'accepted', 'partially_rejected', 'rejected', 'unconfirmed', 'failed', 'not_sent', 'superseded')),
-    http_status INTEGER,                   -- NULL: no HTTP answer (yet)
-    statuscode INTEGER,                    -- Amili's statuscode from the answer
-    attempts INTEGER NOT NULL DEFAULT 0,   -- HTTP attempts over every post of it
-    posts INTEGER NOT NULL DEFAULT 0,      -- times it was posted (re-posts included)
-    response_body VARCHAR,                 -- the answer as received (never has the token)
-    error VARCHAR,
-    prepared_at TIMESTAMPTZ NOT NULL,
-    answered_at TIMESTAMPTZ
-)
-{% endmacro %}
-
-{% macro create_ledger_arrays() %}
-CREATE TABLE IF NOT EXISTS amili.ledger_arrays (
-    batchid VARCHAR NOT NULL,
-    objectname VARCHAR NOT NULL,           -- creditor | invoice | payment | action
-    partition_date DATE NOT NULL,
-    object_count INTEGER NOT NULL,
-    source_ids VARCHAR NOT NULL,           -- JSON array, in body order (objectindex)
-    -- sha256 (hex, 64 characters) of each object's JSON as sent, concatenated in body
-    -- order; random text that compression cannot shrink, so DuckDB is told not to try
-    payload_hashes VARCHAR USING COMPRESSION uncompressed NOT NULL
-)
-{% endmacro %}
-
-{% macro create_ledger_object_answers() %}
-CREATE TABLE IF NOT EXISTS amili.ledger_object_answers (
-    batchid VARCHAR NOT NULL,
-    objectname VARCHAR NOT NULL,
-    objectindex INTEGER NOT NULL,          -- 0-based position in that array of the body
-    partition_date DATE NOT NULL,
-    outcome VARCHAR NOT NULL CHECK (outcome IN ('accepted', 'rejected', 'unconfirmed')),
-    status_statuscode VARCHAR,             -- CREATED | UPDATED | DUPLICATE (as answered)
-    ledgerref VARCHAR,                     -- Amili's id of the object
-    error_message VARCHAR
-)
-{% endmacro %}
-
-{% macro create_ledger_objects_view() %}
-CREATE VIEW IF NOT EXISTS amili.ledger_objects AS
-SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
-    substr(o.payload_hashes, o.objectindex * 64 + 1, 64) AS payload_hash,
-    o.partition_date,
-    coalesce(r.outcome, CASE l.state
-        WHEN 'accepted' THEN 'accepted'
-        WHEN 'unconfirmed' THEN 'unconfirmed' END) AS outcome,
-    r.status_statuscode, r.ledgerref, r.error_message
-FROM (
-    SELECT batchid, objectname, partition_date, payload_hashes,
-        CAST(generate_subscripts(ids, 1) - 1 AS INTEGER) AS objectindex,
-        unnest(ids) AS source_id
-    FROM (SELECT *, from_json(source_ids, '["VARCHAR"]') AS ids FROM amili.ledger_arrays)
-) AS o
-JOIN amili.submission_ledger AS l USING (batchid)
-LEFT JOIN amili.ledger_object_answers AS r USING (batchid, objectname, objectindex)
-{% endmacro %}
-
-{% macro create_quarantine() %}
-CREATE TABLE IF NOT EXISTS amili.quarantine (
-    partition_date DATE NOT NULL,
-    objectname VARCHAR NOT NULL,
-    source_id VARCHAR,
-    reason VARCHAR NOT NULL,
-    payload VARCHAR,
-    quarantined_at TIMESTAMPTZ NOT NULL
-)
 {% endmacro %}

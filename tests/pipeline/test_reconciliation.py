@@ -265,8 +265,9 @@ def pipeline(
 def test_dbt_creates_the_ledger_tables_exactly_as_the_submission_does(
     pipeline: Pipeline, tmp_path: Path
 ) -> None:
-    """The on-run-start hook (dbt_project/macros/amili_schema.sql) copies ledger.DDL: on a
-    fresh database both make the same columns, types, defaults, keys and CHECKs."""
+    """The on-run-start hooks (dbt_project/macros/amili_ledger.sql, generated from
+    ledger.DDL): on a fresh database both make the same columns, types, defaults, keys and
+    CHECKs."""
     with duckdb.connect(str(tmp_path / "submission.duckdb")) as con:
         ensure_schema(con)
         by_submission = table_shapes(con)
