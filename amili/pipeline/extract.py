@@ -128,9 +128,9 @@ def extract_window(
             # happen to be extracted already.
             con.execute(
                 f"""INSERT INTO raw.invoices BY NAME
-                SELECT e.*, coalesce(paid.amount, 0)::DECIMAL(18, 2)
+                SELECT e.*, TRY_CAST(coalesce(paid.amount, 0) AS DECIMAL(38, 6))
                            AS paid_since_collection_day,
-                       now() AS extracted_at
+                       row_number() OVER () AS source_row, now() AS extracted_at
                 FROM eligible e
                 LEFT JOIN (
                     SELECT e.invoice_id, e.partition_date, sum(t.amount) AS amount
@@ -142,7 +142,8 @@ def extract_window(
             for table in ("invoice_lines", "reminders"):
                 con.execute(
                     f"""INSERT INTO raw.{table} BY NAME
-                    SELECT t.*, e.partition_date, now() AS extracted_at
+                    SELECT t.*, e.partition_date, row_number() OVER () AS source_row,
+                           now() AS extracted_at
                     FROM {src[table]} t JOIN eligible e USING (invoice_id)"""
                 )
             # Payments and case actions belong to the Oslo day they were registered on.
@@ -151,7 +152,11 @@ def extract_window(
                 oslo_day = f"timezone('{OSLO_TZ}', t.{registered})::DATE"
                 con.execute(
                     f"""INSERT INTO raw.{table} BY NAME
-                    SELECT t.*, {oslo_day} AS partition_date, now() AS extracted_at
+                    SELECT t.*, {oslo_day} AS partition_date,
+                           row_number() OVER () AS source_row,
+                           EXISTS (SELECT 1 FROM {src['invoices']} w
+                                   WHERE w.invoice_id = t.invoice_id) AS invoice_known,
+                           now() AS extracted_at
                     FROM {src[table]} t
                     WHERE {oslo_day} >= $start AND {oslo_day} < $end""",
                     window,
@@ -173,7 +178,8 @@ def extract_window(
             for table, key in (("customers", "customer_id"), ("creditors", "creditor_id")):
                 con.execute(
                     f"""INSERT INTO raw.{table} BY NAME
-                    SELECT t.*, r.partition_date, now() AS extracted_at
+                    SELECT t.*, r.partition_date, row_number() OVER () AS source_row,
+                           now() AS extracted_at
                     FROM {src[table]} t
                     JOIN (SELECT DISTINCT partition_date, {key} FROM day_refs) r USING ({key})"""
                 )
@@ -187,8 +193,12 @@ def extract_window(
 #: Columns the extract adds to a raw table besides ``partition_date`` and ``extracted_at``.
 _DERIVED_COLUMNS: dict[str, str] = {
     # payments registered from the collection day up to the extract, as the warehouse had
-    # them when remaining_amount was read
-    "invoices": "NULL::DECIMAL(18, 2) AS paid_since_collection_day, ",
+    # them when remaining_amount was read (wide: a sum beyond what the API carries is a
+    # defect that staging names, not a cast error here)
+    "invoices": "NULL::DECIMAL(38, 6) AS paid_since_collection_day, ",
+    # whether the warehouse has the invoice the row points at (NULL: it points at none)
+    "payments": "NULL::BOOLEAN AS invoice_known, ",
+    "case_actions": "NULL::BOOLEAN AS invoice_known, ",
 }
 
 
@@ -199,12 +209,18 @@ def _create_raw_tables(con: duckdb.DuckDBPyConnection, src: dict[str, str]) -> N
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS raw.{table} AS
             SELECT *, {_DERIVED_COLUMNS.get(table, '')}NULL::DATE AS partition_date,
-                   NULL::TIMESTAMPTZ AS extracted_at
+                   NULL::BIGINT AS source_row, NULL::TIMESTAMPTZ AS extracted_at
             FROM {src[table]} LIMIT 0"""
         )
-    # a raw.invoices made by an older version lacks the derived column
+    # raw tables made by an older version lack the derived columns, or have them narrower
     con.execute("ALTER TABLE raw.invoices ADD COLUMN IF NOT EXISTS "
-                "paid_since_collection_day DECIMAL(18, 2)")
+                "paid_since_collection_day DECIMAL(38, 6)")
+    con.execute("ALTER TABLE raw.invoices ALTER paid_since_collection_day "
+                "TYPE DECIMAL(38, 6)")
+    for table in RAW_TABLES:
+        con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS source_row BIGINT")
+    for table in ("payments", "case_actions"):
+        con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS invoice_known BOOLEAN")
 
 
 def _summarize(

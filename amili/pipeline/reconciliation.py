@@ -8,7 +8,8 @@ is accepted, rejected, unconfirmed or outstanding) and sum them per day, credito
 for a window of days ``[start, end)`` and have no Dagster imports, so Dagster asset checks
 and the CLI call them alike:
 
-* :func:`balance_problems` returns the rows that do not balance (the blocking check);
+* :func:`balance_problems` returns the rows that do not balance, and the warehouse rows
+  in no bucket (``rpt_source_rows``; the blocking check);
 * :func:`rejection_rate` returns how many sent objects Amili rejected;
 * :func:`unanswered_objects` returns the sent objects without a believed answer;
 * :func:`reconciliation_summary` renders a plain-text table per creditor and kind.
@@ -51,6 +52,13 @@ _OBJECT_RELATIONS: dict[str, str] = {
     "payment": "batch_payments_json",
     "action": "batch_actions_json",
 }
+#: The raw tables the extract writes; rpt_source_rows accounts for every row of each.
+SOURCE_TABLES: tuple[str, ...] = (
+    "invoices", "invoice_lines", "reminders", "payments", "case_actions", "customers",
+    "creditors",
+)
+#: How many ids a source-row problem names (the mart holds all of them).
+_IDS_NAMED = 10
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _KEYS = ("partition_date", "creditor_id", "objectname", "currency")
 
@@ -163,6 +171,80 @@ def balance_problems(
                 f"{batch_schema}.{_OBJECT_RELATIONS[objectname]} has {in_batch}: the marts "
                 "are missing or stale for this day; rebuild them for the window"
             ),
+        })
+    problems += source_row_problems(con, start, end, marts_schema=marts_schema)
+    return problems
+
+
+def source_row_problems(
+    con: duckdb.DuckDBPyConnection,
+    start: date,
+    end: date,
+    *,
+    marts_schema: str = "marts",
+    raw_schema: str = "raw",
+) -> list[dict[str, Any]]:
+    """The warehouse rows of ``[start, end)`` that ended in no bucket, per day and source
+    table: rows of ``rpt_source_rows`` whose bucket is ``unaccounted``, and days whose
+    number of rows there differs from the extract's ``raw`` table (a stale or missing
+    mart). Each problem is a dict like :func:`balance_problems`' (``objectname`` is
+    ``source:<table>``), naming up to ten of the rows' ids."""
+    marts, raw = _schema(marts_schema), _schema(raw_schema)
+    params = {"start": start, "end": end}
+    window = "partition_date >= $start AND partition_date < $end"
+    have = {name for (name,) in con.execute(
+        "SELECT table_schema || '.' || table_name FROM information_schema.tables"
+    ).fetchall()}
+    if f"{marts_schema}.rpt_source_rows" not in have:
+        return [{"partition_date": _plain(start), "creditor_id": None,
+                 "objectname": "source", "currency": None, "balances": None,
+                 "problem": f"{marts_schema}.rpt_source_rows does not exist: the warehouse "
+                            "rows cannot be accounted for; rebuild the marts for the window"}]
+    problems = []
+    unaccounted = con.execute(
+        f"""SELECT partition_date, source_table, count(*)::BIGINT,
+                   list(coalesce(source_id, 'row ' || source_row) ORDER BY source_row)
+                       [1:{_IDS_NAMED}]
+            FROM {marts}.rpt_source_rows WHERE {window} AND bucket = 'unaccounted'
+            GROUP BY ALL ORDER BY ALL""", params,
+    ).fetchall()
+    for day, table, count, ids in unaccounted:
+        problems.append({
+            "partition_date": _plain(day), "creditor_id": None,
+            "objectname": f"source:{table}", "currency": None, "balances": False,
+            "unaccounted_count": int(count),
+            "problem": (f"{count} row(s) of the warehouse table {table} ended in no bucket "
+                        f"(not sent, held, quarantined or otherwise accounted for): "
+                        f"{', '.join(ids)}{' ...' if count > len(ids) else ''}"),
+        })
+    counts = " UNION ALL ".join(
+        f"SELECT partition_date, '{table}' AS source_table, count(*) AS n "
+        f"FROM {raw}.{table} WHERE {window} GROUP BY ALL"
+        for table in SOURCE_TABLES if f"{raw_schema}.{table}" in have
+    )
+    if not counts:
+        return problems
+    stale = con.execute(
+        f"""WITH raw_counts AS ({counts}),
+            mart_counts AS (
+                SELECT partition_date, source_table, count(*) AS n
+                FROM {marts}.rpt_source_rows WHERE {window} GROUP BY ALL
+            )
+            SELECT coalesce(r.partition_date, m.partition_date),
+                   coalesce(r.source_table, m.source_table),
+                   coalesce(r.n, 0)::BIGINT, coalesce(m.n, 0)::BIGINT
+            FROM raw_counts AS r FULL OUTER JOIN mart_counts AS m
+              ON m.partition_date = r.partition_date AND m.source_table = r.source_table
+            WHERE r.n IS DISTINCT FROM m.n
+            ORDER BY ALL""", params,
+    ).fetchall()
+    for day, table, in_raw, in_mart in stale:
+        problems.append({
+            "partition_date": _plain(day), "creditor_id": None,
+            "objectname": f"source:{table}", "currency": None, "balances": None,
+            "problem": (f"the extract read {in_raw} row(s) of the warehouse table {table}, "
+                        f"{marts_schema}.rpt_source_rows accounts for {in_mart}: the marts are "
+                        "missing or stale for this day; rebuild them for the window"),
         })
     return problems
 

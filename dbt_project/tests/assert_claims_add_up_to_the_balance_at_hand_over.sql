@@ -22,6 +22,8 @@ invoices as (
         coalesce(list_sum([c.remainingAmount for c in b.claims]), 0) as claims_total
     from {{ ref('batch_invoices') }} as b
     left join lines as l using (partition_date, invoice_id)
+    -- a quarantined invoice is not sent; its amounts may be what the API cannot carry
+    where b.quarantine_reason is null
 )
 
 select *

@@ -470,8 +470,15 @@ def test_a_lost_ledger_row_is_reported_for_its_creditor_and_day(pipeline: Pipeli
     fate = after.fate_of(DAY1, "invoice", deleted["source_id"])
     assert fate["fate"] == "unaccounted"
     problems = after.problems[DAY1]
-    assert len(problems) == 1, problems
-    problem = problems[0]
+    # the object, and the warehouse rows it was made of (the invoice, its lines and
+    # reminders): each names the invoice
+    objects = [p for p in problems if not p["objectname"].startswith("source:")]
+    sources = [p for p in problems if p["objectname"].startswith("source:")]
+    assert len(objects) == 1, problems
+    assert "source:invoices" in {p["objectname"] for p in sources}
+    assert all(deleted["source_id"] in p["problem"] and "ended in no bucket" in p["problem"]
+               for p in sources), sources
+    problem = objects[0]
     assert (problem["partition_date"], problem["creditor_id"], problem["objectname"],
             problem["currency"]) == (DAY1.isoformat(), deleted["creditor_id"], "invoice", "NOK")
     assert problem["balances"] is False

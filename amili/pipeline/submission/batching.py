@@ -34,6 +34,7 @@ from amili.pipeline.submission.classify import (
     _HELD,
     _KNOWN_SQL,
     _NOTHING_KNOWN_SQL,
+    _QUARANTINE,
     _SEND,
     _SKIP,
     _day_rows_sql,
@@ -181,11 +182,12 @@ def _start_group(
     st: DayState, group: _Group, row: tuple[Any, ...], duplicates: dict[tuple[str, str | None], int]
 ) -> None:
     """The creditor row that opens a group: it heads the group's bodies, if it is valid."""
-    _, source_id, payload, status, _, known_hash, _, _, _, _, _ = row
+    _, source_id, payload, status, defects, known_hash, _, _, _, _, _ = row
     acknowledged = status == _SKIP
     st.tallies[_VALUES[0]].add("seen")
     text = payload.decode() if payload is not None else None
-    reason = _check(st, ObjectName.CREDITOR, source_id, text, duplicates)
+    reason = (f"creditor: {defects}" if status == _QUARANTINE
+              else _check(st, ObjectName.CREDITOR, source_id, text, duplicates))
     if reason is None:
         key = _Key(source_id, known_hash, None, None, False)
         group.header = BatchObject(ObjectName.CREDITOR, _compact(payload), key)
@@ -226,6 +228,11 @@ def _group_objects(
             continue
         amount = cents if cents is not None else (
             _amount(raw_amount) if raw_amount is not None else None)
+        if status == _QUARANTINE:  # dbt named a defect of its warehouse rows
+            text = payload.decode() if payload is not None else None
+            _quarantine(st, _NAMES[kind], source_id, f"{_VALUES[kind]}: {hold_reason}", text,
+                        amount, currency)
+            continue
         if status == _HELD:
             amounts.add("held", kind, currency, amount)
             held_reasons[f"{_VALUES[kind]}: {hold_reason}"] += 1

@@ -19,8 +19,10 @@ from amili.contract import ApiContract
 from amili.pipeline import sql_checks
 
 #: A row's status, decided in SQL (:func:`_day_rows_sql`): send it (proven valid), held (dbt
-#: says it must wait), skipped (acknowledged with this payload), or check it in Python.
-_SEND, _HELD, _SKIP, _CHECK = 0, 1, 2, 3
+#: says it must wait), skipped (acknowledged with this payload), check it in Python, or
+#: quarantine it (dbt named a defect of its warehouse rows; the reason is in hold_reason's
+#: place).
+_SEND, _HELD, _SKIP, _CHECK, _QUARANTINE = 0, 1, 2, 3, 4
 _RELATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
@@ -47,46 +49,62 @@ class Relations:
 
     def day_sql(self, typed: TypedObjects | None = None) -> str:
         """One day's rows of all four relations, as (kind, objectname, creditor_id, source_id,
-        payload, hold_reason, inv_obj, pay_obj); ``$day`` is the partition day.
+        payload, hold_reason, inv_obj, pay_obj, quarantine_reason); ``$day`` is the
+        partition day.
 
         ``inv_obj``/``pay_obj`` are the typed objects the invoice and payment payloads
-        serialize, where ``typed`` names their columns (else NULL: checked on the JSON)."""
+        serialize, where ``typed`` names their columns (else NULL: checked on the JSON);
+        ``quarantine_reason`` is the relation's where it has one (else NULL)."""
         c, i, p, a = (_quote(n) for n in (self.creditors, self.invoices, self.payments,
                                            self.actions))
         typed = typed or TypedObjects()
+        cq, iq, pq, aq = ("quarantine_reason" if kind in typed.with_quarantine_reason
+                          else "NULL::VARCHAR" for kind in
+                          ("creditor", "invoice", "payment", "action"))
         inv_type, pay_type = sql_checks.OBJECT_TYPES["invoice"], sql_checks.OBJECT_TYPES["payment"]
         inv = f'"{typed.invoice}"' if typed.invoice else f"NULL::{inv_type}"
         pay = f'"{typed.payment}"' if typed.payment else f"NULL::{pay_type}"
         return f"""
             SELECT 0 AS kind, 'creditor' AS objectname, creditor_id, creditor_id AS source_id,
                    payload, NULL::VARCHAR AS hold_reason, NULL::{inv_type} AS inv_obj,
-                   NULL::{pay_type} AS pay_obj
+                   NULL::{pay_type} AS pay_obj, {cq} AS quarantine_reason
             FROM {c} WHERE partition_date = $day
             UNION ALL
-            SELECT 1, 'invoice', creditor_id, invoice_id, payload, NULL, {inv}, NULL
+            SELECT 1, 'invoice', creditor_id, invoice_id, payload, NULL, {inv}, NULL, {iq}
             FROM {i} WHERE partition_date = $day
             UNION ALL
-            SELECT 2, 'payment', creditor_id, payment_id, payload, hold_reason, NULL, {pay}
+            SELECT 2, 'payment', creditor_id, payment_id, payload, hold_reason, NULL, {pay},
+                   {pq}
             FROM {p} WHERE partition_date = $day
             UNION ALL
-            SELECT 3, 'action', creditor_id, action_id, payload, hold_reason, NULL, NULL
+            SELECT 3, 'action', creditor_id, action_id, payload, hold_reason, NULL, NULL, {aq}
             FROM {a} WHERE partition_date = $day
         """
 
     def typed_objects(self, con: duckdb.DuckDBPyConnection) -> TypedObjects:
-        """Which typed object columns the invoice and payment relations hand over."""
+        """Which typed object columns the invoice and payment relations hand over, and which
+        relations name a quarantine_reason."""
+        relations = {"creditor": self.creditors, "invoice": self.invoices,
+                     "payment": self.payments, "action": self.actions}
         return TypedObjects(
             invoice=sql_checks.typed_object_column(con, _quote(self.invoices), "invoice"),
             payment=sql_checks.typed_object_column(con, _quote(self.payments), "payment"),
+            with_quarantine_reason=frozenset(
+                kind for kind, relation in relations.items()
+                if "quarantine_reason" in {
+                    row[0] for row in con.execute(f"DESCRIBE {_quote(relation)}").fetchall()}
+            ),
         )
 
 
 @dataclass(frozen=True)
 class TypedObjects:
-    """The columns holding the typed object each payload is ``to_json`` of (None: none)."""
+    """The columns holding the typed object each payload is ``to_json`` of (None: none), and
+    the kinds whose relation has a ``quarantine_reason`` column (dbt's row defects)."""
 
     invoice: str | None = None
     payment: str | None = None
+    with_quarantine_reason: frozenset[str] = frozenset()
 
 
 def _quote(dotted: str) -> str:
@@ -164,7 +182,8 @@ def _classified_sql(
     ),
     shaped AS (
         SELECT m.*,
-            m.kind IN (1, 2) AND m.hold_reason IS NULL AND NOT m.acknowledged AS candidate,
+            m.kind IN (1, 2) AND m.hold_reason IS NULL AND m.quarantine_reason IS NULL
+                AND NOT m.acknowledged AS candidate,
             CASE WHEN m.kind = 1 AND candidate AND {inv_shape} THEN {inv_fields} END AS inv,
             CASE WHEN m.kind = 2 AND candidate AND {pay_shape} THEN {pay_fields} END AS pay
         FROM marked AS m
@@ -223,7 +242,8 @@ def _day_rows_sql(
 
     Columns (few, and cheap to convert: this is fetched once per row): kind, source_id,
     payload (bytes), status (:data:`_SEND`, :data:`_HELD`, :data:`_SKIP` or
-    :data:`_CHECK`), hold_reason, known_hash, changed, cents (the amount in whole øre)
+    :data:`_CHECK` or :data:`_QUARANTINE`), hold_reason (for a quarantined row: the
+    quarantine reason), known_hash, changed, cents (the amount in whole øre)
     and, only where cents cannot say it, amount (a Decimal), currency, creditor_id
     (NULL with ``creditor_id=False``, for a query of one creditor's rows: converting a
     string per row is a measurable share of the busiest thread)."""
@@ -231,9 +251,11 @@ def _day_rows_sql(
         WITH day AS (SELECT * FROM ({day_sql}) WHERE {where}),
         {_classified_sql(assumptions, known_where, typed, checks)}
         SELECT kind, source_id, encode(payload) AS payload,
-               CASE WHEN hold_reason IS NOT NULL THEN {_HELD}
+               CASE WHEN quarantine_reason IS NOT NULL THEN {_QUARANTINE}
+                    WHEN hold_reason IS NOT NULL THEN {_HELD}
                     WHEN acknowledged THEN {_SKIP}
                     WHEN ok THEN {_SEND} ELSE {_CHECK} END AS status,
-               hold_reason, known_hash, changed, cents, amount, currency,
+               coalesce(quarantine_reason, hold_reason) AS hold_reason, known_hash, changed,
+               cents, amount, currency,
                {"creditor_id" if creditor_id else "NULL::VARCHAR"} AS creditor_id
         FROM money"""

@@ -7,6 +7,7 @@ select
     creditor_id,
     carried_from_date,
     hold_reason,
+    quarantine_reason,
     to_json(struct_pack(
         creditorid := creditorid,
         ledgerref := ledgerref,

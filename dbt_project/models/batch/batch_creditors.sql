@@ -48,6 +48,8 @@ creditors as (
 select
     partition_date,
     creditor_id,
+    -- a creditor id the warehouse repeats on a day, or an over-long text (row_defects)
+    row_defects as quarantine_reason,
     organization_number as idnumber,
     is_only_debt_collection as onlydebtcollection,
     creditor_name as fullname,

@@ -3,6 +3,7 @@
 select
     partition_date,
     creditor_id,
+    quarantine_reason,
     to_json(struct_pack(
         idnumber := idnumber,
         onlydebtcollection := onlydebtcollection,

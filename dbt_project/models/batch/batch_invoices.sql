@@ -8,7 +8,11 @@
 -- One row per invoice handed over on partition_date: the invoice object of the Batch body,
 -- with its debtor and claims nested, so that to_json of the API columns is the API's JSON.
 -- Shaping is faithful: negative amounts, unknown currencies and invalid identifiers pass
--- through unchanged; the submission stage validates and quarantines them.
+-- through unchanged; the submission stage validates and quarantines them. What only the
+-- warehouse rows can tell (a repeated or missing id, an amount the API cannot carry exactly,
+-- an over-long text: the row_defects of staging) is named in quarantine_reason, with the
+-- defects of the invoice's lines, reminders, debtor and creditor, and the submission
+-- quarantines the invoice with that reason. Every warehouse row stays one object.
 
 with invoices as (
     select * from {{ ref('stg_invoices') }}
@@ -24,6 +28,7 @@ lines as (
 balances as (
     select
         i.partition_date,
+        i.source_row,
         i.invoice_id,
         i.remaining_amount,
         -- Payments from the hand-over day on, which the warehouse had netted into
@@ -40,6 +45,25 @@ balances as (
         select partition_date, invoice_id, sum(amount) as lines_total
         from lines group by all
     ) as t using (partition_date, invoice_id)
+),
+
+-- What keeps the invoice's other rows from being sent, per invoice (NULL: nothing).
+line_defects as (
+    select partition_date, invoice_id,
+        string_agg('line ' || coalesce(line_no::VARCHAR, '?') || ': ' || row_defects, '; '
+            order by line_no) as defects
+    from lines
+    where row_defects is not null
+    group by all
+),
+
+reminder_defects as (
+    select partition_date, invoice_id,
+        string_agg('reminder ' || coalesce(reminder_no::VARCHAR, '?') || ': ' || row_defects,
+            '; ' order by reminder_no) as defects
+    from {{ ref('stg_reminders') }}
+    where {{ in_partition_window() }} and row_defects is not null
+    group by all
 ),
 
 -- What was paid before the hand-over: the lines minus the balance at hand-over. It is
@@ -59,7 +83,9 @@ allocated as (
             rows between unbounded preceding and 1 preceding
         ), 0) as covered_before
     from lines as l
-    inner join balances as b using (partition_date, invoice_id)
+    inner join (
+        select distinct on (partition_date, invoice_id) * from balances
+    ) as b using (partition_date, invoice_id)
 ),
 
 claims as (
@@ -86,10 +112,13 @@ claims as (
     group by all
 ),
 
+-- One debtor per day and customer: a customer id the warehouse repeats is a defect of that
+-- row (its row_defects say so), and never a second copy of the invoice.
 debtors as (
     select
         partition_date,
         customer_id,
+        row_defects,
         [struct_pack(
             -- The API's debtor types: PRIVATE (documented) and COMPANY (assumed); any other
             -- customer_type becomes NULL, which validation rejects.
@@ -129,12 +158,14 @@ debtors as (
         )] as debtors
     from {{ ref('stg_customers') }}
     where {{ in_partition_window() }}
+    qualify row_number() over (partition by partition_date, customer_id order by source_row) = 1
 ),
 
 creditors as (
     select partition_date, creditor_id, is_only_debt_collection
     from {{ ref('stg_creditors') }}
     where {{ in_partition_window() }}
+    qualify row_number() over (partition by partition_date, creditor_id order by source_row) = 1
 ),
 
 -- The creditor's last reminder before the hand-over.
@@ -147,8 +178,16 @@ last_reminders as (
 
 select
     i.partition_date,
-    i.invoice_id,
+    -- a row without an id keeps one that names it, so its quarantine can be found
+    coalesce(i.invoice_id, '(no invoice_id: warehouse row ' || i.source_row || ')')
+        as invoice_id,
     i.creditor_id,
+    nullif(concat_ws('; ',
+        i.row_defects,
+        ld.defects,
+        rd.defects,
+        'debtor ' || i.customer_id || ': ' || d.row_defects
+    ), '') as quarantine_reason,
     b.remaining_amount,
     b.paid_since_handover,
     b.balance_at_handover,
@@ -171,7 +210,10 @@ select
     coalesce(d.debtors, []) as debtors,
     coalesce(cl.claims, []) as claims
 from invoices as i
-inner join balances as b using (partition_date, invoice_id)
+inner join balances as b
+    on b.partition_date = i.partition_date
+    and b.invoice_id is not distinct from i.invoice_id
+    and b.source_row is not distinct from i.source_row
 left join creditors as c
     on c.partition_date = i.partition_date and c.creditor_id = i.creditor_id
 left join debtors as d
@@ -180,3 +222,7 @@ left join claims as cl
     on cl.partition_date = i.partition_date and cl.invoice_id = i.invoice_id
 left join last_reminders as r
     on r.partition_date = i.partition_date and r.invoice_id = i.invoice_id
+left join line_defects as ld
+    on ld.partition_date = i.partition_date and ld.invoice_id = i.invoice_id
+left join reminder_defects as rd
+    on rd.partition_date = i.partition_date and rd.invoice_id = i.invoice_id

@@ -10,6 +10,7 @@ from (
         partition_date,
         invoice_id,
         creditor_id,
+        quarantine_reason,
         struct_pack(
             "type" := "type",
             invoiceNumber := invoiceNumber,

@@ -13,6 +13,7 @@ from (
         creditor_id,
         carried_from_date,
         hold_reason,
+        quarantine_reason,
         struct_pack(
             invoiceId := invoiceId,
             "type" := "type",

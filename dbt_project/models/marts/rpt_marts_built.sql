@@ -12,6 +12,7 @@
 -- (report.day_status, amili/reporting/snapshot.py).
 -- depends_on: {{ ref('rpt_rejection_reasons') }}
 -- depends_on: {{ ref('rpt_unanswered_batches') }}
+-- depends_on: {{ ref('rpt_source_rows') }}
 
 select partition_date, now() as built_at
 from (

@@ -8,5 +8,13 @@ select
     due_date::DATE as due_date,
     {{ clean_text('subject') }} as subject,
     {{ clean_text('message') }} as message,
-    {{ clean_text('conversation_id') }} as conversation_id
+    {{ clean_text('conversation_id') }} as conversation_id,
+    invoice_known,
+    source_row,
+    {{ row_defects([
+        id_defect('case_actions', 'action_id'),
+        text_defect('case_actions', 'subject'),
+        text_defect('case_actions', 'message'),
+        text_defect('case_actions', 'conversation_id'),
+    ]) }} as row_defects
 from {{ source('raw', 'case_actions') }}

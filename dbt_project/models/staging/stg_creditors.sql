@@ -18,5 +18,15 @@ select
     only_debt_collection::BOOLEAN as is_only_debt_collection,
     reminder_flow::INTEGER as reminder_flow,
     {{ clean_text('kid_algorithm') }} as kid_algorithm,
-    collection_delay_days::INTEGER as collection_delay_days
+    collection_delay_days::INTEGER as collection_delay_days,
+    source_row,
+    {{ row_defects([
+        id_defect('creditors', 'creditor_id'),
+        text_defect('creditors', 'name'),
+        text_defect('creditors', 'street'),
+        text_defect('creditors', 'city'),
+        text_defect('creditors', 'email_invoice'),
+        text_defect('creditors', 'contact_name'),
+        text_defect('creditors', 'contact_email'),
+    ]) }} as row_defects
 from {{ source('raw', 'creditors') }}

@@ -16,5 +16,17 @@ select
     {{ clean_text('city') }} as city,
     {{ clean_text('country_code') }} as country_code,
     {{ clean_text('email') }} as email,
-    {{ clean_text('phone') }} as phone
+    {{ clean_text('phone') }} as phone,
+    source_row,
+    {{ row_defects([
+        id_defect('customers', 'customer_id'),
+        text_defect('customers', 'customer_number'),
+        text_defect('customers', 'first_name'),
+        text_defect('customers', 'last_name'),
+        text_defect('customers', 'company_name'),
+        text_defect('customers', 'street'),
+        text_defect('customers', 'city'),
+        text_defect('customers', 'email'),
+        text_defect('customers', 'phone'),
+    ]) }} as row_defects
 from {{ source('raw', 'customers') }}
