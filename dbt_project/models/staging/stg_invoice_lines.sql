@@ -7,6 +7,10 @@ select
     {{ clean_text('description') }} as description,
     source_row,
     {{ row_defects([
+        "case when count(*) over (partition by partition_date, invoice_id, line_no) > 1
+            then 'invoice_lines line ' || coalesce(line_no::VARCHAR, '?') || ' appears '
+                || (count(*) over (partition by partition_date, invoice_id, line_no))::VARCHAR
+                || ' times' end",
         money_defect('invoice_lines', 'amount'),
         text_defect('invoice_lines', 'description'),
     ]) }} as row_defects
