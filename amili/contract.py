@@ -153,6 +153,8 @@ DOMAIN_RULES: tuple[str, ...] = (
     "debtor.organizationNumber, when present, is a valid organisation number",
     "debtor.identificationNumber, when present, is a valid fødselsnummer or D-number",
     "a PRIVATE debtor has firstname and lastname, or name; a COMPANY debtor has name",
+    "a COMPANY debtor has an organizationNumber and no identificationNumber; a PRIVATE "
+    "debtor has no organizationNumber (its identificationNumber stays optional)",
     "each debtor has at least one address with street, zipCode and city",
     "debtor e-mails are valid addresses (syntax only, no DNS look-up)",
     "invoice.currency and payment.currency are in ISO_4217_CURRENCIES",

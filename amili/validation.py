@@ -251,6 +251,30 @@ def _creditor_rules(raw: dict[str, Any], assumptions: ApiContract) -> Problems:
     return problems
 
 
+def _identity_kind_problems(debtor: dict[str, Any], prefix: str) -> Problems:
+    """The identity number is of the debtor's kind (ASSUMPTION, docs/sandbox-assumptions.md).
+
+    A COMPANY debtor carries a valid organisation number and no personal number; a PRIVATE
+    debtor carries no organisation number (its personal number stays optional: nothing
+    documents it as required). Whether a number present is valid is checked on its own, by
+    :func:`_identifier_problems`; an organisation number in a PRIVATE debtor's
+    ``identificationNumber`` is simply not a valid fødselsnummer (9 digits, not 11).
+    """
+    kind = debtor.get("type")
+    problems: Problems = []
+    if kind == "COMPANY":
+        if _present(debtor.get("identificationNumber")):
+            problems.append((f"{prefix}.identificationNumber", "a COMPANY debtor carries an "
+                             "organisation number, not a personal number"))
+        if not _present(debtor.get("organizationNumber")):
+            problems.append((f"{prefix}.organizationNumber", "a COMPANY debtor needs an "
+                             "organisation number (organisasjonsnummer)"))
+    elif kind == "PRIVATE" and _present(debtor.get("organizationNumber")):
+        problems.append((f"{prefix}.organizationNumber", "a PRIVATE debtor carries no "
+                         "organisation number (a company is a COMPANY debtor)"))
+    return problems
+
+
 def _debtor_rules(debtor: dict[str, Any], prefix: str, assumptions: ApiContract) -> Problems:
     problems: Problems = []
     kind = debtor.get("type")
@@ -270,6 +294,7 @@ def _debtor_rules(debtor: dict[str, Any], prefix: str, assumptions: ApiContract)
              "number (fødselsnummer)"),
         ),
     )
+    problems += _identity_kind_problems(debtor, prefix)
     emails = debtor.get("emails")
     if isinstance(emails, list):
         for k, email in enumerate(emails):

@@ -338,11 +338,21 @@ def _kid_ok(expr: str, derived: str, a: ApiContract) -> str:
             f"AND {either})")
 
 
-def _debtor_ids_ok(n: str) -> str:
-    """A debtor's identifiers (``n``: one element of :func:`derived_sql`'s debtors) are valid."""
+def _debtor_ids_ok(n: str, kind: str) -> str:
+    """A debtor's identifiers (``n``: one element of :func:`derived_sql`'s debtors) are valid
+    and of the debtor's kind (``kind``: its type): a COMPANY has an organisation number and
+    no personal number, a PRIVATE debtor no organisation number.
+
+    "No number" is proven only for NULL or ''; a blank of spaces, which Python also takes as
+    absent, is left unproven (as :func:`_blank_or` does). A COMPANY's organisation number
+    not '' and blank-or-valid is a valid one (nine digits)."""
+    absent = f"coalesce({n}.{{0}}, '') = ''"
     return f"""(
-        {_blank_or(n + '.org_s', f"regexp_full_match({n}.org_s, '[0-9]{{9}}') "
-                                 f"AND amili_orgnr_n({n}.org)")}
+        CASE WHEN {kind} = 'COMPANY'
+             THEN {absent.format('fnr_s')} AND NOT {absent.format('org_s')}
+             ELSE {absent.format('org_s')} END
+        AND {_blank_or(n + '.org_s', f"regexp_full_match({n}.org_s, '[0-9]{{9}}') "
+                                     f"AND amili_orgnr_n({n}.org)")}
         AND {_blank_or(n + '.fnr_s', f"regexp_full_match({n}.fnr_s, '[0-9]{{11}}') "
                                      f"AND amili_fnr_n({n}.fnr)")})"""
 
@@ -545,6 +555,7 @@ def derived_sql(kind: str, fields: str, fast_path: bool = True) -> str:
         org := TRY_CAST({d}.organizationNumber AS BIGINT),
         debtors := CASE WHEN NOT {simple} THEN list_transform({fields}.debtors, lambda d:
             struct_pack(
+                kind := d.type,
                 fnr_s := d.identificationNumber, fnr := TRY_CAST(d.identificationNumber AS BIGINT),
                 org_s := d.organizationNumber, org := TRY_CAST(d.organizationNumber AS BIGINT)))
             END)"""
@@ -599,10 +610,11 @@ def clean_sql(kind: str, source_id: str, fields: str, derived: str,
                 <= {j}.originalInvoiceAmount
             AND CASE WHEN {derived}.simple
                 THEN {_debtor_ok(derived + '.debtor', a, single=derived)}
-                     AND {_debtor_ids_ok(derived)}
+                     AND {_debtor_ids_ok(derived, derived + '.debtor.type')}
                 ELSE list_bool_and(list_transform({j}.debtors, lambda d: {_debtor_ok('d', a)}))
                      AND list_bool_and(list_transform({derived}.debtors,
-                                                      lambda n: {_debtor_ids_ok('n')})) END,
+                                                      lambda n: {_debtor_ids_ok('n', 'n.kind')}))
+                END,
             false)"""
     elif kind == "payment":
         value_ok = f"""coalesce(

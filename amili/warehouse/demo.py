@@ -61,11 +61,14 @@ DEFECT_KINDS: tuple[str, ...] = (
     "duplicate_invoice_number",
     "invalid_kid",
     "invalid_email",
+    # a COMPANY customer identified by a (valid) personal number, without organisation number
+    "identity_of_wrong_kind",
 )
 #: Defects that live on the debtor; such an invoice gets a customer of its own, so the defect
 #: cannot leak into other invoices of a shared customer.
 CUSTOMER_DEFECTS: frozenset[str] = frozenset(
-    {"invalid_national_id", "invalid_organization_number", "missing_address", "invalid_email"}
+    {"invalid_national_id", "invalid_organization_number", "missing_address", "invalid_email",
+     "identity_of_wrong_kind"}
 )
 
 #: Tables written, in dependency order.
@@ -593,12 +596,16 @@ def _build_customers(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
     streams = ["type", "first", "last", "street", "zip", "email", "phone", "birth", "company",
                "created", "bad"]
     ind_key = _stream_key(p.seed, "ind")
+    # who gets a fødselsnummer: the persons, and the company of the wrong-kind identity
+    # defect (which gets no organisation number instead)
+    has_fnr = "(customer_type = 'PERSON' OR defect = 'identity_of_wrong_kind')"
     con.execute(
         f"""
         CREATE TEMP TABLE _cust1 AS
         SELECT *,
             CASE WHEN defect = 'invalid_national_id' THEN 'PERSON'
-                 WHEN defect = 'invalid_organization_number' THEN 'COMPANY'
+                 WHEN defect IN ('invalid_organization_number', 'identity_of_wrong_kind')
+                 THEN 'COMPANY'
                  WHEN r_type % 100 < {PERSON_PERCENT} THEN 'PERSON' ELSE 'COMPANY'
             END AS customer_type,
             r_first % 2 AS male,
@@ -614,7 +621,7 @@ def _build_customers(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
             day(birth) + CASE WHEN d_number THEN 40 ELSE 0 END AS dd,
             month(birth) AS mm, year(birth) % 100 AS yy,
             NULL::BIGINT AS k1, NULL::BIGINT AS k2, NULL::VARCHAR AS national_id,
-            customer_type = 'PERSON' AS dirty
+            {has_fnr} AS dirty
         FROM _cust1;
         """
     )
@@ -638,8 +645,8 @@ def _build_customers(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
                     + (_mix(xor(cidx::UBIGINT,
                                 (xor({ind_key}, ((attempt + 1) * 2654435761) % 4294967296))
                                 ::UBIGINT)) % 250)::BIGINT * 2 + male
-            WHERE customer_type = 'PERSON' AND (dirty OR cidx IN (
-                SELECT cidx FROM _cust WHERE customer_type = 'PERSON' AND NOT dirty
+            WHERE {has_fnr} AND (dirty OR cidx IN (
+                SELECT cidx FROM _cust WHERE {has_fnr} AND NOT dirty
                 QUALIFY row_number() OVER (PARTITION BY national_id ORDER BY cidx) > 1))
             """
         ).fetchone()
@@ -658,7 +665,8 @@ def _build_customers(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
             SELECT cidx,
                 CASE WHEN {s8} % 11 = 1 THEN {n8} - 10000000 ELSE {n8} END AS n8,
                 CASE WHEN {s8} % 11 = 1 THEN {s8} - 3 ELSE {s8} END AS s8
-            FROM _cust WHERE customer_type = 'COMPANY')
+            FROM _cust WHERE customer_type = 'COMPANY'
+                AND defect IS DISTINCT FROM 'identity_of_wrong_kind')
         """
     )
     first = (
@@ -769,6 +777,8 @@ def _build_invoices(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
                     FROM _inv1));
         -- duplicate_invoice_number: copy the number of another invoice of the same creditor,
         -- preferably one that is not eligible itself (so only the defective row is new).
+        -- The creditor's duplicates take consecutive places in that order from a random
+        -- start, so no two copy the same number (a number is then shared by exactly two).
         CREATE TEMP TABLE _dup_pool AS
         SELECT creditor_no, num, invoice_id,
                row_number() OVER (PARTITION BY creditor_no ORDER BY kind = 'ELIGIBLE', g) AS prank,
@@ -777,11 +787,15 @@ def _build_invoices(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
         FROM _num WHERE defect IS NULL;
         CREATE TEMP TABLE _dup AS
         SELECT i.g, t.num AS dup_num, t.invoice_id AS dup_of
-        FROM _inv1 i
+        FROM (SELECT g, creditor_no,
+                     min(r_def) OVER (PARTITION BY creditor_no) AS start,
+                     row_number() OVER (PARTITION BY creditor_no ORDER BY r_def, g) - 1 AS k,
+                     count(*) OVER (PARTITION BY creditor_no) AS n_dup
+              FROM _inv1 WHERE defect = 'duplicate_invoice_number') i
         JOIN (SELECT DISTINCT creditor_no, n_other, n_pool FROM _dup_pool) n USING (creditor_no)
         JOIN _dup_pool t ON t.creditor_no = i.creditor_no
-             AND t.prank = 1 + i.r_def % CASE WHEN n.n_other > 0 THEN n.n_other ELSE n.n_pool END
-        WHERE i.defect = 'duplicate_invoice_number';
+             AND t.prank = 1 + (i.start + i.k)
+                 % CASE WHEN n.n_other >= i.n_dup THEN n.n_other ELSE n.n_pool END;
         """
     )
     luhn = _luhn_sum("num", 11)
@@ -1003,6 +1017,8 @@ def _write_tables(con: duckdb.DuckDBPyConnection, p: _Params) -> None:
         "duplicate_invoice_number": "'invoices.invoice_number is also the number of ' || dup_of",
         "invalid_kid": "'invoices.kid: wrong ' || kid_alg || ' check digit'",
         "invalid_email": "'customers.email of ' || customer_id || ': malformed'",
+        "identity_of_wrong_kind": "'customers.national_id of ' || customer_id"
+        " || ': a COMPANY with a personal number and no organisation number'",
     }
     detail_case = " ".join(f"WHEN {_lit(k)} THEN {v}" for k, v in detail.items())
     con.execute(

@@ -79,6 +79,23 @@ def fodselsnumre(draw: st.DrawFn) -> str:
     return with_check_digits(f"{day:02d}{month:02d}{born.year % 100:02d}{individual:03d}")
 
 
+def with_orgnr_check(body: str) -> str | None:
+    """An organisation number's eight first digits with its check digit (None: it would be
+    10, no valid number has this body)."""
+    total = sum(w * int(d) for w, d in zip((3, 2, 7, 6, 5, 4, 3, 2), body, strict=True))
+    check = (11 - total % 11) % 11
+    return None if check == 10 else body + str(check)
+
+
+def with_wrong_check(number: str) -> str:
+    """The number with its last (check) digit changed: no longer valid."""
+    return number[:-1] + str((int(number[-1]) + 1) % 10)
+
+
+ORGNUMRE = (st.from_regex(r"[0-9]{8}", fullmatch=True).map(with_orgnr_check)
+            .filter(lambda number: number is not None))
+
+
 @checks
 @given(values=st.lists(DIGITS | NOISE | st.from_regex(r"[0-9]{9}", fullmatch=True), max_size=40))
 @example(values=["974760673", "123456785", "123456789", "", " 974760673"])
@@ -292,16 +309,31 @@ def test_a_payment_the_sql_proves_valid_is_valid_for_the_python_rules(
             assert json.loads(payload)["uniqueSourcePaymentId"] == source_id
 
 
+def with_key_after(obj: dict[str, Any], after: str, key: str, value: Any) -> dict[str, Any]:
+    """A copy of ``obj`` with ``key`` inserted right after ``after`` (the model's key order,
+    which the shape regex wants)."""
+    result: dict[str, Any] = {}
+    for k, v in obj.items():
+        result[k] = v
+        if k == after:
+            result[key] = value
+    return result
+
+
 def debtor_edits(edits: list[list[tuple[int, int, int]]]) -> list[tuple[str, str]]:
     """Invoices whose debtors (a person's or a company's) got the edits, as (payload, id)."""
     base = base_invoice()
-    company = {"type": "COMPANY", "name": "Fjord AS", "organizationNumber": "974760673",
-               "emails": [], "addresses": [{"street": "Kaigata 1", "city": "Bergen",
-                                            "zipCode": "5003"}]}
+    # each carries the other kind's number as null, so an edit can give it one (a valid
+    # personal number to the company, a valid organisation number to the person: TRICKY)
+    company = {"type": "COMPANY", "name": "Fjord AS", "identificationNumber": None,
+               "organizationNumber": "974760673", "emails": [],
+               "addresses": [{"street": "Kaigata 1", "city": "Bergen", "zipCode": "5003"}]}
+    person = with_key_after(base["debtors"][0], "identificationNumber",
+                            "organizationNumber", None)
     rows = []
     for k, e in enumerate(edits):
         invoice = copy.deepcopy(base)
-        debtors = {"debtors": [base["debtors"][0] if k % 2 else company]}
+        debtors = {"debtors": [person if k % 2 else company]}
         invoice["debtors"] = mutate(debtors, e).get("debtors")  # (None: the edit dropped it)
         rows.append((jsonio.dumps(invoice).decode(), "INV-1"))
     return rows
@@ -345,6 +377,145 @@ def test_the_one_debtor_fast_path_agrees_on_combined_edits(
     con: duckdb.DuckDBPyConnection, edits: list[list[tuple[int, int, int]]]
 ) -> None:
     assert_fast_path_agrees(con, debtor_edits(edits))
+
+
+ABSENT: Any = object()
+"""A key left out of the object (not null)."""
+
+#: Identity numbers of either kind, valid or not, and the forms of "none".
+IDENTITIES = st.one_of(
+    st.just(ABSENT), st.none(), st.sampled_from(["", " ", "\u00a0"]),
+    fodselsnumre(), fodselsnumre().map(with_wrong_check),
+    ORGNUMRE, ORGNUMRE.map(with_wrong_check), DIGITS, NOISE,
+)
+
+
+@st.composite
+def typed_debtors(draw: st.DrawFn) -> dict[str, Any]:
+    """A debtor of either type with either kind of number (or none) in either field; names
+    for a person, a company or both; otherwise valid. Keys in the model's order."""
+    debtor: dict[str, Any] = {"type": draw(st.sampled_from(["PRIVATE", "COMPANY"]))}
+    names = draw(st.sampled_from(["person", "company", "both"]))
+    if names != "company":
+        debtor.update(firstname="Kari", lastname="Nordmann")
+    if names != "person":
+        debtor["name"] = "Fjord AS"
+    for key in ("identificationNumber", "organizationNumber"):
+        value = draw(IDENTITIES)
+        if value is not ABSENT:
+            debtor[key] = value
+    debtor.update(emails=[], phoneNumbers=[],  # (lists, not null: so the typed path proves)
+                  addresses=[{"street": "Kaigata 1", "city": "Bergen", "zipCode": "5003"}])
+    return debtor
+
+
+def with_debtors(debtors: list[dict[str, Any]]) -> tuple[str, str]:
+    invoice = base_invoice()
+    invoice["debtors"] = debtors
+    return jsonio.dumps(invoice).decode(), "INV-1"
+
+
+def plain_identities(debtors: list[dict[str, Any]]) -> bool:
+    """Every identity number is null, '' or ASCII digits, and none is a personal number of
+    someone born less than two days ago: the forms where the SQL must decide as Python does."""
+    recent = date.today() - timedelta(days=2)
+    for debtor in debtors:
+        for key in ("identificationNumber", "organizationNumber"):
+            value = debtor.get(key)
+            if value is None or value == "":
+                continue
+            if not (value.isascii() and value.isdigit()):
+                return False
+            if (key == "identificationNumber" and fodselsnummer.is_valid(value)
+                    and fodselsnummer.get_birth_date(value) > recent):
+                return False
+    return True
+
+
+@checks
+@given(invoices=st.lists(st.lists(typed_debtors(), min_size=1, max_size=2),
+                         min_size=1, max_size=40))
+def test_identity_numbers_of_either_kind_on_debtors_of_either_type(
+    con: duckdb.DuckDBPyConnection, invoices: list[list[dict[str, Any]]]
+) -> None:
+    """Sound: what the SQL proves, Python accepts (a company with a personal number, a
+    person with an organisation number are not proven). And not lazy: in the plain forms
+    the SQL proves every invoice Python accepts, so the type rule keeps the fast path."""
+    rows = [with_debtors(debtors) for debtors in invoices]
+    verdicts = proven(con, "invoice", rows)
+    for (payload, _), ok, debtors in zip(rows, verdicts, invoices, strict=True):
+        accepted = payload_problems("invoice", payload) == []
+        if ok:
+            assert accepted, payload
+        elif plain_identities(debtors):
+            assert not accepted, payload
+    assert_fast_path_agrees(con, rows)
+    for payload, typed_shape, regex_shape, ok in typed_verdicts(con, "invoice", rows):
+        assert typed_shape == regex_shape, payload
+        if ok:
+            assert payload_problems("invoice", payload) == [], payload
+
+
+FNR, ORGNR = "15108695088", "974760673"
+
+
+def test_the_identity_number_must_be_of_the_debtor_s_kind(
+    con: duckdb.DuckDBPyConnection,
+) -> None:
+    """Every type with every kind of number in either field (or none): Python accepts a
+    COMPANY with an organisation number and no personal number, a PRIVATE debtor with no
+    organisation number (a personal number optional), and the SQL proves exactly those,
+    on both paths and typed."""
+    nothing = (ABSENT, None, "")
+    cases, expected = [], []
+    for kind in ("PRIVATE", "COMPANY"):
+        for fnr in (*nothing, FNR, ORGNR):
+            for org in (*nothing, ORGNR, FNR):
+                debtor = {"type": kind, "firstname": "Kari", "lastname": "Nordmann",
+                          "name": "Fjord AS"}
+                for key, value in (("identificationNumber", fnr), ("organizationNumber", org)):
+                    if value is not ABSENT:
+                        debtor[key] = value
+                debtor.update(emails=[], phoneNumbers=[], addresses=[
+                    {"street": "Kaigata 1", "city": "Bergen", "zipCode": "5003"}])
+                cases.append(with_debtors([debtor]))
+                if kind == "COMPANY":
+                    expected.append(fnr in nothing and org == ORGNR)
+                else:
+                    expected.append(org in nothing and fnr in (*nothing, FNR))
+    # COMPANY: no fnr in 3 ways, with ORGNR; PRIVATE: no org in 3 ways, times 4 fnr values
+    assert sum(expected) == 3 + 3 * 4
+    assert [payload_problems("invoice", p) == [] for p, _ in cases] == expected
+    assert proven(con, "invoice", cases) == expected
+    assert proven(con, "invoice", cases, fast_path=False) == expected
+    typed = typed_verdicts(con, "invoice", cases)
+    assert len(typed) == len(cases) and [ok for *_, ok in typed] == expected
+    # a second debtor of the wrong kind sinks the invoice on the list path too
+    good, bad = (json.loads(cases[expected.index(True)][0])["debtors"][0],
+                 json.loads(cases[expected.index(False)][0])["debtors"][0])
+    two = [with_debtors([good, good]), with_debtors([good, bad])]
+    assert proven(con, "invoice", two) == [True, False]
+
+
+def test_an_identity_number_of_the_wrong_kind_is_refused_in_the_sandbox_s_words() -> None:
+    company = {"type": "COMPANY", "name": "Fjord AS", "identificationNumber": FNR,
+               "addresses": [{"street": "Kaigata 1", "city": "Bergen", "zipCode": "5003"}]}
+    person = {**company, "type": "PRIVATE", "identificationNumber": ORGNR}
+    assert payload_problems("invoice", with_debtors([company])[0]) == [
+        "invoice.debtors[0].identificationNumber: a COMPANY debtor carries an organisation "
+        "number, not a personal number",
+        "invoice.debtors[0].organizationNumber: a COMPANY debtor needs an organisation number "
+        "(organisasjonsnummer)",
+    ]
+    assert payload_problems("invoice", with_debtors([person])[0]) == [
+        f"invoice.debtors[0].identificationNumber: '{ORGNR}' is not a valid Norwegian national "
+        "identity number (fødselsnummer)",
+    ]
+    person = {**person, "identificationNumber": None, "organizationNumber": ORGNR}
+    assert payload_problems("invoice", with_debtors([person])[0]) == [
+        "invoice.debtors[0].organizationNumber: a PRIVATE debtor carries no organisation "
+        "number (a company is a COMPANY debtor)",
+    ]
 
 
 def test_the_plain_forms_are_proven_so_the_fast_path_is_used(

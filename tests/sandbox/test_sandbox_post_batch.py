@@ -80,6 +80,42 @@ def test_valid_batch_is_accepted_with_uuid_ledgerrefs(api: Api) -> None:
     assert again["responses"][0]["status_statuscode"] == "UPDATED"
 
 
+def test_an_identity_number_of_the_wrong_kind_rejects_only_its_invoice(api: Api) -> None:
+    """A COMPANY debtor carries an organisation number and no personal number; a PRIVATE
+    debtor no organisation number, and its personal number is optional."""
+    company = {"type": "COMPANY", "name": "Firma AS", "identificationNumber": None}
+    invoices = [
+        invoice(1, debtors=[debtor(**company, organizationNumber=ORGNR_2)]),       # ok
+        invoice(2, debtors=[debtor(type="COMPANY", name="Firma AS")]),              # fnr only
+        invoice(3, debtors=[debtor(**{**company, "identificationNumber": FNR_2},
+                                   organizationNumber=ORGNR_2)]),                   # both
+        invoice(4, debtors=[debtor(organizationNumber=ORGNR_2)]),                   # PRIVATE
+        invoice(5, debtors=[debtor(identificationNumber=None)]),                    # ok
+        invoice(6, debtors=[debtor(identificationNumber=ORGNR_2)]),                 # orgnr
+        invoice(7, debtors=[debtor(), debtor(**company, organizationNumber="")]),   # 2nd
+    ]
+    answer = api.answer(batch("identity-kind-1", invoice=invoices))
+    assert answer["statuscode"] == 1
+    assert [(r["objectname"], r["objectindex"]) for r in answer["responses"]] == [
+        ("invoice", 0), ("invoice", 4)
+    ]
+    messages = {e["objectindex"]: e["message"] for e in answer["errors"]}
+    assert all(e["objectname"] == "invoice" for e in answer["errors"])
+    company_has_fnr = ("identificationNumber: a COMPANY debtor carries an organisation "
+                       "number, not a personal number")
+    company_needs_org = ("organizationNumber: a COMPANY debtor needs an organisation number "
+                         "(organisasjonsnummer)")
+    assert messages == {
+        1: f"invoice[1].debtors[0].{company_has_fnr}; invoice[1].debtors[0].{company_needs_org}",
+        2: f"invoice[2].debtors[0].{company_has_fnr}",
+        3: "invoice[3].debtors[0].organizationNumber: a PRIVATE debtor carries no organisation "
+           "number (a company is a COMPANY debtor)",
+        5: f"invoice[5].debtors[0].identificationNumber: '{ORGNR_2}' is not a valid Norwegian "
+           "national identity number (fødselsnummer)",
+        6: f"invoice[6].debtors[1].{company_needs_org}",
+    }
+
+
 def test_fee_and_interest_claims_come_on_top_of_the_principal(api: Api) -> None:
     claims = [
         {"type": "PRINCIPAL", "remainingAmount": Decimal("1500.00")},
@@ -152,6 +188,19 @@ RULES: list[tuple[str, Callable[[dict[str, Any]], None], str]] = [
      "invoice[1].debtors[0]: a PRIVATE debtor needs firstname and lastname, or name"),
     ("invoice", _break("debtors.0", debtor(type="COMPANY", firstname=None, lastname=None)),
      "invoice[1].debtors[0].name: a COMPANY debtor needs name"),
+    # the identity number must be of the debtor's kind (docs/sandbox-assumptions.md)
+    ("invoice", _break("debtors.0", debtor(type="COMPANY", name="Firma AS")),
+     "invoice[1].debtors[0].identificationNumber: a COMPANY debtor carries an organisation "
+     "number, not a personal number"),
+    ("invoice", _break("debtors.0", debtor(type="COMPANY", name="Firma AS",
+                                           identificationNumber=None)),
+     "invoice[1].debtors[0].organizationNumber: a COMPANY debtor needs an organisation number"),
+    ("invoice", _break("debtors.0.organizationNumber", ORGNR_2),
+     "invoice[1].debtors[0].organizationNumber: a PRIVATE debtor carries no organisation "
+     "number"),
+    ("invoice", _break("debtors.0.identificationNumber", ORGNR_2),
+     f"invoice[1].debtors[0].identificationNumber: '{ORGNR_2}' is not a valid Norwegian "
+     "national identity number (fødselsnummer)"),
     ("invoice", _break("debtors.0.type", "ALIEN"), "invoice[1].debtors[0].type: Input should be"),
     ("invoice", _break("debtors.0.addresses", []),
      "invoice[1].debtors[0].addresses: at least one address with street, zipCode and city"),

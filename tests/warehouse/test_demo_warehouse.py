@@ -29,7 +29,7 @@ from amili.warehouse import (
     generate_demo_warehouse,
 )
 from amili.warehouse import demo_data as nd
-from amili.warehouse.demo import OSLO, SCHEMA
+from amili.warehouse.demo import CUSTOMER_DEFECTS, OSLO, SCHEMA
 
 END = date(2025, 11, 24)
 DAYS = 6
@@ -110,8 +110,7 @@ def clean_customer_ids(con: duckdb.DuckDBPyConnection) -> set[str]:
     rows = con.execute(
         """SELECT customer_id FROM customers EXCEPT
            SELECT i.customer_id FROM invoices i JOIN demo_defects d USING (invoice_id)
-           WHERE d.defect IN ('invalid_national_id', 'invalid_organization_number',
-                              'missing_address', 'invalid_email')"""
+           WHERE list_contains($kinds, d.defect)""", {"kinds": sorted(CUSTOMER_DEFECTS)}
     ).fetchall()
     return {r[0] for r in rows}
 
@@ -543,6 +542,9 @@ def test_each_defect_is_really_defective(con: duckdb.DuckDBPyConnection) -> None
             assert per_number[(creditor, number)] == 2
         elif defect == "invalid_kid":
             assert not luhn.is_valid(kid) and not mod11_kid_is_valid(kid)
+        elif defect == "identity_of_wrong_kind":
+            # a company identified by a valid personal number: only the kind is wrong
+            assert ctype == "COMPANY" and fodselsnummer.is_valid(nid) and org is None
         else:
             assert defect == "invalid_email" and not email_ok(email), email
     good_rows_with_duplicate_numbers = sum(
@@ -555,9 +557,9 @@ def test_each_defect_is_really_defective(con: duckdb.DuckDBPyConnection) -> None
 def test_defective_customers_serve_only_their_invoice(con: duckdb.DuckDBPyConnection) -> None:
     shared = con.execute(
         """SELECT count(*) FROM demo_defects d JOIN invoices i USING (invoice_id)
-           WHERE d.defect IN ('invalid_national_id', 'invalid_organization_number',
-                              'missing_address', 'invalid_email')
-             AND (SELECT count(*) FROM invoices j WHERE j.customer_id = i.customer_id) > 1"""
+           WHERE list_contains($kinds, d.defect)
+             AND (SELECT count(*) FROM invoices j WHERE j.customer_id = i.customer_id) > 1""",
+        {"kinds": sorted(CUSTOMER_DEFECTS)},
     ).fetchone()
     assert shared == (0,)
 
