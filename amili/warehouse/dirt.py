@@ -91,8 +91,8 @@ def _apply(con: duckdb.DuckDBPyConnection) -> None:
                 f"WHERE invoice_id IN {ids('duplicate_invoice_id')}")
     con.execute(f"UPDATE invoices SET amount = amount + 0.005 "
                 f"WHERE invoice_id IN {ids('amount_with_three_decimals')}")
-    con.execute(f"UPDATE invoices SET remaining_amount = remaining_amount + 10::DECIMAL(38, 6) ** 17 "
-                f"WHERE invoice_id IN {ids('amount_beyond_range')}")
+    con.execute(f"UPDATE invoices SET remaining_amount = remaining_amount "
+                f"+ {10 ** 17}::DECIMAL(38, 6) WHERE invoice_id IN {ids('amount_beyond_range')}")
     con.execute(f"UPDATE invoices SET description = repeat('x', {LONG_TEXT_CHARACTERS}) "
                 f"WHERE invoice_id IN {ids('description_too_long')}")
     con.execute(f"UPDATE invoice_lines SET amount = amount + 0.001 "
