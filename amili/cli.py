@@ -59,9 +59,23 @@ def _cmd_api_demo(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     # The one command of this package that drives Dagster; imported only when asked for.
-    from orchestration.daily_demo import run_pipeline_demo
+    from orchestration.daily_demo import DemoError, run_pipeline_demo
 
-    return 0 if run_pipeline_demo(out=sys.stdout, day=args.day) else 1
+    try:
+        return 0 if run_pipeline_demo(out=sys.stdout, day=args.day) else 1
+    except DemoError as exc:
+        print(f"amili demo: {exc}", file=sys.stderr)
+        return 2
+    except SettingsError:
+        raise
+    except Exception as exc:
+        if args.verbose:
+            raise
+        # what failed outside the Dagster run (the warehouse, the sandbox, dbt's parse...):
+        # its message, not a traceback (--verbose shows it)
+        print(f"amili demo: failed: {type(exc).__name__}: {exc} (run with -v for the "
+              "traceback)", file=sys.stderr)
+        return 1
 
 
 def _cmd_dashboard(args: argparse.Namespace) -> int:

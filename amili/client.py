@@ -35,7 +35,7 @@ from tenacity import (
 
 from amili import jsonio
 from amili.models import BatchQueryResponse, BatchRequest, BatchResponse
-from amili.settings import ClientSettings, load
+from amili.settings import ClientSettings, SettingsError, load
 
 log = logging.getLogger("amili.client")
 
@@ -137,9 +137,14 @@ class _RetryableStatus(Exception):
 
 
 class _BearerAuth(httpx.Auth):
-    """Adds ``Authorization: Bearer ...`` per request; its repr never shows the token."""
+    """Adds ``Authorization: Bearer ...`` per request; its repr never shows the token.
+
+    An empty token is refused here, at once: it would go out as the header ``Bearer ``,
+    which HTTP forbids, and every attempt would fail the same way."""
 
     def __init__(self, token: SecretStr) -> None:
+        if not token.get_secret_value().strip():
+            raise SettingsError("AMILI_TOKEN is empty: set it to the JWT Amili issued")
         self._token = token
 
     def auth_flow(self, request: httpx.Request) -> Iterator[httpx.Request]:

@@ -7,12 +7,18 @@ environment variable to set, never the value of a secret.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
+import time as clock
 from dataclasses import dataclass
-from datetime import date, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pydantic import Field, HttpUrl, SecretStr, ValidationError
+from pydantic import Field, HttpUrl, SecretStr, ValidationError, field_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
@@ -20,6 +26,16 @@ from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the environment variable."""
+
+
+#: The error type of this module's own validators: their message follows the variable's name
+#: as it is ("AMILI_TOKEN is empty: ..."), see :func:`load`.
+_PROBLEM = "amili_setting"
+
+
+def _problem(message: str) -> PydanticCustomError:
+    """A validation error whose ``message`` completes "<VARIABLE> ..." (no value in it)."""
+    return PydanticCustomError(_PROBLEM, message)
 
 
 class _Settings(BaseSettings):
@@ -53,6 +69,29 @@ class ClientSettings(_Settings):
         default=MAX_BODY_BYTES, ge=1024, description="Body bytes per batch"
     )
 
+    @field_validator("base_url", mode="before")
+    @classmethod
+    def _base_url_is_set(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise _problem("is empty: set it to the root of Amili's API, e.g. https://<host>")
+        return value
+
+    @field_validator("token", mode="before")
+    @classmethod
+    def _token_is_set(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if text is None or (isinstance(text, str) and not text.strip()):
+            # an empty token would go out as the header "Bearer ", which HTTP refuses
+            raise _problem("is empty: set it to the JWT Amili issued")
+        return value
+
+    @field_validator("sender_id", mode="before")
+    @classmethod
+    def _sender_id_is_set(cls, value: Any) -> Any:
+        if value is None or (isinstance(value, str) and not value.strip()):
+            raise _problem("is empty: set it to the senderid Amili gave you")
+        return value
+
 
 _T = TypeVar("_T", bound=BaseSettings)
 
@@ -69,6 +108,11 @@ def load(settings_class: type[_T], **overrides: Any) -> _T:
             variable = f"{prefix}{field}".upper()
             if error["type"] == "missing":
                 problems.append(f"{variable} is not set")
+            elif error["type"] == _PROBLEM:
+                problems.append(f"{variable} {error['msg']}")
+            elif error["type"].startswith("url_"):
+                problems.append(f"{variable} is invalid: {error['msg']} (expected a "
+                                "well-formed http(s) URL such as https://<host>)")
             else:
                 # error["msg"] describes the rule, never echoes a secret's value
                 problems.append(f"{variable} is invalid: {error['msg']}")
@@ -76,6 +120,17 @@ def load(settings_class: type[_T], **overrides: Any) -> _T:
             "Amili settings are incomplete: " + "; ".join(problems)
             + " (set them in the environment or in a .env file)"
         ) from None
+
+
+#: The submission's DuckDB memory limit unless ``AMILI_DUCKDB_MEMORY_LIMIT`` says otherwise.
+DEFAULT_DUCKDB_MEMORY_LIMIT = "256MB"
+_MEMORY_SIZE = re.compile(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", re.IGNORECASE)
+
+
+def is_memory_size(value: str) -> bool:
+    """True for a size DuckDB's ``memory_limit`` takes, such as ``256MB`` or ``1.5GiB`` (and
+    nothing that could close the quoted SQL literal it is put in)."""
+    return _MEMORY_SIZE.fullmatch(value) is not None
 
 
 class PipelineSettings(_Settings):
@@ -102,6 +157,19 @@ class PipelineSettings(_Settings):
         description="Days past due before an invoice goes to collection, where the creditor "
         "has no setting of its own",
     )
+    duckdb_memory_limit: str = Field(
+        default=DEFAULT_DUCKDB_MEMORY_LIMIT,
+        description="DuckDB's memory limit while the submission streams a day (e.g. 256MB, "
+        "1GiB); past it DuckDB spills to disk",
+    )
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_size(cls, value: str) -> str:
+        value = value.strip()
+        if not is_memory_size(value):
+            raise _problem("is not a memory size like 256MB or 1GiB (DuckDB's memory_limit)")
+        return value
 
 
 class ReportingSettings(_Settings):
@@ -143,3 +211,65 @@ def reporting_paths(pipeline_db: str | Path | None = None) -> ReportingPaths:
         reporting_db=Path(settings.reporting_db or base / SNAPSHOT_FILE_NAME).resolve(),
         reports_dir=Path(settings.reports_dir or base / REPORTS_DIR_NAME).resolve(),
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Checked before a run does any work
+# --------------------------------------------------------------------------------------------
+
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _json_part(part: str) -> Any:
+    padded = part + "=" * (-len(part) % 4)
+    return json.loads(base64.urlsafe_b64decode(padded))
+
+
+def token_problem(token: str, now: float | None = None) -> str | None:
+    """What is wrong with ``token`` as the JWT bearer token Amili expects, or None.
+
+    The message completes "AMILI_TOKEN ..." and never contains the token or a part of it.
+    The check is local: a well-formed, unexpired token may still be refused by Amili (its
+    signature is Amili's to check).
+    """
+    if not token.strip():
+        return "is empty: set it to the JWT Amili issued"
+    parts = token.split(".")
+    if len(parts) != 3 or not all(_BASE64URL.fullmatch(p) for p in parts[:2]) or not (
+            parts[2] == "" or _BASE64URL.fullmatch(parts[2])):
+        return ("is not a JWT: expected three base64url parts separated by dots (check for "
+                "spaces, quotes or a line break copied with it)")
+    decoded: dict[str, dict[str, Any]] = {}
+    for name, part in (("header", parts[0]), ("payload", parts[1])):
+        try:
+            value = _json_part(part)
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return f"is not a JWT: its {name} is not base64url-encoded JSON"
+        if not isinstance(value, dict):
+            return f"is not a JWT: its {name} is not a JSON object"
+        decoded[name] = value
+    expires = decoded["payload"].get("exp")
+    if expires is None:
+        return None
+    if isinstance(expires, bool) or not isinstance(expires, int | float):
+        return "is not a usable JWT: its exp claim is not a number"
+    if expires <= (clock.time() if now is None else now):
+        when = datetime.fromtimestamp(expires, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+        return f"expired at {when} (its exp claim): get a new token from Amili"
+    return None
+
+
+def check_api_settings(settings: ClientSettings, now: float | None = None) -> ClientSettings:
+    """``settings`` if a run can use them to reach Amili; else :class:`SettingsError` naming
+    each variable to fix. :class:`ClientSettings` already holds AMILI_BASE_URL to a
+    well-formed http(s) URL and AMILI_SENDER_ID and AMILI_TOKEN to something; this adds
+    what a token must be before it is worth sending (:func:`token_problem`)."""
+    problem = token_problem(settings.token.get_secret_value(), now)
+    if problem is not None:
+        raise SettingsError(f"Amili settings are not usable: AMILI_TOKEN {problem}")
+    return settings
+
+
+def load_api_settings(**overrides: Any) -> ClientSettings:
+    """:class:`ClientSettings` from the environment, checked by :func:`check_api_settings`."""
+    return check_api_settings(load(ClientSettings, **overrides))

@@ -28,7 +28,7 @@ from assets.dbt_models import amili_dbt_models
 from assets.metadata import metadata_table
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
-from orchestration.resources import AmiliApiResource, PipelineResource
+from orchestration.resources import SUBMISSION_OP, AmiliApiResource, PipelineResource
 
 LEDGER_KEYS = {
     "submission_ledger": AssetKey(["amili", "submission_ledger"]),
@@ -60,7 +60,7 @@ class SubmissionConfig(Config):
 
 
 @multi_asset(
-    name="amili_submission",
+    name=SUBMISSION_OP,
     specs=[
         AssetSpec(LEDGER_KEYS["submission_ledger"], deps=BATCH_JSON_KEYS, group_name="amili",
                   kinds={"duckdb"},
@@ -93,12 +93,14 @@ def amili_submission(
             settings.pipeline_db, None, start, end, dry_run_dir=dry_run_dir,
             max_objects=MAX_BATCH_OBJECTS, max_bytes=MAX_BODY_BYTES,  # the contract's limits
             relations=Relations.in_schema("batch"),
+            duckdb_memory_limit=settings.duckdb_memory_limit,
         )
     else:
         with amili.get_client() as client:
             summary = submit_window(
                 settings.pipeline_db, client, start, end,
                 force_resend=config.force_resend, relations=Relations.in_schema("batch"),
+                duckdb_memory_limit=settings.duckdb_memory_limit,
             )
     for day in summary.partial_failures:
         context.log.warning("Some batches of %s failed: %s", day.day, day.failures[:3])

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+import duckdb
 import httpx
 from dagster import DagsterInstance
 
@@ -25,6 +26,7 @@ from amili.sandbox.settings import SandboxSettings
 from amili.settings import PipelineSettings, load
 from amili.warehouse import generate_demo_warehouse
 from orchestration.dbt_project import prepare_dbt_project
+from orchestration.run_failures import run_failures
 
 OSLO = ZoneInfo("Europe/Oslo")
 
@@ -33,10 +35,34 @@ def yesterday_in_oslo() -> date:
     return datetime.now(OSLO).date() - timedelta(days=1)
 
 
+class DemoError(Exception):
+    """The demo cannot run as asked; the message says why and what to do instead."""
+
+
+def check_partition_day(day: date) -> None:
+    """:class:`DemoError` unless ``day`` is a daily partition, naming the days that are."""
+    from orchestration.partitions import daily_partitions
+
+    first = daily_partitions.get_first_partition_key()
+    last = daily_partitions.get_last_partition_key()
+    if first is None or last is None:
+        raise DemoError(f"there are no daily partitions yet: they start on "
+                        f"{daily_partitions.start.date()} (AMILI_PARTITION_START)")
+    if not first <= day.isoformat() <= last:
+        raise DemoError(
+            f"there is no partition {day}: the daily partitions run from {first} "
+            f"(AMILI_PARTITION_START) to {last} (yesterday in Europe/Oslo, the last whole "
+            f"day); pick --day in that range")
+
+
 def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
-    """Run the chain for ``day`` (default: yesterday in Oslo); True when the run succeeded."""
+    """Run the chain for ``day`` (default: yesterday in Oslo); True when the run succeeded.
+
+    Raises :class:`DemoError` (with a message, not a traceback, for the command line) when
+    ``day`` is not a partition."""
     settings = load(PipelineSettings)
     day = day or yesterday_in_oslo()
+    check_partition_day(day)
     warehouse = Path(settings.warehouse)
     if not warehouse.exists():
         print(f"No warehouse at {warehouse}: creating the demo warehouse...", file=out)
@@ -83,6 +109,13 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
         stats = httpx.get(f"{sandbox.base_url}/sandbox/stats").json()
     print(f"Run {'succeeded' if result.success else 'FAILED'} (run id {result.run_id}).",
           file=out)
+    if not result.success:
+        for failure in run_failures(result.all_events):
+            where = ("Before any step, while checking the settings"
+                     if failure.where == "resource setup" else f"Step {failure.where} failed")
+            message = failure.message.replace("\n", "\n    ")
+            print(f"  {where}: {message}", file=out)
+        print(f"  (the full log: {log_path})", file=out)
     _print_summary(out, settings.pipeline_db, day)
     print(
         f"\nThe sandbox stored {stats['batches']} batches: {stats['creditors']} creditors, "
@@ -111,6 +144,13 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
 def _print_summary(out: TextIO, pipeline_db: str, day: date) -> None:
     from amili.pipeline import reconciliation
 
-    with connect_writer(pipeline_db) as con:
-        print("\n" + reconciliation.reconciliation_summary(con, day, day + timedelta(days=1)),
-              file=out)
+    try:
+        with connect_writer(pipeline_db) as con:
+            summary = reconciliation.reconciliation_summary(con, day, day + timedelta(days=1))
+    except duckdb.Error as exc:
+        # a run that failed early leaves no tables (or no file) to reconcile
+        first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"\nNo reconciliation of {day} to show: the run did not get that far "
+              f"({first_line}).", file=out)
+        return
+    print("\n" + summary, file=out)

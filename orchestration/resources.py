@@ -2,22 +2,31 @@
 
 Three of them, by the key the assets ask for: ``amili`` (the API client), ``pipeline``
 (where the pipeline reads and writes) and ``dbt`` (:func:`dbt_resource`).
+
+**Settings are checked before any work.** ``amili`` and ``pipeline`` check their settings in
+``setup_for_execution``, which Dagster calls when it initializes a run's resources. With the
+in-process executor (the daily job's, and the definitions' default) that happens once, before
+the run's first step: a missing or malformed ``AMILI_*`` setting fails the run at its start,
+with a message naming the variable, before the extract or dbt write anything. (A
+multiprocess executor initializes resources per step instead: the extract, which does not use
+``amili``, would then run first.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from functools import cached_property
 from importlib.metadata import version as installed_version
+from typing import Any
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from dagster_dbt import DbtCliResource
 from packaging.version import Version
 from pydantic import Field
 
 from amili.client import AmiliClient
-from amili.settings import ClientSettings, PipelineSettings, load
+from amili.settings import ClientSettings, PipelineSettings, load, load_api_settings
 from orchestration.dbt_project import dbt_executable, dbt_project
 
 
@@ -37,8 +46,8 @@ class AmiliApiResource(ConfigurableResource):
         default=None, description="Overrides AMILI_MAX_CONCURRENCY: batches in flight"
     )
 
-    def settings(self) -> ClientSettings:
-        overrides = {
+    def _overrides(self) -> dict[str, Any]:
+        return {
             name: value
             for name, value in (
                 ("base_url", self.base_url),
@@ -47,7 +56,18 @@ class AmiliApiResource(ConfigurableResource):
             )
             if value is not None
         }
-        return load(ClientSettings, **overrides)
+
+    def settings(self) -> ClientSettings:
+        return load(ClientSettings, **self._overrides())
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Check the API settings before the run's first step (see the module doc): a base
+        URL, a sender id and a token that is a JWT and not expired. A dry run of the
+        submission posts nothing and needs none of them."""
+        run = context.run
+        if run is not None and submission_is_dry_run(run.run_config):
+            return
+        load_api_settings(**self._overrides())
 
     @contextmanager
     def get_client(self) -> Iterator[AmiliClient]:
@@ -68,6 +88,22 @@ class PipelineResource(ConfigurableResource):
             if value is not None
         }
         return load(PipelineSettings, **overrides)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        """Check the pipeline's settings before the run's first step (see the module doc)."""
+        self.settings()
+
+
+#: The name of the submission's op (the multi-asset ``amili_submission``), whose run config
+#: holds ``dry_run``.
+SUBMISSION_OP = "amili_submission"
+
+
+def submission_is_dry_run(run_config: Mapping[str, Any]) -> bool:
+    """True when the run config makes the submission a dry run (``dry_run: true``)."""
+    ops = run_config.get("ops") or {}
+    op_config = (ops.get(SUBMISSION_OP) or {}).get("config") or {}
+    return bool(op_config.get("dry_run", False))
 
 
 class AmiliDbtCliResource(DbtCliResource):

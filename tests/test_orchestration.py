@@ -11,6 +11,7 @@ from dagster import materialize
 from assets.api_health import amili_api_ping
 from orchestration.definitions import defs
 from orchestration.resources import AmiliApiResource
+from orchestration.run_failures import run_failures
 from tests.conftest import SandboxServer
 
 
@@ -54,8 +55,11 @@ def test_ping_asset_fails_with_a_message_naming_the_missing_setting(
         [amili_api_ping], resources={"amili": AmiliApiResource()}, raise_on_error=False
     )
     assert not result.success
-    failure = result.get_step_failure_events()[0]
-    assert "AMILI_TOKEN is not set" in str(failure.event_specific_data.error)
+    # the resource checks its settings as the run starts, before the step
+    assert not result.get_step_failure_events()
+    [failure] = run_failures(result.all_events)
+    assert failure.where == "resource setup"
+    assert "AMILI_TOKEN is not set" in failure.message
 
 
 def test_the_dbt_resource_knows_the_version_the_dbt_executable_reports() -> None:

@@ -55,6 +55,7 @@ from amili.pipeline.submission.summary import (
     SubmissionRefusedError,
     SubmissionSummary,
 )
+from amili.settings import PipelineSettings, is_memory_size, load
 
 log = logging.getLogger("amili.pipeline.submission")
 
@@ -65,6 +66,7 @@ __all__ = [
     "ObjectTally",
     "Relations",
     "SubmissionError",
+    "SubmissionMemoryError",
     "SubmissionRefusedError",
     "SubmissionSummary",
     "TypedObjects",
@@ -92,7 +94,7 @@ def submit_window(
     assumptions: ApiContract = DEFAULT_CONTRACT,
     fetch_rows: int = _FETCH_ROWS,
     lock_wait_seconds: float | None = None,
-    duckdb_memory_limit: str | None = "256MB",
+    duckdb_memory_limit: str | None = None,
 ) -> SubmissionSummary:
     """Submit every partition day of ``[start, end)`` on its own, in order.
 
@@ -102,7 +104,8 @@ def submit_window(
     is posted and nothing in the database changes (beyond creating the ``amili`` tables if
     they are missing). ``force_resend`` sends every row again, in new batches, even those
     already acknowledged, and supersedes the day's in-doubt batches. ``duckdb_memory_limit``
-    bounds DuckDB's memory on this connection (None: DuckDB's default, most of the RAM).
+    bounds DuckDB's memory on this connection (None: ``AMILI_DUCKDB_MEMORY_LIMIT``, default
+    256MB; an empty string: DuckDB's own default, most of the RAM).
     ``lock_wait_seconds`` bounds the wait for another process to let go of the file (None:
     ``AMILI_LOCK_WAIT_SECONDS`` or two minutes, as every writer).
 
@@ -128,13 +131,15 @@ def submit_window(
         assumptions=assumptions,
         fetch_rows=fetch_rows,
     )
+    if duckdb_memory_limit is None:
+        duckdb_memory_limit = load(PipelineSettings).duckdb_memory_limit
+    if duckdb_memory_limit and not is_memory_size(duckdb_memory_limit):
+        raise ValueError(f"duckdb_memory_limit {duckdb_memory_limit!r} is not like 256MB")
     summary = SubmissionSummary()
     with connect_writer(pipeline_db, wait_seconds=lock_wait_seconds) as con:
         if duckdb_memory_limit:
             # DuckDB sorts the day by creditor; bounded, it spills to disk instead of holding
             # a million payloads in memory (the process's RSS stays flat with the day's size)
-            if not re.fullmatch(r"[0-9]+(\.[0-9]+)?\s*[KMGT]i?B", duckdb_memory_limit):
-                raise ValueError(f"duckdb_memory_limit {duckdb_memory_limit!r} is not like 256MB")
             con.execute(f"SET memory_limit = '{duckdb_memory_limit}'")
             # ... and the day's rows must stay the probe side of the joins with the ledger:
             # on a day whose ledger is larger than DuckDB's estimate of the day, the optimizer
@@ -148,9 +153,48 @@ def submit_window(
         try:
             with _collector_for_streaming():
                 _submit_days(con, rows_cursor, opts, start, end, summary)
+        except duckdb.Error as exc:
+            if not _out_of_memory(exc):
+                raise
+            day = start + timedelta(days=len(summary.days))
+            raise SubmissionMemoryError(_memory_message(duckdb_memory_limit, day, exc),
+                                        summary) from exc
         finally:
             rows_cursor.close()
     return summary
+
+
+class SubmissionMemoryError(SubmissionError):
+    """DuckDB reached ``AMILI_DUCKDB_MEMORY_LIMIT`` during a day; ``summary`` holds the days
+    before it. What the day had prepared stays in the ledger for the next run, as after a
+    crash."""
+
+    def __init__(self, message: str, summary: SubmissionSummary) -> None:
+        super().__init__(message)
+        self.summary = summary
+
+
+_DUCKDB_OUT_OF_MEMORY = re.compile(
+    r"Out of Memory Error|(failed to|could not) (allocate|pin) (data|block) of size")
+
+
+def _out_of_memory(exc: duckdb.Error) -> bool:
+    """DuckDB's memory limit was hit (also when it surfaces as a failed COMMIT)."""
+    return isinstance(exc, duckdb.OutOfMemoryException) or bool(
+        _DUCKDB_OUT_OF_MEMORY.search(str(exc)))
+
+
+def _memory_message(limit: str | None, day: date, exc: duckdb.Error) -> str:
+    said = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    bound = limit or "DuckDB's default"
+    return (
+        f"DuckDB ran out of memory while submitting {day}: its limit is {bound} "
+        f"(AMILI_DUCKDB_MEMORY_LIMIT). The day's rows stream, so the limit does not grow with "
+        f"the day; what must fit is DuckDB's work on one vector of 2048 rows, and serializing "
+        f"wide rows to JSON takes about 12 times their JSON size (2.7 kB invoices: about "
+        f"80MB). Raise AMILI_DUCKDB_MEMORY_LIMIT and re-run the partition: batches already "
+        f"prepared stay in the ledger and nothing is sent twice. DuckDB said: {said}"
+    )
 
 
 def _refusal_message(summary: SubmissionSummary, next_day: date, end: date) -> str:

@@ -1,0 +1,110 @@
+"""The daily job checks the AMILI_* settings it needs before its first step writes anything.
+
+Real parts: a demo warehouse, the sandbox over loopback (its tokens are real JWTs), the daily
+job materialized through Dagster.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from orchestration.definitions import defs
+from orchestration.run_failures import run_failures
+from tests.conftest import SandboxServer
+from tests.helpers import demo_pipeline_env
+
+DAY = date(2026, 11, 24)
+
+
+@pytest.fixture
+def env(tmp_path: Path, clean_sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+        ) -> dict[str, str]:
+    monkeypatch.chdir(tmp_path)  # no .env file supplies what a test takes away
+    values = demo_pipeline_env(tmp_path, clean_sandbox, end_date=DAY, days=2)
+    for name, value in values.items():
+        monkeypatch.setenv(name, value)
+    return values
+
+
+def run_job(**kwargs: Any) -> Any:
+    return defs.resolve_job_def("amili_daily").execute_in_process(
+        partition_key=DAY.isoformat(), raise_on_error=False, **kwargs)
+
+
+def raw_rows(pipeline_db: Path) -> dict[str, int]:
+    """Rows per table of the raw schema; empty when the database or the schema is not there."""
+    if not pipeline_db.exists():
+        return {}
+    with duckdb.connect(str(pipeline_db), read_only=True) as con:
+        tables = [name for (name,) in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw'"
+        ).fetchall()]
+        return {t: con.execute(f'SELECT count(*) FROM raw."{t}"').fetchone()[0] for t in tables}
+
+
+def expired_token(sandbox: SandboxServer) -> str:
+    return sandbox.issue_token(ttl_seconds=-60)
+
+
+BAD_SETTINGS = {
+    "base url unset": ({"AMILI_BASE_URL": None}, "AMILI_BASE_URL is not set"),
+    "base url without a scheme": ({"AMILI_BASE_URL": "127.0.0.1:8765"},
+                                  "AMILI_BASE_URL is invalid"),
+    "empty token": ({"AMILI_TOKEN": ""}, "AMILI_TOKEN is empty: set it to the JWT Amili issued"),
+    "token not a jwt": ({"AMILI_TOKEN": "s3cr3t-but-no-jwt"}, "AMILI_TOKEN is not a JWT"),
+    "expired token": ({"AMILI_TOKEN": expired_token}, "AMILI_TOKEN expired at"),
+    "empty sender id": ({"AMILI_SENDER_ID": " "}, "AMILI_SENDER_ID is empty"),
+    "bad memory limit": ({"AMILI_DUCKDB_MEMORY_LIMIT": "lots"},
+                         "AMILI_DUCKDB_MEMORY_LIMIT is not a memory size"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SETTINGS))
+def test_bad_settings_fail_the_run_before_the_extract_writes_a_row(
+    case: str, env: dict[str, str], clean_sandbox: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+) -> None:
+    changes, expected = BAD_SETTINGS[case]
+    secrets = [env["AMILI_TOKEN"]]
+    for name, value in changes.items():
+        if value is None:
+            monkeypatch.delenv(name)
+        else:
+            value = value(clean_sandbox) if callable(value) else value
+            monkeypatch.setenv(name, value)
+            if name == "AMILI_TOKEN":
+                secrets.append(value)
+
+    result = run_job()
+
+    assert not result.success
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_START"]
+    [failure] = run_failures(result.all_events)
+    assert failure.where == "resource setup"
+    assert expected in failure.message, failure.message
+    assert raw_rows(Path(env["AMILI_PIPELINE_DB"])) == {}
+    # the token itself is in no event and no log line
+    texts = [caplog.text, *(str(e) for e in result.all_events)]
+    assert not [s for s in secrets if s.strip() and any(s in text for text in texts)]
+
+
+@pytest.mark.parametrize("api_settings", ["unset", "set"])
+def test_a_dry_run_needs_no_api_settings(
+    api_settings: str, env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    if api_settings == "unset":
+        for name in ("AMILI_BASE_URL", "AMILI_TOKEN", "AMILI_SENDER_ID"):
+            monkeypatch.delenv(name)
+    out = tmp_path / "dry-run"
+    result = run_job(run_config={"ops": {"amili_submission": {"config": {
+        "dry_run": True, "dry_run_dir": str(out)}}}})
+    succeeded = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
+    assert {"receivables_extract", "amili_submission"} <= succeeded
+    assert sorted(out.glob("*.json"))  # the bodies it would have posted
+    assert sum(raw_rows(Path(env["AMILI_PIPELINE_DB"])).values()) > 0
+    assert "resource setup" not in {f.where for f in run_failures(result.all_events)}
