@@ -147,6 +147,7 @@ def _print_summary(out: TextIO, pipeline_db: str, day: date) -> None:
     try:
         with connect_writer(pipeline_db) as con:
             summary = reconciliation.reconciliation_summary(con, day, day + timedelta(days=1))
+            summary += "\n\n" + reconciliation.source_summary(con, day, day + timedelta(days=1))
     except duckdb.Error as exc:
         # a run that failed early leaves no tables (or no file) to reconcile
         first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__

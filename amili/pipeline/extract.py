@@ -30,6 +30,42 @@ SOURCE_TABLES: tuple[str, ...] = (
     "case_actions",
 )
 
+#: The columns each source table must have: what the extract and dbt's staging read. A
+#: warehouse that lacks one fails the extract at once, in the warehouse's own terms.
+REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
+    "creditors": (
+        "creditor_id", "organization_number", "name", "street", "zip_code", "city",
+        "country_code", "bank_account", "iban", "swift", "email_invoice", "contact_name",
+        "contact_phone", "contact_email", "only_debt_collection", "reminder_flow",
+        "kid_algorithm", "collection_delay_days",
+    ),
+    "customers": (
+        "customer_id", "creditor_id", "customer_number", "customer_type", "first_name",
+        "last_name", "company_name", "national_id", "organization_number", "date_of_birth",
+        "street", "zip_code", "city", "country_code", "email", "phone",
+    ),
+    "invoices": (
+        "invoice_id", "creditor_id", "customer_id", "invoice_number", "invoice_date",
+        "due_date", "amount", "currency", "kid", "status", "remaining_amount", "disputed",
+        "description", "handed_over_to_collection_at",
+    ),
+    "invoice_lines": ("invoice_id", "line_no", "line_type", "amount", "description"),
+    "reminders": ("invoice_id", "reminder_no", "sent_date", "fee_amount"),
+    "payments": (
+        "payment_id", "invoice_id", "payment_date", "registered_at", "amount", "currency",
+        "method", "kid",
+    ),
+    "case_actions": (
+        "action_id", "invoice_id", "creditor_id", "action_type", "requested_at", "due_date",
+        "subject", "message", "conversation_id",
+    ),
+}
+
+
+class WarehouseContractError(ValueError):
+    """The warehouse lacks a table or column the pipeline reads: the whole day cannot run."""
+
+
 #: Raw tables written, in the order they are filled.
 RAW_TABLES: tuple[str, ...] = (
     "invoices", "invoice_lines", "reminders", "payments", "case_actions", "customers",
@@ -100,6 +136,7 @@ def extract_window(
     with connect_writer(pipeline_db) as con:
         if attach:
             con.execute(attach)
+        check_source_columns(con, src, warehouse)
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         _create_raw_tables(con, src)
         window = {"start": start, "end": end}
@@ -188,6 +225,31 @@ def extract_window(
             con.execute("ROLLBACK")
             raise
         return _summarize(con, start, end, preview_rows)
+
+
+def check_source_columns(
+    con: duckdb.DuckDBPyConnection, src: dict[str, str], warehouse: str | Path
+) -> None:
+    """Fail before anything is written when a source table or column is missing, naming
+    the warehouse's table and column (not the pipeline's later names for them)."""
+    problems = []
+    for table, needed in REQUIRED_COLUMNS.items():
+        try:
+            have = {row[0].lower() for row in
+                    con.execute(f"DESCRIBE SELECT * FROM {src[table]}").fetchall()}
+        except duckdb.Error as exc:
+            problems.append(f"the warehouse has no table {table} ({str(exc).splitlines()[0]})")
+            continue
+        missing = [c for c in needed if c not in have]
+        if missing:
+            problems.append(
+                f"the warehouse table {table} has no column "
+                f"{', '.join(missing)} (it has {', '.join(sorted(have))})")
+    if problems:
+        raise WarehouseContractError(
+            f"warehouse {warehouse}: " + "; ".join(problems)
+            + ". Nothing was extracted; rename the columns in the warehouse (or a view) to "
+            "these names, see amili/pipeline/extract.py REQUIRED_COLUMNS")
 
 
 #: Columns the extract adds to a raw table besides ``partition_date`` and ``extracted_at``.

@@ -303,3 +303,16 @@ def run_sql(path: str | Path, sql: str, limit: int = 1000) -> tuple[list[str], l
             for values in cur.fetchmany(limit)
         ]
     return names, out
+
+
+def source_rows(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]:
+    """Per warehouse table, bucket and currency: the rows the extract read and their amount
+    as the warehouse has it (``marts.rpt_source_reconciliation``; none in an older
+    snapshot)."""
+    if not table_exists(con, "marts.rpt_source_reconciliation"):
+        return []
+    return rows(con, f"""
+        SELECT source_table AS "table", bucket, coalesce(currency, '') AS currency,
+               sum(row_count)::BIGINT AS "rows", sum(amount) AS amount
+        FROM marts.rpt_source_reconciliation WHERE {filters.where(creditor_column="NULL")}
+        GROUP BY ALL ORDER BY "table", bucket, currency""", filters.params)

@@ -143,6 +143,9 @@ def render_signoff_report(con: duckdb.DuckDBPyConnection, day: date) -> str:
         f' rejected: <span data-figure="rejected_objects">{figures["rejected_objects"]}</span>'
         f' (<span data-figure="rejection_rate">{figures["rejection_rate"]}</span> %).</p>',
         "<h2>Charts</h2>", creditor_chart, trend_chart, rate_chart,
+        "<h2>Warehouse rows: every row the extract read, and where it ended</h2>",
+        _table(q.source_rows(con, one_day), numeric=("rows", "amount"),
+               empty="no warehouse rows read"),
         "<h2>Reconciliation per creditor and kind</h2>",
         _table(q.daily_reconciliation(con, one_day), numeric=amount_columns,
                empty="no rows"),

@@ -178,6 +178,7 @@ SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
     _copy("marts", "rpt_object_fates"),
     _copy("marts", "rpt_rejection_reasons"),
     _copy("marts", "rpt_unanswered_batches"),
+    _copy("marts", "rpt_source_reconciliation"),
     _copy("amili", "responses"),
     _copy("amili", "errors"),
     # the payload holds the debtor's identity number and address: the reason is enough

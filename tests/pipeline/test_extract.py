@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, date, timedelta
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import duckdb
 import pytest
 from dagster import materialize
 
-from amili.pipeline.extract import RAW_TABLES, extract_window
+from amili.pipeline.extract import RAW_TABLES, WarehouseContractError, extract_window
 from amili.warehouse import export_parquet, generate_demo_warehouse
 from assets.extract import receivables_extract
 from orchestration.partitions import daily_partitions, window_days
@@ -195,3 +196,21 @@ def test_extract_materializes_through_dagster(warehouse: Path, tmp_path: Path) -
     with duckdb.connect(str(db), read_only=True) as con:
         days = con.execute("SELECT DISTINCT partition_date FROM raw.invoices").fetchall()
     assert days == [(END,)]
+
+
+def test_a_renamed_warehouse_column_fails_at_once_in_the_warehouses_terms(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    renamed = tmp_path / "renamed.duckdb"
+    shutil.copy(warehouse, renamed)
+    with duckdb.connect(str(renamed)) as con:
+        con.execute("ALTER TABLE invoices RENAME amount TO total")
+    db = tmp_path / "pipeline.duckdb"
+    with pytest.raises(WarehouseContractError) as caught:
+        extract_window(db, renamed, END, END + timedelta(days=1))
+    message = str(caught.value)
+    assert "the warehouse table invoices has no column amount" in message
+    assert "total" in message  # what it has instead
+    with duckdb.connect(str(db), read_only=True) as con:  # nothing was written
+        assert con.execute("SELECT count(*) FROM information_schema.tables "
+                           "WHERE table_schema = 'raw'").fetchone() == (0,)

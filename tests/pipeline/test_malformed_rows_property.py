@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -103,7 +103,7 @@ def _add_rows(warehouse: Path, day: dict[str, list[dict[str, object]]], n: int) 
             return {"eligible": eligible[0] if eligible else None, "unknown": "NO-SUCH",
                     "none": None, "not_handed_over": not_handed}[str(role)]
 
-        at = datetime.combine(DAY, time(12), tzinfo=timezone.utc)
+        at = datetime.combine(DAY, time(12), tzinfo=UTC)
         for row in day["invoices"]:
             con.execute(
                 """INSERT INTO invoices BY NAME SELECT ? AS invoice_id, ? AS creditor_id,

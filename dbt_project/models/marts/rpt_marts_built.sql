@@ -12,7 +12,7 @@
 -- (report.day_status, amili/reporting/snapshot.py).
 -- depends_on: {{ ref('rpt_rejection_reasons') }}
 -- depends_on: {{ ref('rpt_unanswered_batches') }}
--- depends_on: {{ ref('rpt_source_rows') }}
+-- depends_on: {{ ref('rpt_source_reconciliation') }}
 
 select partition_date, now() as built_at
 from (
