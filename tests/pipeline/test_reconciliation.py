@@ -50,7 +50,7 @@ RELATIONS = Relations.in_schema("batch")
 MARTS = "path:models/marts"
 SHARE = 0.3
 LEDGER_TABLES = ("submission_ledger", "ledger_arrays", "ledger_object_answers", "ledger_objects",
-                 "quarantine", "acknowledged_invoices")
+                 "quarantine", "acknowledged_invoices", "changes_after_handover")
 KINDS = ("creditor", "invoice", "payment", "action")
 
 
