@@ -486,8 +486,8 @@ def test_the_summary_is_a_table_per_creditor_and_kind(pipeline: Pipeline) -> Non
     assert lines[0].startswith(f"Reconciliation {DAY1.isoformat()} .. {DAY3.isoformat()}")
     header = lines[1].split()
     assert header == ["creditor", "kind", "eligible", "quarantined", "held", "carried",
-                      "skipped", "sent", "accepted", "rejected", "unconfirmed", "outstanding",
-                      "unaccounted"]
+                      "changed", "skipped", "sent", "accepted", "rejected", "unconfirmed",
+                      "outstanding", "unaccounted"]
     creditors = sorted({f["creditor_id"] for f in pipeline.honest.fates})
     for creditor in creditors:
         assert any(line.split()[:2] == [creditor, "invoice"] for line in lines)
