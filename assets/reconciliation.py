@@ -2,10 +2,11 @@
 
 The marts read the submission's ledger, so they are a second dbt selection that runs after
 the submission and results assets. Three checks guard them: a blocking balance check
-(eligible = quarantined + held + carried forward + skipped + sent, sent = accepted + rejected
-+ unconfirmed + outstanding, in counts and amounts), an error when sent objects are left
-without a believed answer (they balance, but were not handed over), and a warning on the
-rejection rate.
+(eligible = quarantined + held + carried forward + changed after hand-over + skipped + sent,
+sent = accepted + rejected + unconfirmed + outstanding, in counts and amounts), an error when
+sent objects are left without a believed answer (they balance, but were not handed over), a
+warning while objects changed after Amili took them (they balance, but Amili holds another
+amount), and a warning on the rejection rate.
 """
 
 from dagster import (
@@ -20,7 +21,12 @@ from dagster import (
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from amili.pipeline.duckdb_io import connect_writer
-from amili.pipeline.reconciliation import balance_problems, rejection_rate, unanswered_objects
+from amili.pipeline.reconciliation import (
+    balance_problems,
+    changes_after_handover,
+    rejection_rate,
+    unanswered_objects,
+)
 from assets.dbt_models import MARTS, build_partition_window, translator
 from assets.metadata import metadata_table
 from orchestration.dbt_project import dbt_manifest
@@ -39,6 +45,13 @@ UNANSWERED_COLUMNS = [
     ("partition_date", "date"), ("creditor_id", "string"), ("objectname", "string"),
     ("currency", "string"), ("outstanding_count", "int"), ("outstanding_amount", "decimal"),
     ("unconfirmed_count", "int"), ("unconfirmed_amount", "decimal"),
+]
+CHANGED_COLUMNS = [
+    ("partition_date", "date"), ("creditor_id", "string"), ("objectname", "string"),
+    ("currency", "string"), ("changed_after_handover_count", "int"),
+    ("changed_after_handover_amount", "decimal"),
+    ("changed_after_handover_acknowledged_amount", "decimal"),
+    ("changed_after_handover_difference", "decimal"),
 ]
 
 
@@ -68,8 +81,10 @@ RECONCILIATION_KEY = get_asset_key_for_model(
     partitions_def=daily_partitions,
     pool=PIPELINE_DB_POOL,
     description="Every eligible object is quarantined, held, carried forward to a later day, "
-    "skipped as unchanged or sent, and every sent one is accepted, rejected, unconfirmed or "
-    "outstanding: in counts and in amounts.",
+    "changed after hand-over (Amili took it with another payload: not sent again), skipped "
+    "as unchanged or sent, and every sent one is accepted, rejected, unconfirmed or "
+    "outstanding: in counts and in amounts (a changed object at the warehouse's current "
+    "amount).",
 )
 def every_krone_is_accounted_for(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
@@ -114,6 +129,36 @@ def every_sent_object_is_answered(
             "outstanding": outstanding,
             "unconfirmed": unconfirmed,
             "by_day_and_creditor": metadata_table(UNANSWERED_COLUMNS, rows[:MAX_TABLE_ROWS]),
+        },
+    )
+
+
+@asset_check(
+    asset=RECONCILIATION_KEY,
+    partitions_def=daily_partitions,
+    pool=PIPELINE_DB_POOL,
+    description="Warns while invoices, payments or actions have changed in the warehouse "
+    "after Amili took them (fate changed_after_handover): they are not sent again (Amili "
+    "keeps what it took and the Batch API has no way to change it), so Amili holds another "
+    "amount than the warehouse; settle the difference with Amili. See "
+    "marts.rpt_object_fates (acknowledged_amount, amount_difference).",
+)
+def no_object_changed_after_handover(
+    context: AssetCheckExecutionContext, pipeline: PipelineResource
+) -> AssetCheckResult:
+    start, end = window_days(context.partition_time_window)
+    with connect_writer(pipeline.settings().pipeline_db) as con:
+        rows = changes_after_handover(con, start, end)
+    changed = sum(row["changed_after_handover_count"] for row in rows)
+    return AssetCheckResult(
+        passed=not rows,
+        severity=AssetCheckSeverity.WARN,
+        description=None if not rows else (
+            f"{changed} object(s) changed after Amili took them: not sent again; Amili "
+            "holds the amounts it took (see the difference)"),
+        metadata={
+            "changed_after_handover": changed,
+            "by_day_and_creditor": metadata_table(CHANGED_COLUMNS, rows[:MAX_TABLE_ROWS]),
         },
     )
 

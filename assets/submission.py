@@ -110,6 +110,12 @@ def amili_submission(
         context.log.warning("Amili's answers on %s did not account for %s objects: they are "
                             "unconfirmed, not accepted, and the next run sends them again",
                             day.day, counts)
+    for day in summary.changed_days:
+        counts = {name: tally.changed_after_handover for name, tally in day.objects.items()
+                  if tally.changed_after_handover}
+        context.log.warning("%s objects of %s changed after Amili took them: not sent again "
+                            "(Amili keeps what it took); see amili.changes_after_handover",
+                            counts, day.day)
     summary.raise_for_failures()  # every batch of a day failed: fail the step loudly
     metadata = {key: value for key, value in summary.as_metadata().items()}
     metadata["dry_run"] = bool(dry_run_dir)

@@ -129,6 +129,8 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
         "  batch.batch_*            batch-ready rows (batch.batch_*_json: the API objects)\n"
         "  amili.submission_ledger  every Batch posted, its state and Amili's answer\n"
         "  amili.quarantine         rows held back by validation, with the reason\n"
+        "  amili.changes_after_handover  rows Amili took that changed since (not sent "
+        "again)\n"
         "  amili.responses, amili.errors  every answer, per source row\n"
         "  marts.rpt_*              reconciliation per day and creditor\n"
         "Open it with: duckdb " + str(Path(settings.pipeline_db)) + "\n"

@@ -20,6 +20,7 @@ defs = Definitions(
     asset_checks=[
         reconciliation.every_krone_is_accounted_for,
         reconciliation.every_sent_object_is_answered,
+        reconciliation.no_object_changed_after_handover,
         reconciliation.rejection_rate_is_low,
     ],
     jobs=[amili_daily_job],

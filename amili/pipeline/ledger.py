@@ -13,19 +13,26 @@ Tables (schema ``amili``):
     answer (HTTP status, Amili's ``statuscode``, attempts, raw answer body, error text).
 ``ledger_arrays``
     one row per array of a batch's body (``objectname``): the source rows it came from
-    (``source_ids``, a JSON array of creditor_id, invoice_id, payment_id or action_id) and a
-    hash of each object's payload as sent (``payload_hashes``), both in body order.
+    (``source_ids``, a JSON array of creditor_id, invoice_id, payment_id or action_id), a
+    hash of each object's payload as sent (``payload_hashes``) and, for invoices and
+    payments, each one's amount in whole øre and currency (``amounts``, ``currencies``), all
+    in body order: what Amili holds of an object it took.
 ``ledger_object_answers``
     one row per object of a batch whose answer named objects: its per-object outcome
     (``accepted``/``rejected``), Amili's ``status_statuscode``, ``ledgerref`` and error
     message. A batch answered with nothing named (statuscode 0) has no rows here.
 ``ledger_objects`` (a view)
     one row per object of a batch, from the two tables above: where it sits in the body
-    (``objectname``, ``objectindex``), its ``source_id`` and ``payload_hash``, and once
-    answered its outcome (``accepted`` for every object of a batch answered as a whole). It
+    (``objectname``, ``objectindex``), its ``source_id``, ``payload_hash``, ``amount`` and
+    ``currency``, and once answered its outcome (``accepted`` for every object of a batch
+    answered as a whole). It
     maps every answer back to a row; the results stage, the marts and analysts read it.
 ``quarantine``
     rows that failed validation before sending, with the reason; replaced per day.
+``changes_after_handover``
+    invoices, payments and actions Amili acknowledged whose payload has changed in the
+    warehouse since: not sent again (Amili keeps what it took), with what Amili holds (the
+    hash, amount and currency it took) and what the warehouse says now; replaced per day.
 ``acknowledged_creditors``
     the creditor object Amili last took, per creditor (its payload hash), so an unchanged
     creditor with nothing else to send on a later day is skipped, not posted alone again.
@@ -125,7 +132,13 @@ DDL: tuple[str, ...] = (
         source_ids VARCHAR NOT NULL,           -- JSON array, in body order (objectindex)
         -- sha256 (hex, 64 characters) of each object's JSON as sent, concatenated in body
         -- order; random text that compression cannot shrink, so DuckDB is told not to try
-        payload_hashes VARCHAR USING COMPRESSION uncompressed NOT NULL
+        payload_hashes VARCHAR USING COMPRESSION uncompressed NOT NULL,
+        -- invoices and payments (else NULL): each object's amount as sent, in whole øre
+        -- (originalInvoiceAmount, amount), a JSON array in body order (null: none), and its
+        -- currency, a JSON array in body order, or of one element when all are the same;
+        -- what Amili holds of an object it took (ledger_objects.amount, .currency)
+        amounts VARCHAR,
+        currencies VARCHAR
     )
     """,
     f"""
@@ -160,6 +173,25 @@ DDL: tuple[str, ...] = (
         acknowledged_at TIMESTAMPTZ
     )
     """,
+    # Objects Amili acknowledged whose payload has changed in the warehouse since: not sent
+    # again (Amili keeps what it took), recorded here with both payloads' hashes and amounts;
+    # replaced per day, like the quarantine.
+    """
+    CREATE TABLE IF NOT EXISTS amili.changes_after_handover (
+        partition_date DATE NOT NULL,
+        objectname VARCHAR NOT NULL,           -- invoice | payment | action
+        source_id VARCHAR NOT NULL,
+        acknowledged_batchid VARCHAR,          -- the batch Amili first took it in that day
+        acknowledged_payload_hash VARCHAR,     -- sha256 (hex) of the payload Amili holds
+        acknowledged_amount DECIMAL(18, 2),    -- its amount (NULL: none, or not recorded)
+        acknowledged_currency VARCHAR,
+        payload_hash VARCHAR NOT NULL,         -- sha256 (hex) of the warehouse's payload now
+        payload VARCHAR,                       -- ... and that payload
+        amount DECIMAL(18, 2),                 -- its amount (originalInvoiceAmount, amount)
+        currency VARCHAR,
+        detected_at TIMESTAMPTZ NOT NULL
+    )
+    """,
     # Exactly the shape dbt's on-run-start hook creates; whichever runs first makes it.
     """
     CREATE TABLE IF NOT EXISTS amili.acknowledged_invoices (
@@ -173,7 +205,8 @@ DDL: tuple[str, ...] = (
 #: One row per object of a batch: what the ledger held as a table of that name before the
 #: arrays (the results stage, the marts and analysts read it). An object of a batch answered
 #: as a whole (nothing named) is ``accepted`` or ``unconfirmed`` as its batch; one of a batch
-#: not answered yet has no outcome.
+#: not answered yet has no outcome. ``amount`` and ``currency``: an invoice's or payment's as
+#: sent (NULL for the others, and for batches prepared before the ledger kept them).
 LEDGER_OBJECTS_VIEW = f"""
     CREATE OR REPLACE VIEW amili.ledger_objects AS
     SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
@@ -183,12 +216,18 @@ LEDGER_OBJECTS_VIEW = f"""
         coalesce(r.outcome, CASE l.state
             WHEN '{BatchState.ACCEPTED}' THEN '{ObjectOutcome.ACCEPTED}'
             WHEN '{BatchState.UNCONFIRMED}' THEN '{ObjectOutcome.UNCONFIRMED}' END) AS outcome,
-        r.status_statuscode, r.ledgerref, r.error_message
+        r.status_statuscode, r.ledgerref, r.error_message,
+        (o.cents[o.objectindex + 1]::DECIMAL(18, 0) * 0.01)::DECIMAL(18, 2) AS amount,
+        o.currency_list[CASE WHEN len(o.currency_list) = 1 THEN 1 ELSE o.objectindex + 1 END]
+            AS currency
     FROM (
-        SELECT batchid, objectname, partition_date, payload_hashes,
+        SELECT batchid, objectname, partition_date, payload_hashes, cents, currency_list,
             CAST(generate_subscripts(ids, 1) - 1 AS INTEGER) AS objectindex,
             unnest(ids) AS source_id
-        FROM (SELECT *, from_json(source_ids, '["VARCHAR"]') AS ids FROM amili.ledger_arrays)
+        FROM (SELECT *, from_json(source_ids, '["VARCHAR"]') AS ids,
+                  from_json(amounts, '["BIGINT"]') AS cents,
+                  from_json(currencies, '["VARCHAR"]') AS currency_list
+              FROM amili.ledger_arrays)
     ) AS o
     JOIN amili.submission_ledger AS l USING (batchid)
     LEFT JOIN amili.ledger_object_answers AS r USING (batchid, objectname, objectindex)
@@ -240,11 +279,16 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     a ledger written before the arrays (``ledger_objects`` a table) into them."""
     for statement in DDL:
         con.execute(statement)
+    for column in _ADDED_COLUMNS:  # a ledger written before them gets them (NULL)
+        con.execute(f"ALTER TABLE amili.ledger_arrays ADD COLUMN IF NOT EXISTS {column} VARCHAR")
     if _table_type(con, "ledger_objects") == "BASE TABLE":
         _migrate_object_rows(con)
     _widen_checks(con)
     con.execute(LEDGER_OBJECTS_VIEW)
 
+
+#: Columns of ``ledger_arrays`` added since it was first written (all VARCHAR, NULL before).
+_ADDED_COLUMNS = ("amounts", "currencies")
 
 #: The tables whose CHECK lists the values of an enum, by the column it checks.
 _CHECKED_ENUMS: dict[str, tuple[str, type[StrEnum]]] = {
@@ -308,7 +352,8 @@ def _migrate_object_rows(con: duckdb.DuckDBPyConnection) -> None:
     transaction: the view of the same name then shows the same rows."""
     with _Transaction(con):
         con.execute(
-            """INSERT INTO amili.ledger_arrays
+            """INSERT INTO amili.ledger_arrays (batchid, objectname, partition_date,
+                   object_count, source_ids, payload_hashes)
                SELECT batchid, objectname, any_value(partition_date), count(*),
                    to_json(list(source_id ORDER BY objectindex))::VARCHAR,
                    string_agg(payload_hash, '' ORDER BY objectindex)
@@ -344,6 +389,10 @@ class ObjectRows:
     objectname: str
     source_ids: Sequence[str]
     payload_hashes: Sequence[str]
+    amounts: str | None = None
+    """Each object's amount in whole øre, a JSON array in body order (invoices, payments)."""
+    currencies: str | None = None
+    """Each object's currency, a JSON array in body order, or of one when all are equal."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,13 +455,16 @@ def prepare_batches(con: duckdb.DuckDBPyConnection, batches: Sequence[PreparedBa
             con.execute(
                 """INSERT INTO amili.ledger_arrays
                    SELECT unnest($batchids), unnest($names), unnest($days), unnest($counts),
-                       unnest($ids), unnest($hashes)""",
+                       unnest($ids), unnest($hashes), unnest($amounts::VARCHAR[]),
+                       unnest($currencies::VARCHAR[])""",
                 {"batchids": [batch.batchid for batch, _ in arrays],
                  "names": [rows.objectname for _, rows in arrays],
                  "days": [batch.partition_date for batch, _ in arrays],
                  "counts": [len(rows.source_ids) for _, rows in arrays],
                  "ids": [orjson.dumps(list(rows.source_ids)).decode() for _, rows in arrays],
-                 "hashes": [_packed_hashes(rows.payload_hashes) for _, rows in arrays]},
+                 "hashes": [_packed_hashes(rows.payload_hashes) for _, rows in arrays],
+                 "amounts": [rows.amounts for _, rows in arrays],
+                 "currencies": [rows.currencies for _, rows in arrays]},
             )
     return new
 
@@ -600,6 +652,61 @@ def insert_quarantine(
         """INSERT INTO amili.quarantine
            SELECT $day, unnest($names), unnest($ids), unnest($reasons), unnest($payloads), now()""",
         {"day": day, "names": names, "ids": ids, "reasons": reasons, "payloads": payloads},
+    )
+
+
+def replace_changes_day(con: duckdb.DuckDBPyConnection, day: date) -> None:
+    """Forget a day's changes after hand-over before its rows are read again (a re-run
+    replaces them, as it does the quarantine)."""
+    con.execute("DELETE FROM amili.changes_after_handover WHERE partition_date = ?", [day])
+
+
+def insert_changes(
+    con: duckdb.DuckDBPyConnection,
+    day: date,
+    rows: Sequence[tuple[str, str, str, str, str | None, str | None]],
+) -> None:
+    """Record acknowledged objects whose payload changed, ``(objectname, source_id,
+    payload_hash, payload, amount, currency)`` each (the amount as decimal text), in one
+    statement; :func:`settle_changes` then adds what Amili holds of them."""
+    if not rows:
+        return
+    names, ids, hashes, payloads, amounts, currencies = (
+        list(column) for column in zip(*rows, strict=True))
+    con.execute(
+        """INSERT INTO amili.changes_after_handover (partition_date, objectname, source_id,
+               payload_hash, payload, amount, currency, detected_at)
+           SELECT $day, unnest($names), unnest($ids), unnest($hashes),
+               unnest($payloads::VARCHAR[]),
+               TRY_CAST(unnest($amounts::VARCHAR[]) AS DECIMAL(18, 2)),
+               unnest($currencies::VARCHAR[]), now()""",
+        {"day": day, "names": names, "ids": ids, "hashes": hashes, "payloads": payloads,
+         "amounts": amounts, "currencies": currencies},
+    )
+
+
+def settle_changes(con: duckdb.DuckDBPyConnection, day: date) -> None:
+    """Add to the day's changes after hand-over what Amili holds of each object: the
+    payload it took first that day (the lowest batchid: a day's chunk numbers only grow),
+    its batch, hash, amount and currency. One statement, over the changed objects only."""
+    con.execute(
+        f"""UPDATE amili.changes_after_handover AS c SET acknowledged_batchid = h.batchid,
+               acknowledged_payload_hash = h.payload_hash, acknowledged_amount = h.amount,
+               acknowledged_currency = h.currency
+           FROM (
+               SELECT o.objectname, o.source_id, o.batchid, o.payload_hash, o.amount,
+                   o.currency
+               FROM amili.ledger_objects AS o
+               WHERE o.partition_date = $day AND o.outcome = '{ObjectOutcome.ACCEPTED}'
+                 AND (o.objectname, o.source_id) IN (
+                     SELECT (objectname, source_id) FROM amili.changes_after_handover
+                     WHERE partition_date = $day)
+               QUALIFY row_number() OVER (PARTITION BY o.objectname, o.source_id
+                                          ORDER BY o.batchid, o.objectindex) = 1
+           ) AS h
+           WHERE c.partition_date = $day AND c.objectname = h.objectname
+             AND c.source_id = h.source_id""",
+        {"day": day},
     )
 
 

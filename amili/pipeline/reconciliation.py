@@ -2,7 +2,8 @@
 
 The dbt marts (``dbt_project/models/marts``) give each eligible object of a day its fate
 (``rpt_object_fates``: quarantined, held, carried_forward (held, and a later day sends a
-copy), skipped_unchanged, sent, or unaccounted; a sent one
+copy), changed_after_handover (Amili took it with another payload, and keeps that one),
+skipped_unchanged, sent, or unaccounted; a sent one
 is accepted, rejected, unconfirmed or outstanding) and sum them per day, creditor, kind and currency
 (``rpt_reconciliation_daily``, with a ``balances`` flag). The functions here read those marts
 for a window of days ``[start, end)`` and have no Dagster imports, so Dagster asset checks
@@ -12,6 +13,7 @@ and the CLI call them alike:
   in no bucket (``rpt_source_rows``; the blocking check);
 * :func:`rejection_rate` returns how many sent objects Amili rejected;
 * :func:`unanswered_objects` returns the sent objects without a believed answer;
+* :func:`changes_after_handover` returns the objects that changed after Amili took them;
 * :func:`reconciliation_summary` renders a plain-text table per creditor and kind.
 
 ``con`` is an open DuckDB connection to the pipeline database (read-only is enough).
@@ -28,20 +30,25 @@ from typing import Any
 import duckdb
 
 __all__ = [
-    "BUCKETS", "FATES", "OUTCOMES", "balance_problems", "reconciliation_summary",
-    "rejection_rate", "unanswered_objects",
+    "BUCKETS", "FATES", "OUTCOMES", "balance_problems", "changes_after_handover",
+    "reconciliation_summary", "rejection_rate", "unanswered_objects",
 ]
 
 #: The buckets of rpt_reconciliation_daily, each with a ``<bucket>_count`` and
 #: ``<bucket>_amount`` column, in the order they are reported. ``carried_in`` (copies carried
 #: forward into the day) is part of eligible, not a term of the balance.
+#: ``changed_after_handover`` counts at the warehouse's current amount (so eligible adds
+#: up); the mart has what Amili holds of them beside (``_acknowledged_amount``,
+#: ``_difference``).
 BUCKETS: tuple[str, ...] = (
-    "eligible", "quarantined", "held", "carried_forward", "skipped_unchanged", "sent",
-    "accepted", "rejected", "unconfirmed", "outstanding", "unaccounted", "carried_in",
+    "eligible", "quarantined", "held", "carried_forward", "changed_after_handover",
+    "skipped_unchanged", "sent", "accepted", "rejected", "unconfirmed", "outstanding",
+    "unaccounted", "carried_in",
 )
 #: The fates that eligible splits into, in counts and in amounts.
 FATES: tuple[str, ...] = (
-    "quarantined", "held", "carried_forward", "skipped_unchanged", "sent", "unaccounted",
+    "quarantined", "held", "carried_forward", "changed_after_handover", "skipped_unchanged",
+    "sent", "unaccounted",
 )
 #: The outcomes that sent splits into, in counts and in amounts.
 OUTCOMES: tuple[str, ...] = ("accepted", "rejected", "unconfirmed", "outstanding")
@@ -91,7 +98,8 @@ def _why(row: dict[str, Any]) -> str:
         parts = sum(row[f"{b}_{kind}"] for b in FATES)
         if row[f"eligible_{kind}"] != parts:
             reasons.append(f"eligible {kind} {row[f'eligible_{kind}']} is not the sum of its "
-                           f"fates {parts}")
+                           f"fates {parts} (quarantined + held + carried forward + changed "
+                           "after hand-over + skipped + sent + unaccounted)")
         answered = sum(row[f"{b}_{kind}"] for b in OUTCOMES)
         if row[f"sent_{kind}"] != answered:
             reasons.append(f"sent {kind} {row[f'sent_{kind}']} is not accepted + rejected + "
@@ -292,10 +300,38 @@ def unanswered_objects(
             for values in cur.fetchall()]
 
 
+def changes_after_handover(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, *, marts_schema: str = "marts"
+) -> list[dict[str, Any]]:
+    """Per day, creditor, kind and currency of ``[start, end)``: the objects Amili took
+    whose payload has changed in the warehouse since (``changed_after_handover``), their
+    current amount, the amount Amili holds for them and the difference (current less held).
+
+    They balance (a fate of their own, at the current amount), and were not sent again:
+    Amili keeps what it took, and the Batch API documents no way to change it, so someone
+    must settle the difference with Amili. Values are ready for metadata."""
+    cur = con.execute(
+        f"""SELECT partition_date, creditor_id, objectname, currency,
+                   changed_after_handover_count, changed_after_handover_amount,
+                   changed_after_handover_acknowledged_amount,
+                   changed_after_handover_difference
+            FROM {_schema(marts_schema)}.rpt_reconciliation_daily
+            WHERE partition_date >= $start AND partition_date < $end
+              AND changed_after_handover_count > 0
+            ORDER BY partition_date, creditor_id NULLS FIRST, objectname,
+                     currency NULLS FIRST""",
+        {"start": start, "end": end},
+    )
+    columns = [d[0] for d in cur.description]
+    return [{k: _plain(v) for k, v in zip(columns, values, strict=True)}
+            for values in cur.fetchall()]
+
+
 #: Columns of the summary table: (header, bucket).
 _SUMMARY_COLUMNS: tuple[tuple[str, str], ...] = (
     ("eligible", "eligible"), ("quarantined", "quarantined"), ("held", "held"),
-    ("carried", "carried_forward"), ("skipped", "skipped_unchanged"), ("sent", "sent"),
+    ("carried", "carried_forward"), ("changed", "changed_after_handover"),
+    ("skipped", "skipped_unchanged"), ("sent", "sent"),
     ("accepted", "accepted"),
     ("rejected", "rejected"), ("unconfirmed", "unconfirmed"), ("outstanding", "outstanding"),
     ("unaccounted", "unaccounted"),
@@ -383,6 +419,19 @@ def reconciliation_summary(
     for code in sorted(other):
         parts = ", ".join(f"{b} {_money(v)}" for b, v in other[code].items() if v)
         out.append(f"in {code}: {parts or 'no amounts'}")
+    changed = [row for row in rows if row.get("changed_after_handover_count")]
+    if changed:
+        held: dict[str, Decimal] = defaultdict(Decimal)
+        difference: dict[str, Decimal] = defaultdict(Decimal)
+        for row in changed:
+            code = row["currency"] or "(none)"
+            held[code] += row["changed_after_handover_acknowledged_amount"]
+            difference[code] += row["changed_after_handover_difference"]
+        out.append(
+            f"changed after hand-over (not sent again; Amili keeps what it took): "
+            f"{sum(row['changed_after_handover_count'] for row in changed)} object(s); "
+            + ", ".join(f"{code}: Amili holds {_money(held[code])}, difference (now less "
+                        f"held) {_money(difference[code])}" for code in sorted(held)))
     out.append(
         f"balances: all {len(rows)} rows" if not unbalanced else
         f"DOES NOT BALANCE: {unbalanced} of {len(rows)} rows (see balance_problems)"

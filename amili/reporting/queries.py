@@ -21,7 +21,8 @@ import duckdb
 
 #: Buckets in the order they are shown; columns ``<bucket>_count`` and ``<bucket>_amount``.
 KNOWN_BUCKETS: tuple[str, ...] = (
-    "eligible", "quarantined", "held", "skipped_unchanged", "carried_forward", "sent",
+    "eligible", "quarantined", "held", "skipped_unchanged", "carried_forward",
+    "changed_after_handover", "sent",
     "accepted", "rejected", "unconfirmed", "outstanding", "unaccounted",
 )
 #: Kinds of objects that carry money (creditor and action objects have no amount).
@@ -250,14 +251,29 @@ def top_reasons(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 1
         filters.params)
 
 
+def held_columns_sql(con: duckdb.DuckDBPyConnection) -> str:
+    """``amili_holds`` and ``difference`` of ``report.problems`` as text (empty where none;
+    both empty in a snapshot published before problems had them)."""
+    columns = {name for (name,) in con.execute(
+        """SELECT column_name FROM duckdb_columns()
+           WHERE schema_name = 'report' AND table_name = 'problems'""").fetchall()}
+    if "acknowledged_amount" not in columns:
+        return "'' AS amili_holds, '' AS difference"
+    return (f"CASE WHEN acknowledged_amount IS NULL THEN '' "
+            f"ELSE {nok_sql('acknowledged_amount')} END AS amili_holds, "
+            f"CASE WHEN amount_difference IS NULL THEN '' "
+            f"ELSE {nok_sql('amount_difference')} END AS difference")
+
+
 def reason_objects(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, reason: str,
                    search: str = "", limit: int = 1000) -> list[Row]:
-    """The invoices, payments... behind one reason: ids, batch, ledgerref, full message."""
+    """The invoices, payments... behind one reason: ids, batch, ledgerref, full message (and
+    for a change after hand-over the amount Amili holds and the difference)."""
     return rows(con, f"""
         SELECT partition_date AS day, creditor_id AS creditor, objectname AS kind,
                source_id, invoice_id, batchid, ledgerref,
                CASE WHEN amount IS NULL THEN '' ELSE {nok_sql("amount")} END AS amount,
-               coalesce(currency, '') AS currency, message
+               coalesce(currency, '') AS currency, {held_columns_sql(con)}, message
         FROM report.problems
         WHERE {filters.where()} AND kind = $kind AND reason = $reason
           AND ($search = '' OR contains(lower(concat_ws(' ', source_id, invoice_id, batchid,

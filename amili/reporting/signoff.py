@@ -126,7 +126,8 @@ def render_signoff_report(con: duckdb.DuckDBPyConnection, day: date) -> str:
     problems = q.rows(con, f"""
         SELECT objectname AS kind, source_id, invoice_id, creditor_id AS creditor, batchid,
                ledgerref, CASE WHEN amount IS NULL THEN '' ELSE {q.nok_sql('amount')} END
-                   AS amount, coalesce(currency, '') AS currency, kind AS problem, message
+                   AS amount, coalesce(currency, '') AS currency, {q.held_columns_sql(con)},
+               kind AS problem, message
         FROM report.problems WHERE partition_date = $day
         ORDER BY kind, objectname, source_id LIMIT {MAX_LISTED_OBJECTS}""", {"day": day})
     amount_columns = [*q.buckets(con), *(f"{b}_amount" for b in q.buckets(con))]
@@ -151,8 +152,12 @@ def render_signoff_report(con: duckdb.DuckDBPyConnection, day: date) -> str:
                empty="no rows"),
         "<h2>Top rejection and quarantine reasons</h2>",
         _table(reasons, numeric=("objects", "amount_nok"), empty="no rejections"),
-        f"<h2>Rejected, quarantined and unanswered objects ({len(problems)} listed)</h2>",
-        _table(problems, numeric=("amount",), empty="none"),
+        f"<h2>Rejected, quarantined, unanswered and changed objects ({len(problems)} "
+        "listed)</h2>",
+        '<p class="muted">changed after hand-over: Amili took the object, then it changed in '
+        "the warehouse; it was not sent again, Amili holds <i>amili_holds</i>, the "
+        "difference is the warehouse's amount less that.</p>",
+        _table(problems, numeric=("amount", "amili_holds", "difference"), empty="none"),
         "<h2>Batches without a definite answer</h2>",
         _table(q.unanswered_batches(con, one_day), empty="every batch was answered"),
         "<h2>Payments held back (their invoice has no Amili id yet)</h2>",

@@ -84,26 +84,32 @@ NORMALIZE_REASON = r"""regexp_replace(regexp_replace(regexp_replace(regexp_repla
         '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(T[0-9:.]+Z?)?', '<date>', 'g'),
         '\b[0-9]{{5,}}\b', '<n>', 'g')"""
 
-#: One row per object Amili rejected (latest answer), validation quarantined, or sent
-#: without a believed answer (unconfirmed: the answer did not say; outstanding: no answer),
-#: with the reason as the mart groups it, the full message, and the invoice it concerns (a
-#: payment's or action's invoice from its batch table), for the dashboard's drill-down.
+#: One row per object Amili rejected (latest answer), validation quarantined, sent without a
+#: believed answer (unconfirmed: the answer did not say; outstanding: no answer), or changed
+#: in the warehouse after Amili took it (not sent again: Amili holds ``acknowledged_amount``,
+#: the warehouse ``amount``, ``amount_difference`` the second less the first), with the
+#: reason as the mart groups it, the full message, and the invoice it concerns (a payment's
+#: or action's invoice from its batch table), for the dashboard's drill-down.
 _PROBLEMS = """
 WITH problems AS (
     SELECT partition_date, creditor_id, objectname, source_id, amount, currency, batchid,
-           ledgerref, status_statuscode,
+           ledgerref, status_statuscode, acknowledged_amount, amount_difference,
            CASE WHEN fate = 'quarantined' THEN 'quarantined'
+                WHEN fate = 'changed_after_handover' THEN 'changed after hand-over'
                 WHEN outcome = 'rejected' THEN 'rejected by Amili'
                 WHEN outcome = 'unconfirmed' THEN 'unconfirmed by Amili'
                 ELSE 'no answer yet' END AS kind,
            CASE WHEN fate = 'quarantined' THEN coalesce(quarantine_reason, '(no reason)')
+                WHEN fate = 'changed_after_handover' THEN 'changed in the warehouse after '
+                    || 'Amili took it: not sent again (Amili keeps what it took); settle '
+                    || 'the difference with Amili'
                 WHEN outcome = 'rejected' THEN coalesce(error_message, '(no message)')
                 WHEN outcome = 'unconfirmed' THEN 'Amili answered the batch without saying '
                     || 'what became of this object; the next run sends it again'
                 ELSE 'its batch (' || coalesce(batch_state, '?') || ') has no answer; the '
                     || 'next run sends it again' END AS message
     FROM marts.rpt_object_fates
-    WHERE fate = 'quarantined'
+    WHERE fate IN ('quarantined', 'changed_after_handover')
        OR (fate = 'sent' AND outcome IN ('rejected', 'unconfirmed', 'outstanding'))
 ),
 payment_invoices AS (
@@ -118,6 +124,7 @@ SELECT p.partition_date, p.creditor_id, p.objectname, p.source_id,
        CASE p.objectname WHEN 'invoice' THEN p.source_id WHEN 'payment' THEN pi.invoice_id
             WHEN 'action' THEN ai.invoice_id END AS invoice_id,
        p.batchid, p.ledgerref, p.status_statuscode, p.amount, p.currency, p.kind,
+       p.acknowledged_amount, p.amount_difference,
        """ + NORMALIZE_REASON.format(message="p.message") + """ AS reason, p.message
 FROM problems AS p
 LEFT JOIN payment_invoices AS pi

@@ -35,7 +35,13 @@ CREATE TABLE IF NOT EXISTS amili.ledger_arrays (
     source_ids VARCHAR NOT NULL,           -- JSON array, in body order (objectindex)
     -- sha256 (hex, 64 characters) of each object's JSON as sent, concatenated in body
     -- order; random text that compression cannot shrink, so DuckDB is told not to try
-    payload_hashes VARCHAR USING COMPRESSION uncompressed NOT NULL
+    payload_hashes VARCHAR USING COMPRESSION uncompressed NOT NULL,
+    -- invoices and payments (else NULL): each object's amount as sent, in whole øre
+    -- (originalInvoiceAmount, amount), a JSON array in body order (null: none), and its
+    -- currency, a JSON array in body order, or of one element when all are the same;
+    -- what Amili holds of an object it took (ledger_objects.amount, .currency)
+    amounts VARCHAR,
+    currencies VARCHAR
 )
 {% endmacro %}
 
@@ -72,6 +78,23 @@ CREATE TABLE IF NOT EXISTS amili.acknowledged_creditors (
 )
 {% endmacro %}
 
+{% macro create_changes_after_handover() %}
+CREATE TABLE IF NOT EXISTS amili.changes_after_handover (
+    partition_date DATE NOT NULL,
+    objectname VARCHAR NOT NULL,           -- invoice | payment | action
+    source_id VARCHAR NOT NULL,
+    acknowledged_batchid VARCHAR,          -- the batch Amili first took it in that day
+    acknowledged_payload_hash VARCHAR,     -- sha256 (hex) of the payload Amili holds
+    acknowledged_amount DECIMAL(18, 2),    -- its amount (NULL: none, or not recorded)
+    acknowledged_currency VARCHAR,
+    payload_hash VARCHAR NOT NULL,         -- sha256 (hex) of the warehouse's payload now
+    payload VARCHAR,                       -- ... and that payload
+    amount DECIMAL(18, 2),                 -- its amount (originalInvoiceAmount, amount)
+    currency VARCHAR,
+    detected_at TIMESTAMPTZ NOT NULL
+)
+{% endmacro %}
+
 {% macro create_acknowledged_invoices() %}
 CREATE TABLE IF NOT EXISTS amili.acknowledged_invoices (
     unique_source_invoice_id VARCHAR PRIMARY KEY,
@@ -89,12 +112,18 @@ SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
     coalesce(r.outcome, CASE l.state
         WHEN 'accepted' THEN 'accepted'
         WHEN 'unconfirmed' THEN 'unconfirmed' END) AS outcome,
-    r.status_statuscode, r.ledgerref, r.error_message
+    r.status_statuscode, r.ledgerref, r.error_message,
+    (o.cents[o.objectindex + 1]::DECIMAL(18, 0) * 0.01)::DECIMAL(18, 2) AS amount,
+    o.currency_list[CASE WHEN len(o.currency_list) = 1 THEN 1 ELSE o.objectindex + 1 END]
+        AS currency
 FROM (
-    SELECT batchid, objectname, partition_date, payload_hashes,
+    SELECT batchid, objectname, partition_date, payload_hashes, cents, currency_list,
         CAST(generate_subscripts(ids, 1) - 1 AS INTEGER) AS objectindex,
         unnest(ids) AS source_id
-    FROM (SELECT *, from_json(source_ids, '["VARCHAR"]') AS ids FROM amili.ledger_arrays)
+    FROM (SELECT *, from_json(source_ids, '["VARCHAR"]') AS ids,
+              from_json(amounts, '["BIGINT"]') AS cents,
+              from_json(currencies, '["VARCHAR"]') AS currency_list
+          FROM amili.ledger_arrays)
 ) AS o
 JOIN amili.submission_ledger AS l USING (batchid)
 LEFT JOIN amili.ledger_object_answers AS r USING (batchid, objectname, objectindex)

@@ -66,7 +66,7 @@ def test_one_partition_end_to_end_then_a_rerun_posts_nothing_new(
 
     assert check_results(result) == {
         "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
-        "every_sent_object_is_answered": True,
+        "every_sent_object_is_answered": True, "no_object_changed_after_handover": True,
     }
 
     again = run_job(partition_key=DAY.isoformat())
@@ -83,7 +83,8 @@ def check_results(result: Any) -> dict[str, bool]:
         evaluation.check_name: evaluation.passed
         for evaluation in result.get_asset_check_evaluations()
         if evaluation.check_name in {"every_krone_is_accounted_for", "rejection_rate_is_low",
-                                     "every_sent_object_is_answered"}
+                                     "every_sent_object_is_answered",
+                                     "no_object_changed_after_handover"}
     }
 
 
@@ -175,7 +176,7 @@ def test_payments_held_in_a_range_are_carried_forward_and_sent_once(
     assert result.success
     assert check_results(result) == {
         "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
-        "every_sent_object_is_answered": True,
+        "every_sent_object_is_answered": True, "no_object_changed_after_handover": True,
     }
     # each waiting payment went out on 11-24, pointing at Amili's id of its invoice
     carried = query(pipeline_env, """
@@ -249,7 +250,7 @@ def test_a_refused_token_fails_the_step_and_the_next_run_sends_only_the_rest(
     assert again.success
     assert check_results(again) == {
         "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
-        "every_sent_object_is_answered": True,
+        "every_sent_object_is_answered": True, "no_object_changed_after_handover": True,
     }
     sent = query(pipeline_env, "SELECT count(DISTINCT source_id) FROM amili.responses "
                  "WHERE objectname = 'invoice' AND outcome = 'accepted'")[0][0]

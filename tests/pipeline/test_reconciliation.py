@@ -50,7 +50,7 @@ RELATIONS = Relations.in_schema("batch")
 MARTS = "path:models/marts"
 SHARE = 0.3
 LEDGER_TABLES = ("submission_ledger", "ledger_arrays", "ledger_object_answers", "ledger_objects",
-                 "quarantine", "acknowledged_invoices")
+                 "quarantine", "acknowledged_invoices", "changes_after_handover")
 KINDS = ("creditor", "invoice", "payment", "action")
 
 
@@ -493,8 +493,8 @@ def test_the_summary_is_a_table_per_creditor_and_kind(pipeline: Pipeline) -> Non
     assert lines[0].startswith(f"Reconciliation {DAY1.isoformat()} .. {DAY3.isoformat()}")
     header = lines[1].split()
     assert header == ["creditor", "kind", "eligible", "quarantined", "held", "carried",
-                      "skipped", "sent", "accepted", "rejected", "unconfirmed", "outstanding",
-                      "unaccounted"]
+                      "changed", "skipped", "sent", "accepted", "rejected", "unconfirmed",
+                      "outstanding", "unaccounted"]
     creditors = sorted({f["creditor_id"] for f in pipeline.honest.fates})
     for creditor in creditors:
         assert any(line.split()[:2] == [creditor, "invoice"] for line in lines)

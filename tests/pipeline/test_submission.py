@@ -280,28 +280,97 @@ def test_a_rerun_of_the_day_posts_nothing_new(
     assert inputs.sql("SELECT count(*) FROM amili.quarantine") == [(1,)]  # replaced, not added
 
 
-def test_a_changed_invoice_is_sent_again_and_answered_duplicate(
+def _stored(stats: dict[str, Any]) -> dict[str, Any]:
+    """The sandbox's counters of what it stored, and the batches posted to it."""
+    return {**{k: v for k, v in stats.items() if k != "requests"},
+            "posts": stats["requests"].get("POST /webapi/api/Batch")}
+
+
+def test_a_changed_invoice_is_not_sent_again_but_recorded_as_changed_after_handover(
     inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin
 ) -> None:
+    """Amili keeps the invoice it took (a re-post would be answered DUPLICATE): the changed
+    row is not posted, not called accepted, and recorded with both amounts."""
     inputs.creditor()
     inputs.invoices(valid_invoices(4))
     submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=10, max_bytes=1_000_000)
-    inputs.sql("UPDATE batch_invoices_json SET payload = replace(payload, 'oktober', 'november') "
-               "WHERE invoice_id = 'INV-0002'")
+    one = Decimal(jsonio.loads(invoice_payload("INV-1"))["originalInvoiceAmount"])
+    new = invoice_payload("INV-0002", originalInvoiceAmount=one - Decimal("250.50"))
+    inputs.sql("UPDATE batch_invoices_json SET payload = ? WHERE invoice_id = 'INV-0002'", [new])
+    before = sandbox_admin.stats()
+
+    for _ in range(2):  # a second re-run replaces the day's record, it does not add to it
+        day = submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=10,
+                            max_bytes=1_000_000).days[0]
+
+        invoices = day.objects["invoice"]
+        assert (invoices.seen, invoices.sent, invoices.changed_after_handover,
+                invoices.skipped_unchanged, invoices.changed) == (4, 0, 1, 3, 0)
+        assert invoices.amount("changed_after_handover") == one - Decimal("250.50")
+        assert invoices.amount("skipped_unchanged") == 3 * one
+        assert invoices.amount("seen") == 4 * one - Decimal("250.50")
+        assert day.batches_posted == 0
+    assert _stored(sandbox_admin.stats()) == _stored(before)  # nothing posted or stored
+    with make_client() as client:
+        cases = {case.referencenumber: case.originalsum for case in client.get_batches().case}
+    assert cases["F-INV-0002"] == one  # Amili holds what it took
+    assert inputs.sql(
+        "SELECT objectname, source_id, acknowledged_payload_hash, acknowledged_amount, "
+        "acknowledged_currency, payload_hash, payload, amount, currency "
+        "FROM amili.changes_after_handover"
+    ) == [("invoice", "INV-0002", hashlib.sha256(invoice_payload("INV-0002").encode()
+                                                 ).hexdigest(), one, "NOK",
+           hashlib.sha256(new.encode()).hexdigest(), new, one - Decimal("250.50"), "NOK")]
+    # the ledger keeps each invoice's amount as sent: what Amili holds
+    assert inputs.sql("SELECT DISTINCT amount, currency FROM amili.ledger_objects "
+                      "WHERE objectname = 'invoice'") == [(one, "NOK")]
+    meta = submission.SubmissionSummary([day]).as_metadata()
+    assert meta["invoice.changed_after_handover"] == 1
+    assert meta["days_with_changes_after_handover"] == 1
+
+
+def test_a_changed_payment_is_not_sent_again(
+    inputs: Inputs, make_client: ClientFactory, sandbox_admin: SandboxAdmin
+) -> None:
+    inputs.creditor()
+    inputs.invoices(valid_invoices(1))
+    submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=10, max_bytes=1_000_000)
+    record_results(inputs.path, DAY, NEXT)
+    [(amili_id,)] = inputs.sql("SELECT amili_invoice_id FROM amili.acknowledged_invoices")
+    inputs.payment("PAY-1", "INV-0000", amili_id, amount="250.00")
+    first = submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=10,
+                          max_bytes=1_000_000).days[0]
+    assert first.objects["payment"].accepted == 1
+    inputs.sql("UPDATE batch_payments_json SET payload = ? WHERE payment_id = 'PAY-1'",
+               [payment_payload("PAY-1", amili_id, "300.00")])
+    before = sandbox_admin.stats()
 
     day = submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=10,
                         max_bytes=1_000_000).days[0]
 
-    invoices = day.objects["invoice"]
-    assert (invoices.sent, invoices.changed, invoices.duplicates, invoices.skipped_unchanged) == (
-        1, 1, 1, 3)
-    assert invoices.accepted == 0 and "accepted" not in invoices.amounts
-    one = Decimal(jsonio.loads(invoice_payload("INV-1"))["originalInvoiceAmount"])
-    assert invoices.amount("changed") == invoices.amount("duplicates") == one
-    assert invoices.amount("skipped_unchanged") == 3 * one
-    assert sandbox_admin.stats()["invoices"] == 4  # the legacy API has no update for it
-    assert inputs.sql("SELECT status_statuscode FROM amili.ledger_objects WHERE "
-                      "source_id = 'INV-0002' ORDER BY batchid") == [("CREATED",), ("DUPLICATE",)]
+    payments = day.objects["payment"]
+    assert (payments.sent, payments.changed_after_handover) == (0, 1)
+    assert payments.amount("changed_after_handover") == Decimal("300.00")
+    assert _stored(sandbox_admin.stats()) == _stored(before) and before["payments"] == 1
+    assert inputs.sql("SELECT acknowledged_amount, amount FROM amili.changes_after_handover"
+                      ) == [(Decimal("250.00"), Decimal("300.00"))]
+
+
+def test_a_dry_run_writes_the_changes_after_handover_to_a_file(
+    inputs: Inputs, make_client: ClientFactory, tmp_path: Path
+) -> None:
+    inputs.creditor()
+    inputs.invoices(valid_invoices(2))
+    submit_window(inputs.path, make_client(), DAY, NEXT, max_objects=10, max_bytes=1_000_000)
+    inputs.sql("UPDATE batch_invoices_json SET payload = replace(payload, 'oktober', 'november') "
+               "WHERE invoice_id = 'INV-0001'")
+
+    day = submit_window(inputs.path, None, DAY, NEXT, dry_run_dir=tmp_path / "dry").days[0]
+
+    assert day.objects["invoice"].changed_after_handover == 1
+    [line] = (tmp_path / "dry" / f"changes-after-handover-{DAY}.jsonl").read_text().splitlines()
+    assert jsonio.loads(line)["source_id"] == "INV-0001"
+    assert inputs.sql("SELECT count(*) FROM amili.changes_after_handover") == [(0,)]
 
 
 def test_force_resend_sends_everything_in_new_batches(
@@ -983,8 +1052,11 @@ def test_a_ledger_written_as_rows_is_moved_into_the_arrays_unchanged(inputs: Inp
         assert con.execute("SELECT table_type FROM information_schema.tables "
                            "WHERE table_schema = 'amili' AND table_name = 'ledger_objects'"
                            ).fetchone() == ("VIEW",)
-        assert con.execute("SELECT * FROM amili.ledger_objects ORDER BY batchid, "
-                           "objectname, objectindex").fetchall() == old_rows
+        # (amounts were not kept then: unknown, not zero)
+        assert con.execute("SELECT * EXCLUDE (amount, currency) FROM amili.ledger_objects "
+                           "ORDER BY batchid, objectname, objectindex").fetchall() == old_rows
+        assert con.execute("SELECT count(*) FROM amili.ledger_objects WHERE amount IS NOT NULL "
+                           "OR currency IS NOT NULL").fetchone() == (0,)
         ledger.ensure_schema(con)  # idempotent
         assert con.execute("SELECT count(*) FROM amili.ledger_objects").fetchone() == (4,)
 

@@ -18,6 +18,8 @@ module             what it does (and the guarantee it states)
                    (bounded memory; a creditor heads each of its bodies)
 ``quarantine``     check a row in Python, quarantine it with its reason (bad input loses
                    nothing)
+``changes``        an object Amili took whose payload changed since: counted and recorded,
+                   not sent again (never sent twice)
 ``posting``        the ledger as an outbox, the POSTs (nothing is sent twice)
 ``answers``        what became of each sent object, the day's accounting (nothing is lost;
                    an answer is believed only when it says so)
@@ -238,10 +240,11 @@ def _submit_days(
                                          summary)
         total = result.total()
         log.info(
-            "%s%s: %d rows seen, %d sent, %d skipped unchanged, %d quarantined, %d held; "
-            "batches %s (%.1f s)",
+            "%s%s: %d rows seen, %d sent, %d skipped unchanged, %d changed after hand-over "
+            "(not sent), %d quarantined, %d held; batches %s (%.1f s)",
             day, " (dry run)" if opts.dry_run_dir else "", total.seen, total.sent,
-            total.skipped_unchanged, total.quarantined, total.held,
+            total.skipped_unchanged, total.changed_after_handover, total.quarantined,
+            total.held,
             dict(result.batches), result.seconds,
         )
         day += timedelta(days=1)

@@ -1,7 +1,8 @@
 """Recording what became of each sent object, and the day's final accounting.
 
 **Nothing is lost.** Every row of a day the phases read ends in exactly one bucket of its
-:class:`ObjectTally` (quarantined, held, skipped as unchanged, or sent; :mod:`.batching`
+:class:`ObjectTally` (quarantined, held, skipped as unchanged, changed after hand-over, or
+sent; :mod:`.batching`
 sorts each row into one), and every sent row in exactly one of accepted, duplicate, rejected,
 unconfirmed, failed or not sent (here). Both sums are closed when the day is settled
 (:func:`_settle_seen`, :func:`_settle_accepted`), so a row cannot fall between buckets.
@@ -242,9 +243,11 @@ def _settle_seen(st: DayState) -> None:
     ``seen`` is their sum (counted once here instead of once per row)."""
     for value in _VALUES[1:]:
         tally = st.tallies[value]
-        tally.seen = tally.quarantined + tally.held + tally.skipped_unchanged + tally.sent
+        tally.seen = (tally.quarantined + tally.held + tally.skipped_unchanged
+                      + tally.changed_after_handover + tally.sent)
         seen: dict[str, Decimal] = {}
-        for state in ("quarantined", "held", "skipped_unchanged", "sent"):
+        for state in ("quarantined", "held", "skipped_unchanged", "changed_after_handover",
+                      "sent"):
             for currency, amount in tally.amounts.get(state, {}).items():
                 seen[currency] = seen.get(currency, Decimal(0)) + amount
         if seen:

@@ -2,8 +2,9 @@
 cut the rows to send into batch bodies.
 
 Each row reaches Python with its status decided in SQL (:mod:`.classify`): held and skipped
-rows are counted, rows the SQL could not prove valid are checked (:mod:`.quarantine`), and
-the rest go into bodies. :func:`_group_objects` is the hot loop (once per row of a million):
+rows are counted, rows changed after hand-over counted and recorded (:mod:`.changes`), rows
+the SQL could not prove valid checked (:mod:`.quarantine`), and the rest go into bodies.
+:func:`_group_objects` is the hot loop (once per row of a million):
 it keeps what it touches in local variables and builds tuples directly.
 
 Batches are cut per creditor, with the creditor object at the head of each of its batches:
@@ -29,7 +30,9 @@ import duckdb
 from amili.chunking import BatchObject, ObjectTooLargeError, chunk_objects
 from amili.models import ObjectName
 from amili.pipeline.submission.answers import _count_sent
+from amili.pipeline.submission.changes import _changed
 from amili.pipeline.submission.classify import (
+    _CHANGED,
     _CHECK,
     _HELD,
     _KNOWN_SQL,
@@ -239,6 +242,9 @@ def _group_objects(
             continue
         if status == _SKIP:
             amounts.add("skipped_unchanged", kind, currency, amount)
+            continue
+        if status == _CHANGED:  # Amili holds another payload of it: not sent again
+            _changed(st, kind, source_id, payload, known_hash, amount, currency)
             continue
         if status == _CHECK or (duplicates and (_VALUES[kind], source_id) in duplicates) or (
             kind == 1 and header_bad

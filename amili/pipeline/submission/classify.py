@@ -21,8 +21,9 @@ from amili.pipeline import sql_checks
 #: A row's status, decided in SQL (:func:`_day_rows_sql`): send it (proven valid), held (dbt
 #: says it must wait), skipped (acknowledged with this payload), check it in Python, or
 #: quarantine it (dbt named a defect of its warehouse rows; the reason is in hold_reason's
-#: place).
-_SEND, _HELD, _SKIP, _CHECK, _QUARANTINE = 0, 1, 2, 3, 4
+#: place), or changed after hand-over (an invoice, payment or action Amili took with another
+#: payload: not sent again, see :mod:`.changes`).
+_SEND, _HELD, _SKIP, _CHECK, _CHANGED, _QUARANTINE = 0, 1, 2, 3, 4, 5
 _RELATION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*){0,2}$")
 
 
@@ -117,13 +118,17 @@ def _quote(dotted: str) -> str:
 # payments that could be sent are checked by amili.pipeline.sql_checks: ``ok`` proves them
 # valid, the rest go through the Python validation. Needs the CTE ``day`` before it.
 #: What the day's ledger knew of each of the day's rows when phase 2 began, per creditor: the
-#: payload hashes Amili acknowledged and those of the batches just re-posted. A snapshot (a
-#: temporary table, which DuckDB may spill), so each creditor's query joins only its own rows.
+#: payload hashes Amili acknowledged, the one it took first (``held``: the lowest batchid,
+#: since a day's chunk numbers only grow; Amili keeps the first payload of an invoice or
+#: payment id and answers any later one DUPLICATE) and those of the batches just re-posted.
+#: A snapshot (a temporary table, which DuckDB may spill), so each creditor's query joins
+#: only its own rows.
 _KNOWN_SQL = """
     CREATE OR REPLACE TEMP TABLE _amili_known AS
     WITH keys AS (SELECT DISTINCT objectname, source_id, creditor_id FROM ({day_sql}))
     SELECT k.creditor_id, m.objectname, m.source_id,
         list(DISTINCT m.payload_hash) FILTER (WHERE m.outcome = 'accepted') AS acked,
+        arg_min(m.payload_hash, m.batchid) FILTER (WHERE m.outcome = 'accepted') AS held,
         list(DISTINCT m.payload_hash) FILTER (
             WHERE m.batchid IN (SELECT unnest($reposted::VARCHAR[]))) AS reposted
     FROM amili.ledger_objects AS m JOIN keys AS k USING (objectname, source_id)
@@ -134,7 +139,7 @@ _KNOWN_SQL = """
 #: without reading the day's keys for a join with nothing.
 _NOTHING_KNOWN_SQL = """
     CREATE OR REPLACE TEMP TABLE _amili_known (creditor_id VARCHAR, objectname VARCHAR,
-        source_id VARCHAR, acked VARCHAR[], reposted VARCHAR[])
+        source_id VARCHAR, acked VARCHAR[], held VARCHAR, reposted VARCHAR[])
 """
 
 
@@ -159,20 +164,25 @@ def _classified_sql(
          sql_checks.clean_sql("payment", "s.source_id", "s.pay", "NULL", assumptions))
         if checks else ("false", "false"))
     return f"""
-    known AS (SELECT objectname, source_id, acked, reposted FROM _amili_known
+    known AS (SELECT objectname, source_id, acked, held, reposted FROM _amili_known
               WHERE {known_where}),
     hashed AS (
         SELECT d.*, CASE WHEN d.kind = 0 OR k.source_id IS NOT NULL THEN sha256(d.payload)
-                    END AS known_hash, k.acked, k.reposted
+                    END AS known_hash, k.acked, k.held, k.reposted
         FROM day AS d LEFT JOIN known AS k
           ON k.objectname = d.objectname AND k.source_id = d.source_id
     ),
     marked AS (
-        SELECT h.* EXCLUDE (acked, reposted),
-            (coalesce(list_contains(h.acked, h.known_hash), false)
+        -- a creditor is acknowledged with any payload Amili took (it updates creditors);
+        -- an invoice, payment or action only with the one Amili took first: that is the one
+        -- it holds, and any other payload of it has changed after hand-over
+        SELECT h.* EXCLUDE (acked, held, reposted),
+            (CASE WHEN h.kind = 0 THEN coalesce(list_contains(h.acked, h.known_hash), false)
+                  ELSE coalesce(h.held = h.known_hash, false) END
              OR ac.source_id IS NOT NULL) AND NOT $force AS acknowledged,
-            coalesce(len(h.acked) > 0 AND NOT list_contains(h.acked, h.known_hash), false)
-                AS changed
+            CASE WHEN h.kind = 0 THEN coalesce(
+                     len(h.acked) > 0 AND NOT list_contains(h.acked, h.known_hash), false)
+                 ELSE coalesce(h.held <> h.known_hash, false) END AS changed
         FROM hashed AS h
         -- a creditor taken unchanged on any day (amili.acknowledged_creditors) counts as
         -- acknowledged: it heads its invoices' bodies but is not posted alone again
@@ -183,7 +193,7 @@ def _classified_sql(
     shaped AS (
         SELECT m.*,
             m.kind IN (1, 2) AND m.hold_reason IS NULL AND m.quarantine_reason IS NULL
-                AND NOT m.acknowledged AS candidate,
+                AND NOT m.acknowledged AND NOT (m.changed AND NOT $force) AS candidate,
             CASE WHEN m.kind = 1 AND candidate AND {inv_shape} THEN {inv_fields} END AS inv,
             CASE WHEN m.kind = 2 AND candidate AND {pay_shape} THEN {pay_fields} END AS pay
         FROM marked AS m
@@ -241,8 +251,8 @@ def _day_rows_sql(
     ``_amili_known``).
 
     Columns (few, and cheap to convert: this is fetched once per row): kind, source_id,
-    payload (bytes), status (:data:`_SEND`, :data:`_HELD`, :data:`_SKIP` or
-    :data:`_CHECK` or :data:`_QUARANTINE`), hold_reason (for a quarantined row: the
+    payload (bytes), status (:data:`_SEND`, :data:`_HELD`, :data:`_SKIP`, :data:`_CHECK`,
+    :data:`_CHANGED` or :data:`_QUARANTINE`), hold_reason (for a quarantined row: the
     quarantine reason), known_hash, changed, cents (the amount in whole øre)
     and, only where cents cannot say it, amount (a Decimal), currency, creditor_id
     (NULL with ``creditor_id=False``, for a query of one creditor's rows: converting a
@@ -254,6 +264,7 @@ def _day_rows_sql(
                CASE WHEN quarantine_reason IS NOT NULL THEN {_QUARANTINE}
                     WHEN hold_reason IS NOT NULL THEN {_HELD}
                     WHEN acknowledged THEN {_SKIP}
+                    WHEN changed AND kind > 0 AND NOT $force THEN {_CHANGED}
                     WHEN ok THEN {_SEND} ELSE {_CHECK} END AS status,
                coalesce(quarantine_reason, hold_reason) AS hold_reason, known_hash, changed,
                cents, amount, currency,

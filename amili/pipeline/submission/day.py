@@ -1,9 +1,9 @@
 """One partition day, phase after phase, on one :class:`DayState`.
 
 Phase 1 re-posts the in-doubt batches of earlier runs (:mod:`.reposts`); phase 2 streams the
-day's rows and sends what is new or changed (:mod:`.batching`); both post through
-:mod:`.posting`. Then the quarantine buffer is written and the day's accounting settled
-(:mod:`.answers`).
+day's rows and sends what is new (:mod:`.batching`); both post through :mod:`.posting`. Then
+the quarantine and changes-after-hand-over buffers are written (:mod:`.changes`) and the
+day's accounting settled (:mod:`.answers`).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import duckdb
 
 from amili.pipeline.submission.answers import _settle_day
 from amili.pipeline.submission.batching import _new_batches, _next_chunk_number
+from amili.pipeline.submission.changes import _settle_changes, _start_changes
 from amili.pipeline.submission.posting import _send
 from amili.pipeline.submission.quarantine import _flush_quarantine, _start_quarantine
 from amili.pipeline.submission.reposts import _reposts, _supersede_in_doubt
@@ -30,6 +31,7 @@ def _submit_day(con: duckdb.DuckDBPyConnection, day: date, opts: _Options,
     started = time.perf_counter()
     st = DayState.start(con, day, opts, rows_cursor)
     _start_quarantine(st)
+    _start_changes(st)
     if st.opts.force_resend:
         reposted: list[str] = []
         _supersede_in_doubt(st, "a forced re-send of the day replaced it")
@@ -45,6 +47,7 @@ def _submit_day(con: duckdb.DuckDBPyConnection, day: date, opts: _Options,
         with closing(_new_batches(st, reposted)) as batches:  # see _reposts above
             _send(st, batches)
     _flush_quarantine(st)
+    _settle_changes(st)
     _settle_day(st)
     st.summary.seconds = time.perf_counter() - started
     return st.summary

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+import orjson
+
 from amili.chunking import Chunk
 from amili.models import ObjectName
 
@@ -116,6 +118,26 @@ class _Amounts:
 
 
 _PAYLOAD_HASH = operator.attrgetter("payload_hash")
+_AMOUNT = operator.attrgetter("amount")
+_CURRENCY = operator.attrgetter("currency")
+
+
+def _ore(amount: Decimal) -> int | None:
+    """A key's Decimal amount (kroner) in whole øre, or None if it has a finer part."""
+    ore = amount.scaleb(2)
+    return int(ore) if ore == ore.to_integral_value() else None
+
+
+def _money_arrays(keys: Sequence[_Key]) -> tuple[str, str]:
+    """The ledger's ``amounts`` and ``currencies`` of one array of invoices or payments: each
+    amount in whole øre and each currency, JSON arrays in body order (one currency when all
+    are the same, as they nearly always are). Why JSON text: like ``source_ids``, one string
+    per array is far cheaper to hand to DuckDB than a list of values per object."""
+    currencies = list(map(_CURRENCY, keys))
+    if currencies.count(currencies[0]) == len(currencies):
+        currencies = currencies[:1]
+    return (orjson.dumps(list(map(_AMOUNT, keys)), default=_ore).decode(),
+            orjson.dumps(currencies).decode())
 
 
 def _content_hash(ids: Sequence[Sequence[_Key]]) -> str:

@@ -19,7 +19,7 @@ from collections.abc import Iterator
 
 from amili.pipeline import ledger
 from amili.pipeline.submission.answers import _flush_answers, _record, _record_not_sent
-from amili.pipeline.submission.objects import _VALUES, _Batch
+from amili.pipeline.submission.objects import _VALUES, _Batch, _money_arrays
 from amili.pipeline.submission.state import DayState
 
 #: Answers are written to the ledger in groups this large (and at the end of each phase): one
@@ -101,9 +101,10 @@ def _prepare(st: DayState, group: list[_Batch]) -> Iterator[_Batch]:
             body_bytes=len(batch.chunk.body),
             arrays=[
                 ledger.ObjectRows(
-                    value, [k.source_id for k in keys], [k.payload_hash for k in keys]
+                    value, [k.source_id for k in keys], [k.payload_hash for k in keys],
+                    *(_money_arrays(keys) if kind in (1, 2) and keys else (None, None)),
                 )
-                for value, keys in zip(_VALUES, batch.keys(), strict=True)
+                for kind, (value, keys) in enumerate(zip(_VALUES, batch.keys(), strict=True))
             ],
         )
         for batch in group

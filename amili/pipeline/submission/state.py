@@ -65,6 +65,12 @@ class DayState:
     creditors: dict[str, _CreditorFate] = field(default_factory=dict)
     quarantine: list[tuple[str, str | None, str, str]] = field(default_factory=list)
     """Quarantined rows not yet written (objectname, source_id, reason, payload)."""
+    changes: list[tuple[str, str, str, str, str | None, str | None]] = field(
+        default_factory=list)
+    """Changed rows not yet written (objectname, source_id, payload_hash, payload, amount,
+    currency); see :mod:`.changes`."""
+    changed_rows: int = 0
+    """Rows of the day found changed after hand-over."""
     answers: ledger.AnswerBuffer = field(default_factory=ledger.AnswerBuffer)
     """Answers not yet written to the ledger."""
     amounts: _Amounts = field(default_factory=_Amounts)

@@ -34,7 +34,7 @@ class SubmissionRefusedError(SubmissionError):
 
 #: Buckets a row is counted in; amounts are kept for the same buckets.
 STATES: tuple[str, ...] = (
-    "seen", "quarantined", "held", "skipped_unchanged", "sent",
+    "seen", "quarantined", "held", "skipped_unchanged", "changed_after_handover", "sent",
     "accepted", "duplicates", "rejected", "unconfirmed", "failed", "not_sent", "changed",
 )
 #: The buckets a sent row ends in besides ``accepted`` (which is the rest of ``sent``).
@@ -45,19 +45,23 @@ _NOT_ACCEPTED: tuple[str, ...] = ("duplicates", "rejected", "unconfirmed", "fail
 class ObjectTally:
     """Rows of one object kind, per bucket, and their amounts per bucket and currency.
 
-    ``seen = quarantined + held + skipped_unchanged + sent`` and
+    ``seen = quarantined + held + skipped_unchanged + changed_after_handover + sent`` and
     ``sent = accepted + duplicates + rejected + unconfirmed + failed + not_sent`` (after a
     real run; a dry run only gets as far as ``sent``, meaning written). ``unconfirmed``: the
     answer did not say what became of the row; ``not_sent``: its batch was prepared but
-    never posted (the token was refused first). ``changed`` counts the sent rows that had
-    been acknowledged before with another payload. Amounts are for invoices
-    (``originalInvoiceAmount``) and payments (``amount``) only.
+    never posted (the token was refused first). ``changed_after_handover``: invoices,
+    payments and actions Amili took that day with another payload, not sent again (their
+    amount is the warehouse's current one; ``amili.changes_after_handover`` has what Amili
+    holds). ``changed`` counts the sent rows that had been acknowledged before with another
+    payload (a creditor, which Amili updates, or any row of a forced re-send). Amounts are
+    for invoices (``originalInvoiceAmount``) and payments (``amount``) only.
     """
 
     seen: int = 0
     quarantined: int = 0
     held: int = 0
     skipped_unchanged: int = 0
+    changed_after_handover: int = 0
     sent: int = 0
     accepted: int = 0
     duplicates: int = 0
@@ -195,6 +199,12 @@ class SubmissionSummary:
         return [day for day in self.days if day.partially_failed]
 
     @property
+    def changed_days(self) -> list[DaySummary]:
+        """Days with objects that changed after Amili took them (not sent again)."""
+        return [day for day in self.days
+                if any(tally.changed_after_handover for tally in day.objects.values())]
+
+    @property
     def unconfirmed_days(self) -> list[DaySummary]:
         """Days with objects whose answer did not say what became of them."""
         return [day for day in self.days
@@ -223,6 +233,7 @@ class SubmissionSummary:
         meta["days_all_failed"] = len(self.failed_days)
         meta["days_partially_failed"] = len(self.partial_failures)
         meta["days_with_unconfirmed"] = len(self.unconfirmed_days)
+        meta["days_with_changes_after_handover"] = len(self.changed_days)
         for name, tally in self.objects().items():
             for state, count in tally.counts().items():
                 meta[f"{name}.{state}"] = count

@@ -9,6 +9,12 @@
 --   quarantined        in amili.quarantine for that day (objectname, source_id)
 --   carried_forward    held that day, and a later day carries a copy of it (carried_from_date)
 --   held               dbt held it back (hold_reason)
+--   changed_after_handover
+--                      an invoice, payment or action whose payload differs from the one
+--                      Amili took first (accepted on its day or an earlier one): Amili keeps
+--                      that one (it answers a later payload of the same id DUPLICATE), so
+--                      the submission does not send it again; acknowledged_amount is what
+--                      Amili holds, amount_difference the current amount less that
 --   sent               a ledger row of that day in a batch that is not superseded; the
 --                      latest row (by prepared_at, chunk_number) gives outcome and ids
 --   skipped_unchanged  no ledger row that day, but the same payload (sha256) of the same
@@ -122,6 +128,33 @@ sent as (
     ) = 1
 ),
 
+-- What Amili holds of an invoice, payment or action: the payload it accepted first, on
+-- the object's day or an earlier one (by day, then batchid: a day's chunk numbers only
+-- grow), with its amount and currency as sent. A creditor is updated by Amili instead.
+handed_over as (
+    select
+        h.partition_date,
+        h.objectname,
+        h.source_id,
+        o.partition_date as handed_over_on,
+        o.payload_hash as acknowledged_payload_hash,
+        o.amount as acknowledged_amount,
+        o.currency as acknowledged_currency
+    from (
+        select distinct partition_date, objectname, source_id from hashed
+        where objectname <> 'creditor'
+    ) as h
+    inner join live_ledger as o
+        on o.objectname = h.objectname
+        and o.source_id = h.source_id
+        and o.partition_date <= h.partition_date
+        and o.outcome = 'accepted'
+    qualify row_number() over (
+        partition by h.partition_date, h.objectname, h.source_id
+        order by o.partition_date, o.batchid, o.objectindex
+    ) = 1
+),
+
 -- The same payload of the same object, accepted on an earlier day.
 acknowledged_before as (
     select
@@ -147,6 +180,7 @@ fates as (
             when q.source_id is not null then 'quarantined'
             when h.hold_reason is not null and c.source_id is not null then 'carried_forward'
             when h.hold_reason is not null then 'held'
+            when ho.acknowledged_payload_hash <> h.payload_hash then 'changed_after_handover'
             when s.source_id is not null then 'sent'
             when a.source_id is not null then 'skipped_unchanged'
             else 'unaccounted'
@@ -154,7 +188,16 @@ fates as (
         q.reason as quarantine_reason,
         s.* exclude (partition_date, objectname, source_id),
         a.acknowledged_on,
-        c.carried_to_date
+        c.carried_to_date,
+        ho.handed_over_on,
+        ho.acknowledged_payload_hash,
+        ho.acknowledged_amount,
+        ho.acknowledged_currency,
+        (case h.objectname
+            when 'invoice' then h.money.originalInvoiceAmount
+            when 'payment' then h.money.amount
+        end)::DECIMAL(18, 2) as amount,
+        h.money.currency as currency
     from hashed as h
     left join quarantined as q
         on q.partition_date = h.partition_date
@@ -169,6 +212,10 @@ fates as (
         and a.objectname = h.objectname
         and a.source_id = h.source_id
         and a.payload_hash = h.payload_hash
+    left join handed_over as ho
+        on ho.partition_date = h.partition_date
+        and ho.objectname = h.objectname
+        and ho.source_id = h.source_id
     left join carried_copies as c
         on c.carried_from_date = h.partition_date
         and c.objectname = h.objectname
@@ -180,11 +227,8 @@ select
     creditor_id,
     objectname,
     source_id,
-    (case objectname
-        when 'invoice' then money.originalInvoiceAmount
-        when 'payment' then money.amount
-    end)::DECIMAL(18, 2) as amount,
-    money.currency as currency,
+    amount,
+    currency,
     payload_hash,
     fate,
     -- The ledger's details describe the fate 'sent' only.
@@ -199,7 +243,22 @@ select
     case when fate = 'sent' then sent_payload_hash = payload_hash end as payload_matches_sent,
     case when fate = 'quarantined' then quarantine_reason end as quarantine_reason,
     case when fate in ('held', 'carried_forward') then hold_reason end as hold_reason,
-    case when fate = 'skipped_unchanged' then acknowledged_on end as acknowledged_on,
+    case
+        when fate = 'skipped_unchanged' then acknowledged_on
+        when fate = 'changed_after_handover' then handed_over_on
+    end as acknowledged_on,
     carried_from_date,
-    case when fate = 'carried_forward' then carried_to_date end as carried_to_date
+    case when fate = 'carried_forward' then carried_to_date end as carried_to_date,
+    -- What Amili holds of a changed object, and the current amount less it (NULL where
+    -- the currency changed too, or the batch predates the ledger keeping amounts).
+    case when fate = 'changed_after_handover' then acknowledged_payload_hash end
+        as acknowledged_payload_hash,
+    case when fate = 'changed_after_handover' then acknowledged_amount end
+        as acknowledged_amount,
+    case when fate = 'changed_after_handover' then acknowledged_currency end
+        as acknowledged_currency,
+    case
+        when fate = 'changed_after_handover' and acknowledged_currency = currency
+            then amount - acknowledged_amount
+    end::DECIMAL(18, 2) as amount_difference
 from fates
