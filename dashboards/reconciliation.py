@@ -157,6 +157,23 @@ def _(SNAPSHOT, filters, mo, q):
 @app.cell
 def _(SNAPSHOT, filters, mo, q):
     with q.connect_snapshot(SNAPSHOT) as _con:
+        _source = q.source_rows(_con, filters)
+    mo.vstack([
+        mo.md("## Warehouse rows\n\nEvery row the extract read (invoices, claim lines, "
+              "reminders, payments, case actions, debtors, creditors) and the bucket it ended "
+              "in; amounts exactly as the warehouse has them. `unaccounted` fails the "
+              "blocking check."),
+        mo.ui.table(_source, selection=None, page_size=20, show_column_summaries=False,
+                    label="Warehouse rows per table and bucket")
+        if _source else mo.md("_No warehouse rows in this range (or the creditor filter is "
+                              "set: warehouse rows are counted for all creditors)._"),
+    ])
+    return
+
+
+@app.cell
+def _(SNAPSHOT, filters, mo, q):
+    with q.connect_snapshot(SNAPSHOT) as _con:
         reasons = q.top_reasons(_con, filters)
     reason = mo.ui.dropdown(
         options={f"{r['kind']}: {r['reason']} ({r['objects']})": f"{r['kind']}\t{r['reason']}"

@@ -64,6 +64,11 @@ SOURCE_TABLES: tuple[str, ...] = (
     "invoices", "invoice_lines", "reminders", "payments", "case_actions", "customers",
     "creditors",
 )
+#: The money column of each raw table (what rpt_source_rows.amount holds), NULL for none.
+_SOURCE_AMOUNTS: dict[str, str] = {
+    "invoices": "amount", "invoice_lines": "amount", "reminders": "fee_amount",
+    "payments": "amount", "case_actions": "NULL", "customers": "NULL", "creditors": "NULL",
+}
 #: How many ids a source-row problem names (the mart holds all of them).
 _IDS_NAMED = 10
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -194,8 +199,8 @@ def source_row_problems(
 ) -> list[dict[str, Any]]:
     """The warehouse rows of ``[start, end)`` that ended in no bucket, per day and source
     table: rows of ``rpt_source_rows`` whose bucket is ``unaccounted``, and days whose
-    number of rows there differs from the extract's ``raw`` table (a stale or missing
-    mart). Each problem is a dict like :func:`balance_problems`' (``objectname`` is
+    number of rows there, or their amount, differs from the extract's ``raw`` table (a
+    stale or missing mart). Each problem is a dict like :func:`balance_problems`' (``objectname`` is
     ``source:<table>``), naming up to ten of the rows' ids."""
     marts, raw = _schema(marts_schema), _schema(raw_schema)
     params = {"start": start, "end": end}
@@ -226,7 +231,8 @@ def source_row_problems(
                         f"{', '.join(ids)}{' ...' if count > len(ids) else ''}"),
         })
     counts = " UNION ALL ".join(
-        f"SELECT partition_date, '{table}' AS source_table, count(*) AS n "
+        f"SELECT partition_date, '{table}' AS source_table, count(*) AS n, "
+        f"sum(try_cast({_SOURCE_AMOUNTS[table]} AS DECIMAL(38, 6))) AS amount "
         f"FROM {raw}.{table} WHERE {window} GROUP BY ALL"
         for table in SOURCE_TABLES if f"{raw_schema}.{table}" in have
     )
@@ -235,24 +241,26 @@ def source_row_problems(
     stale = con.execute(
         f"""WITH raw_counts AS ({counts}),
             mart_counts AS (
-                SELECT partition_date, source_table, count(*) AS n
+                SELECT partition_date, source_table, count(*) AS n, sum(amount) AS amount
                 FROM {marts}.rpt_source_rows WHERE {window} GROUP BY ALL
             )
             SELECT coalesce(r.partition_date, m.partition_date),
                    coalesce(r.source_table, m.source_table),
-                   coalesce(r.n, 0)::BIGINT, coalesce(m.n, 0)::BIGINT
+                   coalesce(r.n, 0)::BIGINT, coalesce(m.n, 0)::BIGINT, r.amount, m.amount
             FROM raw_counts AS r FULL OUTER JOIN mart_counts AS m
               ON m.partition_date = r.partition_date AND m.source_table = r.source_table
-            WHERE r.n IS DISTINCT FROM m.n
+            WHERE r.n IS DISTINCT FROM m.n OR r.amount IS DISTINCT FROM m.amount
             ORDER BY ALL""", params,
     ).fetchall()
-    for day, table, in_raw, in_mart in stale:
+    for day, table, in_raw, in_mart, raw_amount, mart_amount in stale:
+        amounts = ("" if raw_amount == mart_amount else
+                   f" (amounts {_plain(raw_amount)} and {_plain(mart_amount)})")
         problems.append({
             "partition_date": _plain(day), "creditor_id": None,
             "objectname": f"source:{table}", "currency": None, "balances": None,
             "problem": (f"the extract read {in_raw} row(s) of the warehouse table {table}, "
-                        f"{marts_schema}.rpt_source_rows accounts for {in_mart}: the marts are "
-                        "missing or stale for this day; rebuild them for the window"),
+                        f"{marts_schema}.rpt_source_rows accounts for {in_mart}{amounts}: the "
+                        "marts are missing or stale for this day; rebuild them for the window"),
         })
     return problems
 

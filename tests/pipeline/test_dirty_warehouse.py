@@ -8,12 +8,13 @@ each bad row, and nothing reaches Amili twice.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
 import pytest
 
+from amili.pipeline.reconciliation import source_row_problems
 from amili.warehouse.dirt import ACTION_DIRT, INVOICE_DIRT, PAYMENT_DIRT, add_dirt
 from tests.conftest import SandboxAdmin, SandboxServer
 from tests.helpers import demo_pipeline_env
@@ -124,3 +125,24 @@ def _dirty_rows(db: Path, warehouse: Path) -> list[tuple]:
             JOIN marts.rpt_source_rows AS s
               ON s.source_id = d.source_id AND s.source_table = d.table_name
             ORDER BY ALL""").fetchall()
+
+
+def test_a_mart_older_than_the_extract_is_reported_in_counts_and_amounts(
+    dirty_env: tuple[Path, Path], sandbox_admin: SandboxAdmin
+) -> None:
+    db, _ = dirty_env
+    assert run_job(partition_key=DAY.isoformat()).success
+    with duckdb.connect(str(db)) as con:
+        assert source_row_problems(con, DAY, DAY + timedelta(days=1)) == []
+        # the extract re-read the day (an amount corrected, a row more) after the marts ran
+        con.execute("""UPDATE raw.invoices SET amount = amount + 1 WHERE source_row = (
+                           SELECT min(source_row) FROM raw.invoices WHERE partition_date = ?)
+                         AND partition_date = ?""", [DAY, DAY])
+        con.execute("""INSERT INTO raw.payments BY NAME SELECT * REPLACE ('LATE-1' AS payment_id,
+                           1000000 AS source_row) FROM raw.payments
+                       WHERE partition_date = ? LIMIT 1""", [DAY])
+        problems = source_row_problems(con, DAY, DAY + timedelta(days=1))
+    by_table = {p["objectname"]: p["problem"] for p in problems}
+    assert set(by_table) == {"source:invoices", "source:payments"}, problems
+    assert "amounts" in by_table["source:invoices"] and "stale" in by_table["source:invoices"]
+    assert "accounts for" in by_table["source:payments"]
