@@ -220,7 +220,11 @@ def _classified_sql(
                  ELSE CASE c.kind WHEN 1 THEN c.inv_obj.originalInvoiceAmount
                                   WHEN 2 THEN c.pay_obj.amount END
             END AS exact_amount,
-            (exact_amount * 100)::BIGINT AS cents,
+            -- (DECIMAL(18,2) * 100 stays DECIMAL(18,2) and overflows from 10^14 on: those few
+            -- take the wide type, which is 20 times slower per row)
+            CASE WHEN abs(exact_amount) < 100000000000000::DECIMAL(18, 2)
+                 THEN (exact_amount * 100)::BIGINT
+                 ELSE (exact_amount::DECIMAL(38, 2) * 100)::BIGINT END AS cents,
             CASE WHEN exact_amount IS NULL AND c.kind IN (1, 2) AND json_valid(c.payload)
                  THEN CASE c.kind
                     WHEN 1 THEN json_transform(c.payload,
