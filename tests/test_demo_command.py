@@ -70,7 +70,8 @@ def test_a_failed_demo_run_says_which_step_failed_and_why(tmp_path: Path) -> Non
     code, output = run_demo(tmp_path, "--day", "2026-11-24")
     assert code == 1, output
     assert "Run FAILED" in output
-    assert "Step receivables_extract failed: CatalogException" in output
+    assert "Step receivables_extract failed: WarehouseContractError" in output
+    assert "the warehouse has no table invoices" in output
     assert "invoices does not exist" in output
     assert "No reconciliation of 2026-11-24 to show" in output
     assert "Traceback" not in output

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 LAYERS: list[set[str]] = [
     {"orchestration.partitions", "orchestration.pools", "orchestration.resources",
-     "orchestration.dbt_project", "orchestration.dagster_fixes"},
+     "orchestration.dbt_project", "orchestration.dagster_fixes", "orchestration.run_failures"},
     {"assets"},  # the whole package
     {"orchestration.jobs", "orchestration.pool_watchdog", "orchestration.definitions"},
     {"orchestration.daily_demo"},

@@ -66,10 +66,10 @@ def test_every_dirty_row_is_quarantined_by_name_and_the_day_is_sent(
     db, warehouse = dirty_env
     result = run_job(tags=RANGE)
     assert result.success, [e.message for e in result.all_events if e.is_failure]
-    assert check_results(result) == {
-        "every_krone_is_accounted_for": True, "rejection_rate_is_low": True,
-        "every_sent_object_is_answered": True,
-    }
+    verdicts = check_results(result)
+    assert all(verdicts[name] for name in (
+        "every_krone_is_accounted_for", "rejection_rate_is_low",
+        "every_sent_object_is_answered")), verdicts
     stats = sandbox_admin.stats()
     assert stats["invoices"] > 0  # one bad row never stops the day
 
