@@ -87,8 +87,10 @@ def _apply(con: duckdb.DuckDBPyConnection) -> None:
     def ids(defect: str) -> str:
         return f"(SELECT source_id FROM dirt_rows WHERE defect = '{defect}')"
 
-    con.execute(f"INSERT INTO invoices SELECT * FROM invoices "
-                f"WHERE invoice_id IN {ids('duplicate_invoice_id')}")
+    # the copy in another currency, as a re-issued invoice might be
+    con.execute(f"INSERT INTO invoices SELECT * REPLACE ("
+                f"CASE currency WHEN 'SEK' THEN 'NOK' ELSE 'SEK' END AS currency) "
+                f"FROM invoices WHERE invoice_id IN {ids('duplicate_invoice_id')}")
     con.execute(f"UPDATE invoices SET amount = amount + 0.005 "
                 f"WHERE invoice_id IN {ids('amount_with_three_decimals')}")
     con.execute(f"UPDATE invoices SET remaining_amount = remaining_amount "

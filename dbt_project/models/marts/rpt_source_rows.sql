@@ -55,6 +55,16 @@ invoices as (
     where {{ window }}
 ),
 
+-- One row per day and invoice id, for its lines and reminders: the copies of an id the
+-- warehouse repeats may differ (another currency), and a line must stay one row. The
+-- first copy's creditor and currency are the lines'.
+invoice_keys as (
+    select partition_date, invoice_id, arg_min(creditor_id, source_row) as creditor_id,
+        arg_min(currency, source_row) as currency
+    from invoices
+    group by all
+),
+
 rows as (
     select
         'invoices' as source_table, i.partition_date, i.source_row,
@@ -71,8 +81,7 @@ rows as (
         i.creditor_id, i.currency, try_cast(l.amount as DECIMAL(38, 6)),
         'invoice', {{ clean_text('l.invoice_id') }}
     from {{ source('raw', 'invoice_lines') }} as l
-    left join (select distinct partition_date, invoice_id, creditor_id, currency from invoices)
-        as i on i.partition_date = l.partition_date
+    left join invoice_keys as i on i.partition_date = l.partition_date
         and i.invoice_id = {{ clean_text('l.invoice_id') }}
     where {{ in_window_or_carried_from(carried_sources(), 'l.partition_date') }}
 
@@ -83,8 +92,7 @@ rows as (
         i.creditor_id, i.currency, try_cast(r.fee_amount as DECIMAL(38, 6)),
         'invoice', {{ clean_text('r.invoice_id') }}
     from {{ source('raw', 'reminders') }} as r
-    left join (select distinct partition_date, invoice_id, creditor_id, currency from invoices)
-        as i on i.partition_date = r.partition_date
+    left join invoice_keys as i on i.partition_date = r.partition_date
         and i.invoice_id = {{ clean_text('r.invoice_id') }}
     where {{ in_window_or_carried_from(carried_sources(), 'r.partition_date') }}
 
