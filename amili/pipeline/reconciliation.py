@@ -293,19 +293,10 @@ def unanswered_objects(
     They balance (they are part of ``sent``), but nobody may take them for handed over: an
     empty list means every sent object of the window was accepted or rejected. Values are
     ready for metadata (ISO days, exact decimal text)."""
-    cur = con.execute(
-        f"""SELECT partition_date, creditor_id, objectname, currency,
-                   outstanding_count, outstanding_amount, unconfirmed_count, unconfirmed_amount
-            FROM {_schema(marts_schema)}.rpt_reconciliation_daily
-            WHERE partition_date >= $start AND partition_date < $end
-              AND outstanding_count + unconfirmed_count > 0
-            ORDER BY partition_date, creditor_id NULLS FIRST, objectname,
-                     currency NULLS FIRST""",
-        {"start": start, "end": end},
-    )
-    columns = [d[0] for d in cur.description]
-    return [{k: _plain(v) for k, v in zip(columns, values, strict=True)}
-            for values in cur.fetchall()]
+    return _daily_rows(
+        con, start, end, marts_schema,
+        ("outstanding_count", "outstanding_amount", "unconfirmed_count", "unconfirmed_amount"),
+        "outstanding_count + unconfirmed_count > 0")
 
 
 def changes_after_handover(
@@ -318,20 +309,29 @@ def changes_after_handover(
     They balance (a fate of their own, at the current amount), and were not sent again:
     Amili keeps what it took, and the Batch API documents no way to change it, so someone
     must settle the difference with Amili. Values are ready for metadata."""
+    return _daily_rows(
+        con, start, end, marts_schema,
+        ("changed_after_handover_count", "changed_after_handover_amount",
+         "changed_after_handover_acknowledged_amount", "changed_after_handover_difference"),
+        "changed_after_handover_count > 0")
+
+
+def _daily_rows(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, marts_schema: str,
+    columns: tuple[str, ...], condition: str,
+) -> list[dict[str, Any]]:
+    """The rows of ``rpt_reconciliation_daily`` in ``[start, end)`` that meet ``condition``:
+    their keys and ``columns``, ready for metadata, in key order."""
     cur = con.execute(
-        f"""SELECT partition_date, creditor_id, objectname, currency,
-                   changed_after_handover_count, changed_after_handover_amount,
-                   changed_after_handover_acknowledged_amount,
-                   changed_after_handover_difference
+        f"""SELECT {", ".join(_KEYS)}, {", ".join(columns)}
             FROM {_schema(marts_schema)}.rpt_reconciliation_daily
-            WHERE partition_date >= $start AND partition_date < $end
-              AND changed_after_handover_count > 0
+            WHERE partition_date >= $start AND partition_date < $end AND ({condition})
             ORDER BY partition_date, creditor_id NULLS FIRST, objectname,
                      currency NULLS FIRST""",
         {"start": start, "end": end},
     )
-    columns = [d[0] for d in cur.description]
-    return [{k: _plain(v) for k, v in zip(columns, values, strict=True)}
+    names = [d[0] for d in cur.description]
+    return [{k: _plain(v) for k, v in zip(names, values, strict=True)}
             for values in cur.fetchall()]
 
 
@@ -414,16 +414,8 @@ def reconciliation_summary(
     table.append(["", currency, *(_money(total_amounts[b]) for _, b in _SUMMARY_COLUMNS)])
 
     header = ["creditor", "kind", *(h for h, _ in _SUMMARY_COLUMNS)]
-    widths = [max(len(r[i]) for r in [header, *table]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        left = [cells[i].ljust(widths[i]) for i in range(2)]
-        right = [cells[i].rjust(widths[i]) for i in range(2, len(cells))]
-        return "  ".join(left + right).rstrip()
-
     out = [f"{title} (counts; amounts of invoices and payments in {currency})",
-           line(header), line(["-" * w for w in widths])]
-    out += [line(r) for r in table]
+           *_text_table(header, table, left=2)]
     for code in sorted(other):
         parts = ", ".join(f"{b} {_money(v)}" for b, v in other[code].items() if v)
         out.append(f"in {code}: {parts or 'no amounts'}")
@@ -480,16 +472,23 @@ def source_summary(
         set(by_table) - set(SOURCE_TABLES))
     body = [[t, str(sum(by_table[t].values())), *(str(by_table[t].get(b, 0)) for b in order)]
             for t in tables]
-    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join([cells[0].ljust(widths[0]),
-                          *(c.rjust(w) for c, w in zip(cells[1:], widths[1:], strict=True))])
-
     unaccounted = sum(by_table[t].get("unaccounted", 0) for t in by_table)
     return "\n".join([
         "Warehouse rows (every row the extract read, by where it ended)",
-        line(header), line(["-" * w for w in widths]), *(line(r) for r in body),
+        *_text_table(header, body, left=1),
         "every row is accounted for" if not unaccounted else
         f"{unaccounted} ROW(S) UNACCOUNTED (see marts.rpt_source_rows)",
     ])
+
+
+def _text_table(header: list[str], body: list[list[str]], *, left: int) -> list[str]:
+    """Lines of a plain-text table: the first ``left`` columns aligned left, the figures
+    right, a rule under the header."""
+    widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join([cell.ljust(width) if i < left else cell.rjust(width)
+                          for i, (cell, width) in enumerate(zip(cells, widths, strict=True))]
+                         ).rstrip()
+
+    return [line(header), line(["-" * w for w in widths]), *(line(r) for r in body)]
