@@ -80,6 +80,27 @@ def _scrub(text: str, secrets: Sequence[str]) -> str:
     return text
 
 
+class _HideSecrets(logging.Filter):
+    """Takes the webhook URLs out of httpx's own log lines (``HTTP Request: POST <url>``, at
+    INFO), which would otherwise carry a hook's token into whatever logs the process keeps."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.secrets: set[str] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            text = record.getMessage()
+            hidden = _scrub(text, sorted(self.secrets))
+            if hidden != text:
+                record.msg, record.args = hidden, ()
+        return True
+
+
+_HTTPX_FILTER = _HideSecrets()
+logging.getLogger("httpx").addFilter(_HTTPX_FILTER)
+
+
 class WebhookTarget:
     """A JSON POST of the alert; any 2xx answer counts as delivered."""
 
@@ -91,6 +112,7 @@ class WebhookTarget:
         self.name = f"webhook {parts.scheme}://{parts.hostname}" + (
             f":{parts.port}" if parts.port else "")
         self._secrets = [url, parts.path, parts.query, parts.password or ""]
+        _HTTPX_FILTER.secrets.update(s for s in self._secrets if len(s) >= 4)
 
     def payload(self, alert: Alert) -> bytes:
         body = {
