@@ -49,6 +49,8 @@ _PARTITION = "dagster/partition"
 _RANGE_START = "dagster/asset_partition_range_start"
 _RANGE_END = "dagster/asset_partition_range_end"
 _BACKFILL = "dagster/backfill"
+_RETRY_NUMBER = "dagster/retry_number"
+_WILL_RETRY = "dagster/will_retry"
 #: Dagster's name for the job of runs launched from the asset graph.
 _IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 
@@ -83,17 +85,19 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
     lines = [f"Job: {job_text}", f"Run: {run.run_id}", f"Partition(s): {partition}"]
     if _BACKFILL in run.tags:
         lines.append(f"Backfill: {run.tags[_BACKFILL]}")
-    retry = int(run.tags.get("dagster/retry_number", "0"))
-    retries = run.tags.get("dagster/max_retries")
-    if retries is not None:
-        lines.append(f"Attempt {retry + 1} of {int(retries) + 1}"
-                     + (" (Dagster retries it)" if retry < int(retries) else " (the last)"))
+    # set by the instance when run retries are on (dagster_home/dagster.yaml): each attempt
+    # that fails is alerted, and says whether another follows
+    will_retry = run.tags.get(_WILL_RETRY)
+    attempt = int(run.tags.get(_RETRY_NUMBER, "0")) + 1
+    lines.append(f"Attempt {attempt}" + {
+        "true": ": Dagster retries it", "false": ": no retry follows"}.get(will_retry, ""))
     lines += [f"Failed: {failure}" for failure in failures] or ["Failed: (no step error "
                                                                  "recorded; see the run)"]
     where = failures[0].where if failures else "the run"
     return Alert(
         kind="run_failure",
-        title=f"Run of {job_text} failed for {partition} at {where}",
+        title=f"Run of {job_text} failed for {partition} at {where}"
+        + (" (Dagster retries it)" if will_retry == "true" else ""),
         lines=lines,
         link=f"{ui_url}/runs/{run.run_id}",
         details={"job": job, "run_id": run.run_id, "partition": partition,
