@@ -99,6 +99,8 @@ def rejection_conditions(
          "lookback": settings.alert_lookback_days,
          "min_sent": settings.alert_rejection_min_sent},
     ).fetchall()
+    creditors = _by_creditor(con, "sum(rejected_count)", settings)
+    stale = _stale_days(con)
     found = []
     for day, currency, sent, rejected, sent_amount, rejected_amount, base_sent, base_rej in rows:
         rate = rejected / sent
@@ -125,7 +127,8 @@ def rejection_conditions(
                     f"({_percent(rate)}), {rejected_amount:.2f} of {sent_amount:.2f} {label}")
         found.append(Condition(
             key=f"rejection_rate:{day}:{label}", kind="rejection_rate", day=day,
-            currency=label, text=f"{what}; {', '.join(why)}",
+            currency=label,
+            text=f"{what}; {', '.join(why)}{_suffix(day, creditors.get((day, label)), stale)}",
             details={"day": day, "currency": label, "sent": sent, "rejected": rejected,
                      "rate": round(rate, 4), "sent_amount": sent_amount,
                      "rejected_amount": rejected_amount,
@@ -155,6 +158,9 @@ def backlog_conditions(
         {"lookback": settings.alert_lookback_days},
     ).fetchall()
     batches = _unanswered_batches(con, settings)
+    unanswered_by = _by_creditor(con, "sum(outstanding_count + unconfirmed_count)", settings)
+    held_by = _by_creditor(con, "sum(held_count)", settings)
+    stale = _stale_days(con)
     found = []
     for day, currency, outstanding, unconfirmed, unanswered_amount, held, held_amount in rows:
         label = _label(currency)
@@ -166,7 +172,8 @@ def backlog_conditions(
                       f"Amili ({outstanding} outstanding, {unconfirmed} unconfirmed"
                       f"{_money(unanswered_amount, label)}); Amili may not have them: the next "
                       "run of the day sends them again"
-                      + (f"; batches: {batches[day]}" if day in batches else "")),
+                      + (f"; batches: {batches[day]}" if day in batches else "")
+                      + _suffix(day, unanswered_by.get((day, label)), stale)),
                 details={"day": day, "currency": label, "outstanding": outstanding,
                          "unconfirmed": unconfirmed, "amount": unanswered_amount},
             ))
@@ -175,7 +182,7 @@ def backlog_conditions(
                 key=f"held:{day}:{label}", kind="held", day=day, currency=label,
                 text=(f"{day}, {_who(label)}: {held} object(s) held back"
                       f"{_money(held_amount, label)}, waiting for an invoice Amili has not "
-                      "acknowledged"),
+                      "acknowledged" + _suffix(day, held_by.get((day, label)), stale)),
                 details={"day": day, "currency": label, "held": held, "amount": held_amount},
             ))
     return found
@@ -200,6 +207,43 @@ def _unanswered_batches(
         by_day.setdefault(day, []).append(
             f"{count} {state}" + (f" (HTTP {http_status})" if http_status else ""))
     return {day: ", ".join(parts) for day, parts in by_day.items()}
+
+
+def _by_creditor(
+    con: duckdb.DuckDBPyConnection, measure: str, settings: AlertSettings
+) -> dict[tuple[date, str], str]:
+    """Per day and currency label, ``measure`` (a sum over the mart) per creditor where it is
+    not 0, largest first: ``CR01 4, CR02 1``. Tells a controller whose receivables these are."""
+    rows = con.execute(
+        f"""SELECT day, currency, string_agg(creditor_id || ' ' || n, ', '
+                                               ORDER BY n DESC, creditor_id)
+            FROM (SELECT partition_date AS day, currency, creditor_id, {measure} AS n
+                  FROM {_DAILY}
+                  WHERE partition_date > (SELECT max(partition_date) FROM {_DAILY})
+                                         - $lookback::INTEGER
+                  GROUP BY ALL HAVING {measure} > 0)
+            GROUP BY ALL""",
+        {"lookback": settings.alert_lookback_days},
+    ).fetchall()
+    return {(day, _label(currency)): text for day, currency, text in rows}
+
+
+def _stale_days(con: duckdb.DuckDBPyConnection) -> set[date]:
+    """Days whose marts were not rebuilt after their latest submission (the snapshot's
+    ``report.day_status``): their figures may be out of date, and an alert says so."""
+    if not _exists(con, "report", "day_status"):
+        return set()
+    return {day for (day,) in con.execute(
+        "SELECT partition_date FROM report.day_status WHERE status = 'stale'").fetchall()}
+
+
+def _suffix(day: date, creditors: str | None, stale: set[date]) -> str:
+    """What follows a condition's line: the creditors, and a warning on a stale day."""
+    text = f"; by creditor: {creditors}" if creditors else ""
+    if day in stale:
+        text += (" (this day's marts were not rebuilt after its latest submission: the "
+                 "figures may be out of date)")
+    return text
 
 
 def _exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:

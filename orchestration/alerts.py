@@ -55,14 +55,16 @@ _WILL_RETRY = "dagster/will_retry"
 _IMPLICIT_ASSET_JOB = "__ASSET_JOB"
 
 
-def _settings(log: Any) -> AlertSettings:
-    """The alert settings, or their defaults when they do not load (said in the log: a
-    broken setting must not silence the alerts)."""
+def _settings(log: Any) -> tuple[AlertSettings, AlertSettings | None]:
+    """``(what to use, what loaded)``: the alert settings, or their defaults when they do not
+    load, and None then for :func:`amili.notify.notify`, which loads them again and reports
+    the broken setting as an undelivered alert (a broken setting must not pass for "told")."""
     try:
-        return load(AlertSettings)
+        settings = load(AlertSettings)
     except SettingsError as exc:
-        log.error(f"{exc}; alerting with the defaults (no target: log lines only)")
-        return AlertSettings.model_construct()
+        log.error(f"{exc}; the alert goes to the log only until it is fixed")
+        return AlertSettings.model_construct(), None
+    return settings, settings
 
 
 def partitions_of(run: DagsterRun) -> str:
@@ -116,11 +118,11 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
 )
 def amili_run_failure_alert(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
-    settings = _settings(context.log)
+    settings, loaded = _settings(context.log)
     events = [entry.dagster_event for entry in context.instance.all_logs(run.run_id)
               if entry.dagster_event is not None]
     alert = failure_alert(run, run_failures(events), settings.dagster_ui_url)
-    report = notify(alert, settings=settings, log=context.log)
+    report = notify(alert, settings=loaded, log=context.log)
     # the run's own log says whether anybody was told, where an operator looks first
     context.instance.report_engine_event(
         ("Failure alert: " if report.delivered else "Failure alert NOT delivered: ")
@@ -155,7 +157,7 @@ def evaluate_conditions(
     A condition that clears is dropped from the cursor, so it alerts again if it comes
     back. When no target took the alert, its keys stay out of the cursor: the next tick
     tries again."""
-    settings = _settings(context.log)
+    settings, loaded = _settings(context.log)
     snapshot = reporting_paths().reporting_db
     if not snapshot.exists():
         return SkipReason(f"no reporting snapshot yet at {snapshot}")
@@ -172,7 +174,7 @@ def evaluate_conditions(
     report: DeliveryReport | None = None
     if new:
         report = notify(_conditions_alert(kind, new, settings.dagster_ui_url),
-                        settings=settings, log=context.log)
+                        settings=loaded, log=context.log)
         if report.delivered:
             keep |= {c.key for c in new}
         else:

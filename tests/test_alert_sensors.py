@@ -222,9 +222,15 @@ def test_a_high_rejection_rate_is_alerted_once_per_day_and_currency(
     assert (nok["sent"], nok["rejected"]) == (count, rejected)
     assert (nok["rejected_amount"], nok["sent_amount"]) == (f"{rejected_amount:.2f}",
                                                            f"{sent_amount:.2f}")
+    with duckdb.connect(str(faulty_day.path), read_only=True) as con:
+        creditors = ", ".join(f"{creditor} {n}" for creditor, n in con.execute(
+            """SELECT creditor_id, count(*) AS n FROM marts.rpt_object_fates
+               WHERE partition_date = $day AND currency = 'NOK' AND outcome = 'rejected'
+               GROUP BY 1 ORDER BY n DESC, creditor_id""", {"day": DAY}).fetchall())
     assert (f"{DAY}, NOK: Amili rejected {rejected} of {count} objects sent "
             f"({rejected / count * 100:.1f} %), {rejected_amount:.2f} of {sent_amount:.2f} NOK"
-            "; above the alert level of 10.0 %") in alert["text"].splitlines()
+            f"; above the alert level of 10.0 %; by creditor: {creditors}"
+            ) in alert["text"].splitlines()
     assert first.skip_message.startswith(f"alerted {len(expected)} new condition(s)")
     assert second.skip_message == f"nothing new ({len(expected)} condition(s) already alerted)"
 
@@ -264,6 +270,21 @@ def test_unanswered_objects_are_alerted_once_and_a_failed_delivery_is_tried_agai
     assert any(line.startswith(f"{DAY}, NOK: ") and "batches: 1 failed (HTTP 400)" in line
                for line in alert["text"].splitlines())
     assert after.skip_message.startswith("nothing new")
+
+
+def test_a_broken_alert_setting_is_not_taken_for_delivered(
+    faulty_day: Snapshot, hook: Hook, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    for name, value in faulty_day.env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("AMILI_ALERT_WEBHOOK_URL", "hooks.example.com/T0KEN-abc123")
+    with _instance(tmp_path) as instance:
+        tick = _tick(amili_backlog_alert, instance, None)
+    assert "new condition(s), NOT delivered: alert settings: FAILED" in tick.skip_message
+    assert "AMILI_ALERT_WEBHOOK_URL is not an http(s) URL" in tick.skip_message
+    assert json.loads(tick.cursor) == {"alerted": []}  # alerted once the setting is fixed
+    assert "T0KEN" not in caplog.text and hook.bodies == []
 
 
 def test_the_figure_sensors_wait_for_a_snapshot(
