@@ -29,6 +29,9 @@ from orchestration.alerts import (
 from tests.helpers import demo_pipeline_env
 from tests.receiver import Receiver
 
+#: a module fixture runs the whole daily job (about a minute on a busy machine)
+pytestmark = pytest.mark.timeout(600)
+
 DAY = date(2026, 11, 24)
 UI = "http://dagster.example:3000"
 
