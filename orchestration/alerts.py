@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 from dagster import (
+    DagsterEventType,
     DagsterRun,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -53,6 +54,9 @@ _RETRY_NUMBER = "dagster/retry_number"
 _WILL_RETRY = "dagster/will_retry"
 #: Dagster's name for the job of runs launched from the asset graph.
 _IMPLICIT_ASSET_JOB = "__ASSET_JOB"
+#: The events orchestration.run_failures reads (not the whole log of a long run).
+_FAILURE_EVENTS = {DagsterEventType.STEP_FAILURE, DagsterEventType.RESOURCE_INIT_FAILURE,
+                   DagsterEventType.RUN_FAILURE}
 
 
 def _settings(log: Any) -> tuple[AlertSettings, AlertSettings | None]:
@@ -95,11 +99,14 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
         "true": ": Dagster retries it", "false": ": no retry follows"}.get(will_retry, ""))
     lines += [f"Failed: {failure}" for failure in failures] or ["Failed: (no step error "
                                                                  "recorded; see the run)"]
-    where = failures[0].where if failures else "the run"
+    # "at <step>" (or "at resource setup"); a failure of the run as a whole has no place
+    where = failures[0].where if failures else "run"
+    title = (f"Run of {job_text} failed" + (f" for {partition}" if partition != "-" else "")
+             + (f" at {where}" if where != "run" else "")
+             + (" (Dagster retries it)" if will_retry == "true" else ""))
     return Alert(
         kind="run_failure",
-        title=f"Run of {job_text} failed for {partition} at {where}"
-        + (" (Dagster retries it)" if will_retry == "true" else ""),
+        title=title,
         lines=lines,
         link=f"{ui_url}/runs/{run.run_id}",
         details={"job": job, "run_id": run.run_id, "partition": partition,
@@ -119,7 +126,8 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
 def amili_run_failure_alert(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
     settings, loaded = _settings(context.log)
-    events = [entry.dagster_event for entry in context.instance.all_logs(run.run_id)
+    events = [entry.dagster_event for entry in context.instance.all_logs(
+                  run.run_id, of_type=_FAILURE_EVENTS)
               if entry.dagster_event is not None]
     alert = failure_alert(run, run_failures(events), settings.dagster_ui_url)
     report = notify(alert, settings=loaded, log=context.log)

@@ -80,8 +80,12 @@ def _tick(sensor: Any, instance: DagsterInstance, cursor: str | None) -> Any:
 # --- run failure ----------------------------------------------------------------------------
 
 
-def _failing_run(instance: DagsterInstance, tmp_path: Path, sandbox: SandboxServer) -> Any:
-    """The daily job for DAY with a warehouse file that does not exist: the extract fails."""
+def _failing_run(
+    instance: DagsterInstance, tmp_path: Path, sandbox: SandboxServer,
+    days: tuple[date, date] | None = None,
+) -> Any:
+    """The daily job for DAY (or the range ``days`` in one run, as a single-run backfill
+    runs it) with a warehouse file that does not exist: the extract fails."""
     from orchestration.definitions import defs
 
     env = demo_pipeline_env(tmp_path, sandbox, end_date=DAY, days=1, invoices_per_day=1)
@@ -89,8 +93,13 @@ def _failing_run(instance: DagsterInstance, tmp_path: Path, sandbox: SandboxServ
     saved = dict(os.environ)
     os.environ.update(env)
     try:
+        if days is None:
+            return defs.resolve_job_def("amili_daily").execute_in_process(
+                instance=instance, partition_key=DAY.isoformat(), raise_on_error=False)
         return defs.resolve_job_def("amili_daily").execute_in_process(
-            instance=instance, partition_key=DAY.isoformat(), raise_on_error=False)
+            instance=instance, raise_on_error=False, tags={
+                "dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": days[1].isoformat()})
     finally:
         os.environ.clear()
         os.environ.update(saved)
@@ -147,6 +156,20 @@ def test_an_undelivered_failure_alert_is_said_in_the_run_and_crashes_nothing(
         said = [m for m in _engine_messages(instance, result.run_id) if "Failure alert" in m]
     assert said == [f"Failure alert NOT delivered: webhook {hook.receiver.url}: FAILED "
                     "(answered HTTP 500: {})"]
+
+
+def test_a_failed_range_run_names_its_range(
+    tmp_path: Path, sandbox_server: SandboxServer, hook: Hook
+) -> None:
+    start = date(2026, 11, 22)
+    with _instance(tmp_path) as instance:
+        first = _tick(amili_run_failure_alert, instance, None)
+        result = _failing_run(instance, tmp_path, sandbox_server, days=(start, DAY))
+        _tick(amili_run_failure_alert, instance, first.cursor)
+    assert not result.success
+    [alert] = hook.bodies
+    assert alert["title"].startswith(f"Run of amili_daily failed for {start} to {DAY} at ")
+    assert f"Partition(s): {start} to {DAY}" in alert["text"].splitlines()
 
 
 # --- rejection rate and backlog, from a real run's snapshot ---------------------------------
