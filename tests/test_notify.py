@@ -244,3 +244,27 @@ def test_one_failing_target_does_not_stop_the_other(smtp_server: tuple[Inbox, in
     assert report.delivered
     assert [d.ok for d in report.deliveries] == [False, True]
     assert len(inbox.messages) == 1
+
+
+# aiosmtpd warns of AUTH without STARTTLS; here the connection is TLS from its first byte
+@pytest.mark.filterwarnings("ignore:Requiring AUTH while not requiring TLS:UserWarning")
+def test_the_email_goes_over_tls_from_the_start_smtps(
+    certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, clean_alert_env: None
+) -> None:
+    cert, key = certificate
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    inbox = Inbox()
+    # aiosmtpd counts only STARTTLS as TLS for AUTH; the whole connection is TLS here
+    controller = Controller(inbox, hostname="127.0.0.1", port=_free_port(), ssl_context=context,
+                            auth_required=True, authenticator=_login, auth_require_tls=False,
+                            auth_exclude_mechanism=["LOGIN"])
+    controller.start()
+    try:
+        report = notify(ALERT, settings=_mail_settings(
+            controller.port, alert_smtp_ssl=True, alert_smtp_starttls=True))
+    finally:
+        controller.stop()
+    assert report.delivered, report.summary()
+    assert len(inbox.messages) == 1
