@@ -191,6 +191,74 @@ class ReportingSettings(_Settings):
     )
 
 
+class AlertSettings(_Settings):
+    """Who is told when a run fails or the figures look wrong (``AMILI_ALERT_*``), and when.
+
+    Targets: a webhook (a JSON POST), e-mail over SMTP, both, or neither (then each alert is a
+    log line of the sensor). The webhook URL and the SMTP password are secrets: a URL may
+    carry a token in its path or query (Slack, Teams), so neither is ever logged.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_")
+
+    alert_webhook_url: SecretStr | None = Field(
+        default=None, description="POST each alert as JSON here (Slack-compatible `text`)")
+    alert_email_to: str | None = Field(
+        default=None, description="Comma-separated recipients of alert e-mails")
+    alert_email_from: str = Field(default="amili-pipeline@localhost")
+    alert_smtp_host: str | None = Field(default=None, description="SMTP server for e-mails")
+    alert_smtp_port: int = Field(default=587, ge=1, le=65535)
+    alert_smtp_user: str | None = Field(default=None, description="SMTP login, if any")
+    alert_smtp_password: SecretStr | None = Field(default=None)
+    alert_smtp_starttls: bool = Field(
+        default=True, description="Upgrade the SMTP connection with STARTTLS (port 587)")
+    alert_smtp_ssl: bool = Field(
+        default=False, description="Connect with TLS from the start (SMTPS, port 465)")
+    alert_timeout_seconds: float = Field(default=10.0, gt=0)
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links")
+    alert_rejection_rate: float = Field(
+        default=0.10, ge=0, le=1, description="Alert above this share rejected (a day, a currency)")
+    alert_rejection_rise: float = Field(
+        default=0.05, ge=0, le=1,
+        description="... or this much above the same currency's rate of the days before")
+    alert_rejection_baseline_days: int = Field(default=7, ge=1)
+    alert_rejection_min_sent: int = Field(
+        default=20, ge=1, description="Fewer objects sent than this: no rate alert")
+    alert_unanswered_max: int = Field(
+        default=0, ge=0, description="Alert when more sent objects than this lack an answer")
+    alert_held_max: int = Field(
+        default=0, ge=0, description="Alert when more objects than this are held back")
+    alert_lookback_days: int = Field(
+        default=7, ge=1, description="Days (up to the newest in the snapshot) the sensors read")
+
+    @field_validator("alert_webhook_url", mode="before")
+    @classmethod
+    def _webhook_is_http(cls, value: Any) -> Any:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str) and not text.strip():
+            return None
+        if isinstance(text, str) and not re.match(r"https?://[^/\s]+", text.strip()):
+            raise _problem("is not an http(s) URL (e.g. https://hooks.example.com/...)")
+        return value
+
+    @field_validator("alert_email_to", "alert_smtp_host", "alert_smtp_user", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("dagster_ui_url")
+    @classmethod
+    def _ui_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value.strip()):
+            raise _problem("is not an http(s) URL (e.g. http://127.0.0.1:3000)")
+        return value.strip().rstrip("/")
+
+    def recipients(self) -> list[str]:
+        """The addresses of ``AMILI_ALERT_EMAIL_TO``, blanks dropped."""
+        return [a.strip() for a in (self.alert_email_to or "").split(",") if a.strip()]
+
+
 SNAPSHOT_FILE_NAME = "reporting.duckdb"
 REPORTS_DIR_NAME = "reports"
 

@@ -6,6 +6,7 @@ from dagster import Definitions, in_process_executor, load_assets_from_modules
 
 from assets import api_health, dbt_models, extract, reconciliation, reporting, submission
 from orchestration import dagster_fixes
+from orchestration.alerts import ALERT_SENSORS
 from orchestration.jobs import amili_daily_job, daily_schedule
 from orchestration.pool_watchdog import pool_watchdog
 from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
@@ -29,7 +30,8 @@ defs = Definitions(
     executor=in_process_executor,
     schedules=[daily_schedule()],
     # a killed run must not hold the writers' pool for good (README: If a run was killed)
-    sensors=[pool_watchdog],
+    # alerts (README: Alerts) only send or log, never start runs: on by default
+    sensors=[pool_watchdog, *ALERT_SENSORS],
     resources={
         "amili": AmiliApiResource(),
         "pipeline": PipelineResource(),

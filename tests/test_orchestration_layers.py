@@ -6,7 +6,7 @@ above; checked on the source with ``ast``, imports inside functions included):
 0. ``orchestration.{partitions, pools, resources, dbt_project, dagster_fixes}``: what every
    asset shares (partitions, pool names, resources, the dbt project);
 1. ``assets.*``: the assets and asset checks;
-2. ``orchestration.{jobs, pool_watchdog, definitions}``: jobs, schedules, sensors and the
+2. ``orchestration.{jobs, pool_watchdog, alerts, definitions}``: jobs, schedules, sensors and the
    ``Definitions`` object that ``workspace.yaml`` loads;
 3. ``orchestration.daily_demo``: the ``amili demo`` command, which runs the definitions.
 
@@ -27,7 +27,8 @@ LAYERS: list[set[str]] = [
     {"orchestration.partitions", "orchestration.pools", "orchestration.resources",
      "orchestration.dbt_project", "orchestration.dagster_fixes", "orchestration.run_failures"},
     {"assets"},  # the whole package
-    {"orchestration.jobs", "orchestration.pool_watchdog", "orchestration.definitions"},
+    {"orchestration.jobs", "orchestration.pool_watchdog", "orchestration.alerts",
+     "orchestration.definitions"},
     {"orchestration.daily_demo"},
 ]
 LAYER_NAMES = ["shared (partitions, pools, resources, dbt project)", "assets",
