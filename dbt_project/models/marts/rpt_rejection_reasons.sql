@@ -42,7 +42,7 @@ select
     min(message) as example_message,
     list(source_id order by source_id)[1:5] as example_source_ids,
     reason_code,
-    list(distinct reason_value order by reason_value)
-        filter (where reason_value is not null)[1:5] as example_values
+    coalesce(list(distinct reason_value order by reason_value)
+        filter (where reason_value is not null), [])[1:5] as example_values
 from problems
 group by partition_date, objectname, kind, reason_code, reason_message, currency
