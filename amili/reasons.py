@@ -131,7 +131,7 @@ CATALOGUE: tuple[Reason, ...] = (
     Reason("object_too_large", "The object is too large for any batch Amili accepts",
            (r"its JSON is (\d+) bytes and does not fit",)),
     Reason("sandbox_fault_injection",
-           "Rejected on purpose by the sandbox's fault injection (a test, not a real defect)",
+           "Rejected on purpose by sandbox fault injection (a test, not a real defect)",
            (r"rejected by sandbox fault injection",)),
 )
 

@@ -39,6 +39,6 @@
         when 'invoice_unknown_to_amili' then 'Amili does not know the invoice it refers to'
         when 'creditor_quarantined' then 'Its creditor is quarantined, so it cannot be sent in the creditor''s name'
         when 'object_too_large' then 'The object is too large for any batch Amili accepts'
-        when 'sandbox_fault_injection' then 'Rejected on purpose by the sandbox''s fault injection (a test, not a real defect)'
+        when 'sandbox_fault_injection' then 'Rejected on purpose by sandbox fault injection (a test, not a real defect)'
     end
 {%- endmacro %}
