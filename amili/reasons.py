@@ -159,22 +159,48 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _hint(pattern: str) -> str:
+    """The longest run of plain characters every match of ``pattern`` contains: DuckDB
+    tests it with ``contains`` (a substring search) before it runs the regular expression,
+    which makes the codes of a day's quarantine several times cheaper."""
+    best = run = ""
+    for op, arg in re._parser.parse(pattern):  # type: ignore[attr-defined]
+        if op is re._constants.LITERAL:  # type: ignore[attr-defined]
+            run += chr(arg)
+        else:
+            best, run = max(best, run, key=len), ""
+    return max(best, run, key=len)
+
+
+def _matches_sql(column: str, pattern: str) -> str:
+    return (f"(contains({column}, {_literal(_hint(pattern))}) "
+            f"AND regexp_matches({column}, {_literal(pattern)}))")
+
+
 def code_sql(column: str) -> str:
     """A DuckDB expression: the code of the text in ``column`` (NULL for NULL)."""
-    whens = "".join(f" WHEN regexp_matches({column}, {_literal(p)}) THEN {_literal(code)}"
-                    for code, p in ((r.code, p) for r in CATALOGUE for p in r.patterns))
+    whens = "".join(f" WHEN {_matches_sql(column, p)} THEN {_literal(r.code)}"
+                    for r in CATALOGUE for p in r.patterns)
     return f"(CASE WHEN {column} IS NULL THEN NULL{whens} ELSE {_literal(OTHER)} END)"
 
 
-def value_sql(column: str) -> str:
-    """A DuckDB expression: the value the pattern of ``column``'s code picks out, or NULL."""
+def value_sql(column: str, code: str) -> str:
+    """A DuckDB expression: the value the pattern of the text's code picks out, or NULL;
+    ``code`` is the text's code (the column :func:`code_sql` made), so only that code's
+    pattern runs."""
     whens = []
     for reason in CATALOGUE:
-        for p in reason.patterns:
-            picked = (f"nullif(regexp_extract({column}, {_literal(p)}, 1), '')"
-                      if re.compile(p).groups else "NULL")
-            whens.append(f" WHEN regexp_matches({column}, {_literal(p)}) THEN {picked}")
-    return f"(CASE WHEN {column} IS NULL THEN NULL{''.join(whens)} ELSE NULL END)"
+        picks = [(p, f"nullif(regexp_extract({column}, {_literal(p)}, 1), '')"
+                  if re.compile(p).groups else "NULL") for p in reason.patterns]
+        if all(pick == "NULL" for _, pick in picks):
+            continue
+        if len(picks) == 1:
+            value = picks[0][1]
+        else:  # the first of the code's patterns that matches, as classify() takes it
+            value = "CASE" + "".join(f" WHEN {_matches_sql(column, p)} THEN {pick}"
+                                     for p, pick in picks) + " END"
+        whens.append(f" WHEN {_literal(reason.code)} THEN {value}")
+    return f"(CASE {code}{''.join(whens)} END)"
 
 
 #: The dbt project's copy of the messages, written by :func:`dbt_macros`.

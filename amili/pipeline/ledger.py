@@ -318,8 +318,10 @@ def _add_reason_codes(con: duckdb.DuckDBPyConnection) -> None:
         with _Transaction(con):
             con.execute(f"ALTER TABLE amili.{table} ADD COLUMN {code} VARCHAR")
             con.execute(f"ALTER TABLE amili.{table} ADD COLUMN {value} VARCHAR")
-            con.execute(f"UPDATE amili.{table} SET {code} = {reasons.code_sql(text)}, "
-                        f"{value} = {reasons.value_sql(text)} WHERE {text} IS NOT NULL")
+            con.execute(f"UPDATE amili.{table} SET {code} = {reasons.code_sql(text)} "
+                        f"WHERE {text} IS NOT NULL")
+            con.execute(f"UPDATE amili.{table} SET {value} = {reasons.value_sql(text, code)} "
+                        f"WHERE {text} IS NOT NULL")
 
 #: The tables whose CHECK lists the values of an enum, by the column it checks.
 _CHECKED_ENUMS: dict[str, tuple[str, type[StrEnum]]] = {
@@ -392,10 +394,11 @@ def _migrate_object_rows(con: duckdb.DuckDBPyConnection) -> None:
         )
         con.execute(
             f"""INSERT INTO amili.ledger_object_answers
-               SELECT batchid, objectname, objectindex, partition_date, outcome,
+               SELECT *, {reasons.value_sql("error_message", "code")}
+               FROM (SELECT batchid, objectname, objectindex, partition_date, outcome,
                    status_statuscode, ledgerref, error_message,
-                   {reasons.code_sql("error_message")}, {reasons.value_sql("error_message")}
-               FROM amili.ledger_objects WHERE outcome IS NOT NULL"""
+                   {reasons.code_sql("error_message")} AS code
+                   FROM amili.ledger_objects WHERE outcome IS NOT NULL)"""
         )
         con.execute("DROP TABLE amili.ledger_objects")
 
@@ -602,11 +605,12 @@ def record_answers(con: duckdb.DuckDBPyConnection, day: date, answers: AnswerBuf
         if detail.objectnames:
             con.execute(
                 f"""INSERT INTO amili.ledger_object_answers
-                   SELECT *, {reasons.code_sql("m")}, {reasons.value_sql("m")}
-                   FROM (SELECT unnest($batchids), unnest($names),
-                       unnest($indexes::INTEGER[]), $day, unnest($outcomes),
-                       unnest($statuses::VARCHAR[]), unnest($ledgerrefs::VARCHAR[]),
-                       unnest($messages::VARCHAR[]) AS m)""",
+                   SELECT *, {reasons.value_sql("m", "code")}
+                   FROM (SELECT *, {reasons.code_sql("m")} AS code
+                       FROM (SELECT unnest($batchids), unnest($names),
+                           unnest($indexes::INTEGER[]), $day, unnest($outcomes),
+                           unnest($statuses::VARCHAR[]), unnest($ledgerrefs::VARCHAR[]),
+                           unnest($messages::VARCHAR[]) AS m))""",
                 {"day": day, "batchids": answers.detail_batchids, "names": detail.objectnames,
                  "indexes": detail.objectindexes, "outcomes": detail.outcomes,
                  "statuses": detail.statuses, "ledgerrefs": detail.ledgerrefs,
@@ -685,9 +689,10 @@ def insert_quarantine(
     names, ids, texts, payloads = (list(column) for column in zip(*rows, strict=True))
     con.execute(
         f"""INSERT INTO amili.quarantine
-           SELECT *, now(), {reasons.code_sql("r")}, {reasons.value_sql("r")}
-           FROM (SELECT $day, unnest($names), unnest($ids), unnest($texts) AS r,
-                        unnest($payloads))""",
+           SELECT *, {reasons.value_sql("r", "code")}
+           FROM (SELECT *, now(), {reasons.code_sql("r")} AS code
+                 FROM (SELECT $day, unnest($names), unnest($ids), unnest($texts) AS r,
+                              unnest($payloads)))""",
         {"day": day, "names": names, "ids": ids, "texts": texts, "payloads": payloads},
     )
 

@@ -112,8 +112,9 @@ def test_every_pattern_gives_its_code_and_value_alike_in_python_and_sql() -> Non
         for text, code, value in CORPUS:
             assert reasons.classify(text) == (code, value), text
             assert con.execute(
-                f"SELECT {reasons.code_sql('$t')}, {reasons.value_sql('$t')}", {"t": text}
-            ).fetchone() == (code, value), text
+                f"SELECT code, {reasons.value_sql('t', 'code')} "
+                f"FROM (SELECT t, {reasons.code_sql('t')} AS code FROM (SELECT $t AS t))",
+                {"t": text}).fetchone() == (code, value), text
         assert con.execute(f"SELECT {reasons.code_sql('NULL::VARCHAR')}").fetchone() == (None,)
     # the dbt project's messages are the catalogue's
     assert reasons.DBT_MACROS_FILE.read_text() == reasons.dbt_macros()
@@ -250,3 +251,29 @@ def test_the_mart_groups_by_code_and_an_unknown_currency_keeps_its_amount(
                            and row[3] > 0 for row in unknown), unknown
     assert messages["amount_negative"] == reasons.MESSAGES["amount_negative"]
     assert messages["currency_unknown"] == reasons.MESSAGES["currency_unknown"]
+
+
+def test_a_quarantine_written_before_reason_codes_gets_them_from_its_texts(
+    inputs: Inputs,
+) -> None:
+    from amili.pipeline import ledger
+
+    with duckdb.connect(str(inputs.path)) as con:
+        con.execute("CREATE SCHEMA amili")
+        con.execute("""CREATE TABLE amili.quarantine (partition_date DATE NOT NULL,
+            objectname VARCHAR NOT NULL, source_id VARCHAR, reason VARCHAR NOT NULL,
+            payload VARCHAR, quarantined_at TIMESTAMPTZ NOT NULL)""")
+        con.execute("""INSERT INTO amili.quarantine VALUES
+            (DATE '2026-11-24', 'invoice', 'I1',
+             'invoice.currency: ''NKR'' is not a known ISO 4217 currency code', '{}', now()),
+            (DATE '2026-11-24', 'invoice', 'I2', 'something new', '{}', now())""")
+        ledger.ensure_schema(con)
+        ledger.ensure_schema(con)  # idempotent
+        assert con.execute("SELECT source_id, reason_code, reason_value FROM amili.quarantine "
+                           "ORDER BY source_id").fetchall() == [
+            ("I1", "currency_unknown", "NKR"), ("I2", "other", None)]
+        # and new rows go in after them, their codes derived as they are written
+        ledger.insert_quarantine(con, DAY, [("invoice", "I3", "invoice.dueDate: Field required",
+                                             "{}")])
+        assert con.execute("SELECT reason_code, reason_value FROM amili.quarantine "
+                           "WHERE source_id = 'I3'").fetchone() == ("field_missing", "dueDate")
