@@ -72,9 +72,11 @@ CATALOGUE: tuple[Reason, ...] = (
            "An amount has more than two decimals (Amili carries whole øre; we never round)",
            (r"(\S+) has more than two decimals",
             r"Decimal input should have no more than \d+ decimal places?(?: \(([^()]*)\))?")),
-    Reason("amount_negative", "An amount is negative",
+    Reason("amount_negative",
+           "The amount is negative: a credit note or a reversal is not a debt to collect",
            (r"amount must not be negative(?: \(([^()]*)\))?",)),
-    Reason("claims_not_positive", "The invoice's open claims do not add up to more than zero",
+    Reason("claims_not_positive",
+           "Nothing is owed: the invoice's open claims add up to zero or less",
            (r"the sum of remainingAmount \(([^()]*)\) must be greater than 0",)),
     Reason("principal_exceeds_invoice",
            "The principal still owed is more than the invoice's original amount",
@@ -85,7 +87,8 @@ CATALOGUE: tuple[Reason, ...] = (
            (r"registered since the collection day sum to (.+?), which the API cannot carry",)),
     Reason("payment_exceeds_open_amount", "The payment is more than is still open on the invoice",
            (r"\.amount: (\S+) exceeds the open amount",)),
-    Reason("currency_unknown", "The currency is not a known currency code",
+    Reason("currency_unknown",
+           "The currency is not a known currency code (the amount is kept in it, as written)",
            (rf"currency: {_Q} is not a known ISO 4217 currency code",)),
     # -- its fields
     Reason("kid_invalid", "The KID (payment reference) is not valid",
@@ -222,6 +225,40 @@ def dbt_macros() -> str:
     )
 
 
+#: The list of codes for readers, written by :func:`docs_page`.
+DOCS_FILE = Path(__file__).resolve().parents[1] / "docs/reason-codes.md"
+
+
+_PUNCTUATION = " '("
+
+
+def docs_page() -> str:
+    """The text of :data:`DOCS_FILE`: every code, its message, and the words that mark it."""
+    rows = "\n".join(
+        f"| `{r.code}` | {r.message} | "
+        + "; ".join(f"“{_hint(p).strip(_PUNCTUATION)}”" for p in r.patterns) + " |"
+        for r in CATALOGUE)
+    return (
+        "# Reason codes\n\n"
+        "<!-- GENERATED from amili/reasons.py by `python -m amili.reasons`: do not edit. -->\n\n"
+        "Every quarantined row and every object Amili rejected keeps the full text of what "
+        "was wrong with it (`amili.quarantine.reason`, `amili.ledger_objects.error_message`) "
+        "and, next to it, a stable **reason code** (the grouping key: `reason_code`, "
+        "`error_code`), the **value** the text names (`reason_value`, `error_value`: the "
+        "negative amount, the unknown currency as written, the invalid KID, the repeated "
+        "id...) and, in the marts, the code's **message** below.\n\n"
+        "The code is derived from the text by one normalisation, the same for a row we "
+        "quarantined and one Amili rejected (whose words are Amili's): the patterns of "
+        "`amili/reasons.py` are tried in the order of this table, and the first that "
+        "matches anywhere in the text gives the code, so a row with several problems is "
+        "grouped under the first of them here (the full text lists them all). A text no "
+        "pattern knows is `other`, grouped by its text with the values masked.\n\n"
+        "| Code | Message | Recognised by the words |\n|---|---|---|\n"
+        f"{rows}\n| `{OTHER}` | (the text, its values masked) | anything else |\n"
+    )
+
+
 if __name__ == "__main__":  # pragma: no cover - a maintenance command
     DBT_MACROS_FILE.write_text(dbt_macros())
-    print(f"wrote {DBT_MACROS_FILE}")
+    DOCS_FILE.write_text(docs_page())
+    print(f"wrote {DBT_MACROS_FILE} and {DOCS_FILE}")

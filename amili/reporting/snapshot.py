@@ -128,7 +128,9 @@ SELECT p.partition_date, p.creditor_id, p.objectname, p.source_id,
        p.acknowledged_amount, p.amount_difference,
        coalesce(p.reason_message, """ + NORMALIZE_REASON.format(message="p.message") + """)
            AS reason, p.message,
-       coalesce(p.reason_code, replace(p.kind, ' ', '_')) AS reason_code, p.reason_value
+       coalesce(p.reason_code, CASE p.kind WHEN 'changed after hand-over'
+           THEN 'changed_after_handover' WHEN 'unconfirmed by Amili' THEN 'unconfirmed'
+           ELSE 'no_answer_yet' END) AS reason_code, p.reason_value
 FROM problems AS p
 LEFT JOIN payment_invoices AS pi
        ON p.objectname = 'payment' AND pi.partition_date = p.partition_date

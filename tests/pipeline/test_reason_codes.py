@@ -118,6 +118,7 @@ def test_every_pattern_gives_its_code_and_value_alike_in_python_and_sql() -> Non
         assert con.execute(f"SELECT {reasons.code_sql('NULL::VARCHAR')}").fetchone() == (None,)
     # the dbt project's messages are the catalogue's
     assert reasons.DBT_MACROS_FILE.read_text() == reasons.dbt_macros()
+    assert reasons.DOCS_FILE.read_text() == reasons.docs_page()
 
 
 @pytest.fixture
