@@ -236,6 +236,14 @@ def test_the_mart_groups_by_code_and_an_unknown_currency_keeps_its_amount(
                FROM marts.rpt_rejection_reasons
                WHERE partition_date = $d AND kind = 'quarantined' AND objectname = 'invoice'
                ORDER BY ALL""", {"d": DAY}).fetchall()
+        # the warehouse rows behind a quarantined object carry its code
+        mismatched, rows = con.execute(
+            """SELECT count(*) FILTER (WHERE s.reason_code IS DISTINCT FROM f.reason_code),
+                      count(*)
+               FROM marts.rpt_source_rows AS s JOIN marts.rpt_object_fates AS f
+                 ON f.partition_date = s.partition_date AND f.objectname = s.objectname
+                AND f.source_id = s.object_id
+               WHERE s.bucket = 'quarantined'""").fetchone()
         messages = dict(con.execute(
             """SELECT DISTINCT reason_code, reason FROM marts.rpt_rejection_reasons
                WHERE partition_date = $d""", {"d": DAY}).fetchall())
@@ -250,6 +258,7 @@ def test_the_mart_groups_by_code_and_an_unknown_currency_keeps_its_amount(
     unknown = [row for row in mart if row[0] == "currency_unknown"]
     assert unknown and all(row[1] not in {"NOK", "EUR", "SEK"} and row[1] in row[4]
                            and row[3] > 0 for row in unknown), unknown
+    assert rows > 0 and mismatched == 0
     assert messages["amount_negative"] == reasons.MESSAGES["amount_negative"]
     assert messages["currency_unknown"] == reasons.MESSAGES["currency_unknown"]
 
