@@ -164,9 +164,14 @@ def _tally(
             GROUP BY r.outcome""", window,
         ).fetchall())
     top = con.execute(
-        """SELECT coalesce(error_code, 'other') AS reason, count(*) AS n
+        f"""SELECT coalesce(error_code, '{reasons.OTHER}') AS code,
+               CASE WHEN coalesce(error_code, '{reasons.OTHER}') = '{reasons.OTHER}'
+                    THEN regexp_replace(message, '''[^'']*''', '…', 'g') END AS text,
+               count(*) AS n
         FROM amili.errors WHERE partition_date >= $start AND partition_date < $end
-        GROUP BY reason ORDER BY n DESC, reason LIMIT 10""", window,
+        GROUP BY ALL ORDER BY n DESC, code, text LIMIT 10""", window,
     ).fetchall()
+    # a known code with its message; a text no code knows as it reads, its values masked
     return ResultsTally(start, end, by_outcome, batch_errors, quarantined, amounts,
-                        [(reason, n) for reason, n in top], acknowledged)
+                        [(f"{code}: {reasons.MESSAGES[code]}" if code in reasons.MESSAGES
+                          else text or code, n) for code, text, n in top], acknowledged)

@@ -185,7 +185,9 @@ def test_a_rejection_by_amili_gets_the_code_and_value_of_its_message(
         "WHERE outcome = 'rejected'")
     assert "unknown invoice 'no-such-case'" in message
     assert (code, value) == ("invoice_unknown_to_amili", "no-such-case")
-    publish_results(inputs.path, DAY, NEXT)
+    tally = publish_results(inputs.path, DAY, NEXT)
+    assert tally.top_reasons == [  # (the submission asset's metadata shows these)
+        (f"invoice_unknown_to_amili: {reasons.MESSAGES['invoice_unknown_to_amili']}", 1)]
     assert inputs.sql("SELECT level, source_id, error_code FROM amili.errors") == [
         ("object", "PAY-1", "invoice_unknown_to_amili")]
 
