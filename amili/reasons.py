@@ -118,7 +118,8 @@ CATALOGUE: tuple[Reason, ...] = (
     Reason("field_missing", "A required field is empty",
            (r"\.(\w+): Field required",)),
     Reason("field_invalid", "A field has a value of the wrong kind",
-           (r"\.\w+: Input should be [^;]*?(?: \(([^()]*)\))?(?:;|$)",
+           (r"\.\w+: (?:Input|List|String) should [^;]*? \('?([^();']*)'?\)(?:;|$)",
+            r"\.\w+: (?:Input|List|String) should ",
             r"\.\w+: Extra inputs are not permitted")),
     # -- what follows from another row, or from Amili
     Reason("case_not_handed_over",

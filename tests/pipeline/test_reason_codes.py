@@ -88,8 +88,13 @@ CORPUS: list[tuple[str, str, str | None]] = [
      "text_too_long", "2400"),
     ("invoice.dueDate: Field required", "field_missing", "dueDate"),
     ("invoice.type: Input should be 'INVOICE' or 'COLLECTION_NOTICE' ('X')", "field_invalid",
-     "'X'"),
+     "X"),
+    ("invoice.debtors: Input should be a valid list", "field_invalid", None),
     ("invoice.foo: Extra inputs are not permitted", "field_invalid", None),
+    ("invoice.claims: List should have at least 1 item after validation, not 0",
+     "field_invalid", None),
+    ("creditor.countrycode: String should have at most 2 characters ('NOR')", "field_invalid",
+     "NOR"),
     ("action: invoice INV-9 was not handed over to Amili by 2026-11-24: there is no case to act "
      "on", "case_not_handed_over", "INV-9"),
     ("payment: payments.invoice_id INV-404 is an invoice the warehouse does not have",
@@ -252,6 +257,7 @@ def test_the_mart_groups_by_code_and_an_unknown_currency_keeps_its_amount(
     # the mart is the fates grouped by code and currency, the values apart
     assert mart == [(c, cur, n, total or Decimal(0), values)
                     for c, cur, n, total, values in fates]
+    assert reasons.OTHER not in {row[0] for row in mart}  # every defect of the demo has a code
     negative = [row for row in mart if row[0] == "amount_negative"]
     assert negative and sum(row[2] for row in negative) >= 2, mart
     assert all(len(row[4]) == min(row[2], 5) and all(v.startswith("-") for v in row[4])
