@@ -232,13 +232,19 @@ def _string_amounts(raw: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> 
     return found
 
 
+#: A text longer than this is not repeated in a message (a too-long text says its length).
+_MAX_QUOTED = 100
+
+
 def _with_input(error: Any) -> str:
     """pydantic's message with the offending value after it, ``(-1671.00)``, when that is a
-    plain number or text: the reason then names the value (its own column in the ledger,
-    :mod:`amili.reasons`). A missing field or a nested object gets the message alone."""
+    plain number or a short text: the reason then names the value (its own column in the
+    ledger, :mod:`amili.reasons`). A missing field, a nested object or a long text gets the
+    message alone."""
     value = error.get("input")
     if error["type"] == "missing" or isinstance(value, bool) or not isinstance(
-            value, str | int | float | Decimal):
+            value, str | int | float | Decimal) or (
+            isinstance(value, str) and len(value) > _MAX_QUOTED):
         return str(error["msg"])
     return f"{error['msg']} ({value!r})" if isinstance(value, str) else f"{error['msg']} ({value})"
 
