@@ -232,6 +232,23 @@ def _string_amounts(raw: dict[str, Any], paths: tuple[tuple[str, ...], ...]) -> 
     return found
 
 
+#: A text longer than this is not repeated in a message (a too-long text says its length).
+_MAX_QUOTED = 100
+
+
+def _with_input(error: Any) -> str:
+    """pydantic's message with the offending value after it, ``(-1671.00)``, when that is a
+    plain number or a short text: the reason then names the value (its own column in the
+    ledger, :mod:`amili.reasons`). A missing field, a nested object or a long text gets the
+    message alone."""
+    value = error.get("input")
+    if error["type"] == "missing" or isinstance(value, bool) or not isinstance(
+            value, str | int | float | Decimal) or (
+            isinstance(value, str) and len(value) > _MAX_QUOTED):
+        return str(error["msg"])
+    return f"{error['msg']} ({value!r})" if isinstance(value, str) else f"{error['msg']} ({value})"
+
+
 Problems = list[tuple[str, str]]
 """(path within the object, message) pairs."""
 
@@ -456,7 +473,7 @@ def validate_object(
             loc = tuple(error["loc"])
             if loc in string_amount_locs:
                 continue
-            problems.append((format_loc(loc), error["msg"]))
+            problems.append((format_loc(loc), _with_input(error)))
 
     if isinstance(raw, dict):
         problems += _RULES[objectname](raw, assumptions)

@@ -60,6 +60,8 @@ from typing import Any
 import duckdb
 import orjson
 
+from amili import reasons
+
 
 class BatchState(StrEnum):
     """A batch's state in the ledger."""
@@ -150,7 +152,9 @@ DDL: tuple[str, ...] = (
         outcome VARCHAR NOT NULL CHECK (outcome IN ({_OUTCOMES})),
         status_statuscode VARCHAR,             -- CREATED | UPDATED | DUPLICATE (as answered)
         ledgerref VARCHAR,                     -- Amili's id of the object
-        error_message VARCHAR
+        error_message VARCHAR,
+        error_code VARCHAR,                    -- the message's reason code (amili.reasons)
+        error_value VARCHAR                    -- ... and the value it names, if any
     )
     """,
     """
@@ -158,9 +162,11 @@ DDL: tuple[str, ...] = (
         partition_date DATE NOT NULL,
         objectname VARCHAR NOT NULL,
         source_id VARCHAR,
-        reason VARCHAR NOT NULL,
+        reason VARCHAR NOT NULL,               -- every problem of the row, in full
         payload VARCHAR,
-        quarantined_at TIMESTAMPTZ NOT NULL
+        quarantined_at TIMESTAMPTZ NOT NULL,
+        reason_code VARCHAR,                   -- its reason code (amili.reasons)
+        reason_value VARCHAR                   -- ... and the value it names, if any
     )
     """,
     # The creditor object Amili last took, per creditor: one that has not changed since need
@@ -216,7 +222,7 @@ LEDGER_OBJECTS_VIEW = f"""
         coalesce(r.outcome, CASE l.state
             WHEN '{BatchState.ACCEPTED}' THEN '{ObjectOutcome.ACCEPTED}'
             WHEN '{BatchState.UNCONFIRMED}' THEN '{ObjectOutcome.UNCONFIRMED}' END) AS outcome,
-        r.status_statuscode, r.ledgerref, r.error_message,
+        r.status_statuscode, r.ledgerref, r.error_message, r.error_code, r.error_value,
         (o.cents[o.objectindex + 1]::DECIMAL(18, 0) * 0.01)::DECIMAL(18, 2) AS amount,
         o.currency_list[CASE WHEN len(o.currency_list) = 1 THEN 1 ELSE o.objectindex + 1 END]
             AS currency
@@ -281,6 +287,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
         con.execute(statement)
     for column in _ADDED_COLUMNS:  # a ledger written before them gets them (NULL)
         con.execute(f"ALTER TABLE amili.ledger_arrays ADD COLUMN IF NOT EXISTS {column} VARCHAR")
+    _add_reason_codes(con)
     if _table_type(con, "ledger_objects") == "BASE TABLE":
         _migrate_object_rows(con)
     _widen_checks(con)
@@ -289,6 +296,32 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
 
 #: Columns of ``ledger_arrays`` added since it was first written (all VARCHAR, NULL before).
 _ADDED_COLUMNS = ("amounts", "currencies")
+
+#: The reason code and value columns (added since the tables were first written), by table:
+#: (the text column they are derived from, code column, value column).
+_REASON_COLUMNS = {
+    "quarantine": ("reason", "reason_code", "reason_value"),
+    "ledger_object_answers": ("error_message", "error_code", "error_value"),
+}
+
+
+def _add_reason_codes(con: duckdb.DuckDBPyConnection) -> None:
+    """Give a ledger written before reason codes its code and value columns, derived from
+    the texts it holds (the same normalisation as new rows get, :mod:`amili.reasons`)."""
+    for table, (text, code, value) in _REASON_COLUMNS.items():
+        missing = con.execute(
+            "SELECT count(*) FROM duckdb_columns() WHERE database_name = current_database() "
+            "AND schema_name = 'amili' AND table_name = ? AND column_name = ?", [table, code],
+        ).fetchone()[0] == 0
+        if not missing:
+            continue
+        with _Transaction(con):
+            con.execute(f"ALTER TABLE amili.{table} ADD COLUMN {code} VARCHAR")
+            con.execute(f"ALTER TABLE amili.{table} ADD COLUMN {value} VARCHAR")
+            con.execute(f"UPDATE amili.{table} SET {code} = {reasons.code_sql(text)} "
+                        f"WHERE {text} IS NOT NULL")
+            con.execute(f"UPDATE amili.{table} SET {value} = {reasons.value_sql(text, code)} "
+                        f"WHERE {text} IS NOT NULL")
 
 #: The tables whose CHECK lists the values of an enum, by the column it checks.
 _CHECKED_ENUMS: dict[str, tuple[str, type[StrEnum]]] = {
@@ -360,10 +393,12 @@ def _migrate_object_rows(con: duckdb.DuckDBPyConnection) -> None:
                FROM amili.ledger_objects GROUP BY batchid, objectname"""
         )
         con.execute(
-            """INSERT INTO amili.ledger_object_answers
-               SELECT batchid, objectname, objectindex, partition_date, outcome,
-                   status_statuscode, ledgerref, error_message
-               FROM amili.ledger_objects WHERE outcome IS NOT NULL"""
+            f"""INSERT INTO amili.ledger_object_answers
+               SELECT *, {reasons.value_sql("error_message", "code")}
+               FROM (SELECT batchid, objectname, objectindex, partition_date, outcome,
+                   status_statuscode, ledgerref, error_message,
+                   {reasons.code_sql("error_message")} AS code
+                   FROM amili.ledger_objects WHERE outcome IS NOT NULL)"""
         )
         con.execute("DROP TABLE amili.ledger_objects")
 
@@ -569,10 +604,13 @@ def record_answers(con: duckdb.DuckDBPyConnection, day: date, answers: AnswerBuf
         detail = answers.detail
         if detail.objectnames:
             con.execute(
-                """INSERT INTO amili.ledger_object_answers
-                   SELECT unnest($batchids), unnest($names), unnest($indexes::INTEGER[]), $day,
-                       unnest($outcomes), unnest($statuses::VARCHAR[]),
-                       unnest($ledgerrefs::VARCHAR[]), unnest($messages::VARCHAR[])""",
+                f"""INSERT INTO amili.ledger_object_answers
+                   SELECT *, {reasons.value_sql("m", "code")}
+                   FROM (SELECT *, {reasons.code_sql("m")} AS code
+                       FROM (SELECT unnest($batchids), unnest($names),
+                           unnest($indexes::INTEGER[]), $day, unnest($outcomes),
+                           unnest($statuses::VARCHAR[]), unnest($ledgerrefs::VARCHAR[]),
+                           unnest($messages::VARCHAR[]) AS m))""",
                 {"day": day, "batchids": answers.detail_batchids, "names": detail.objectnames,
                  "indexes": detail.objectindexes, "outcomes": detail.outcomes,
                  "statuses": detail.statuses, "ledgerrefs": detail.ledgerrefs,
@@ -644,14 +682,18 @@ def replace_quarantine_day(con: duckdb.DuckDBPyConnection, day: date) -> None:
 def insert_quarantine(
     con: duckdb.DuckDBPyConnection, day: date, rows: Sequence[tuple[str, str | None, str, str]]
 ) -> None:
-    """Insert quarantined rows ``(objectname, source_id, reason, payload)`` in one statement."""
+    """Insert quarantined rows ``(objectname, source_id, reason, payload)`` in one statement;
+    each reason's code and value are derived from its text there (:mod:`amili.reasons`)."""
     if not rows:
         return
-    names, ids, reasons, payloads = (list(column) for column in zip(*rows, strict=True))
+    names, ids, texts, payloads = (list(column) for column in zip(*rows, strict=True))
     con.execute(
-        """INSERT INTO amili.quarantine
-           SELECT $day, unnest($names), unnest($ids), unnest($reasons), unnest($payloads), now()""",
-        {"day": day, "names": names, "ids": ids, "reasons": reasons, "payloads": payloads},
+        f"""INSERT INTO amili.quarantine
+           SELECT *, {reasons.value_sql("r", "code")}
+           FROM (SELECT *, now(), {reasons.code_sql("r")} AS code
+                 FROM (SELECT $day, unnest($names), unnest($ids), unnest($texts) AS r,
+                              unnest($payloads)))""",
+        {"day": day, "names": names, "ids": ids, "texts": texts, "payloads": payloads},
     )
 
 

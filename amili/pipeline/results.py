@@ -23,6 +23,7 @@ from pathlib import Path
 
 import duckdb
 
+from amili import reasons
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.ledger import ResultsSummary, ensure_schema, record_results
 
@@ -49,8 +50,11 @@ DDL = (
         source_id VARCHAR,
         http_status INTEGER,
         message VARCHAR NOT NULL,
-        answered_at TIMESTAMPTZ
+        answered_at TIMESTAMPTZ,
+        error_code VARCHAR              -- the message's reason code (amili.reasons)
     )""",
+    # a table written before reason codes gets the column (the next publish fills it)
+    "ALTER TABLE amili.errors ADD COLUMN IF NOT EXISTS error_code VARCHAR",
 )
 
 #: Batches that were replaced by others; their objects are reported through the new batches.
@@ -105,15 +109,17 @@ def publish_results(pipeline_db: str | Path, start: date, end: date) -> ResultsT
                 window,
             )
             con.execute(
-                f"""INSERT INTO amili.errors
+                f"""INSERT INTO amili.errors (partition_date, batchid, level, objectname,
+                    objectindex, source_id, http_status, message, answered_at, error_code)
                 SELECT o.partition_date, o.batchid, 'object', o.objectname, o.objectindex,
-                       o.source_id, l.http_status, o.error_message, l.answered_at
+                       o.source_id, l.http_status, o.error_message, l.answered_at,
+                       o.error_code
                 FROM amili.ledger_objects o JOIN amili.submission_ledger l USING (batchid)
                 WHERE {_LIVE_BATCHES} AND o.outcome = 'rejected'
                   AND o.partition_date >= $start AND o.partition_date < $end
                 UNION ALL
                 SELECT l.partition_date, l.batchid, 'batch', NULL, NULL, NULL, l.http_status,
-                       l.error, l.answered_at
+                       l.error, l.answered_at, {reasons.code_sql("l.error")}
                 FROM amili.submission_ledger l
                 WHERE {_LIVE_BATCHES} AND l.error IS NOT NULL
                   AND l.partition_date >= $start AND l.partition_date < $end""",
@@ -158,9 +164,14 @@ def _tally(
             GROUP BY r.outcome""", window,
         ).fetchall())
     top = con.execute(
-        """SELECT regexp_replace(message, '''[^'']*''', '…', 'g') AS reason, count(*) AS n
+        f"""SELECT coalesce(error_code, '{reasons.OTHER}') AS code,
+               CASE WHEN coalesce(error_code, '{reasons.OTHER}') = '{reasons.OTHER}'
+                    THEN regexp_replace(message, '''[^'']*''', '…', 'g') END AS text,
+               count(*) AS n
         FROM amili.errors WHERE partition_date >= $start AND partition_date < $end
-        GROUP BY reason ORDER BY n DESC, reason LIMIT 10""", window,
+        GROUP BY ALL ORDER BY n DESC, code, text LIMIT 10""", window,
     ).fetchall()
+    # a known code with its message; a text no code knows as it reads, its values masked
     return ResultsTally(start, end, by_outcome, batch_errors, quarantined, amounts,
-                        [(reason, n) for reason, n in top], acknowledged)
+                        [(f"{code}: {reasons.MESSAGES[code]}" if code in reasons.MESSAGES
+                          else text or code, n) for code, text, n in top], acknowledged)

@@ -247,7 +247,8 @@ def top_reasons(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 1
                    AS amount_nok,
                min(message) AS example_message
         FROM report.problems WHERE {filters.where()}
-        GROUP BY kind, reason ORDER BY objects DESC, kind, reason LIMIT {int(limit)}""",
+        GROUP BY kind, reason_code, reason
+        ORDER BY objects DESC, kind, reason LIMIT {int(limit)}""",
         filters.params)
 
 

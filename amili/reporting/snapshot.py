@@ -82,7 +82,7 @@ NORMALIZE_REASON = r"""regexp_replace(regexp_replace(regexp_replace(regexp_repla
         '(^|[^A-Za-z0-9])"(?:[^"\\]|\\.)*"', '\1<value>', 'g'),
         '\[[0-9]+\]', '[*]', 'g'),
         '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}(T[0-9:.]+Z?)?', '<date>', 'g'),
-        '\b[0-9]{{5,}}\b', '<n>', 'g')"""
+        '-?\b[0-9]+\.[0-9]+\b|\b[0-9]{{5,}}\b', '<n>', 'g')"""
 
 #: One row per object Amili rejected (latest answer), validation quarantined, sent without a
 #: believed answer (unconfirmed: the answer did not say; outstanding: no answer), or changed
@@ -94,6 +94,7 @@ _PROBLEMS = """
 WITH problems AS (
     SELECT partition_date, creditor_id, objectname, source_id, amount, currency, batchid,
            ledgerref, status_statuscode, acknowledged_amount, amount_difference,
+           reason_code, reason_message, reason_value,
            CASE WHEN fate = 'quarantined' THEN 'quarantined'
                 WHEN fate = 'changed_after_handover' THEN 'changed after hand-over'
                 WHEN outcome = 'rejected' THEN 'rejected by Amili'
@@ -125,7 +126,11 @@ SELECT p.partition_date, p.creditor_id, p.objectname, p.source_id,
             WHEN 'action' THEN ai.invoice_id END AS invoice_id,
        p.batchid, p.ledgerref, p.status_statuscode, p.amount, p.currency, p.kind,
        p.acknowledged_amount, p.amount_difference,
-       """ + NORMALIZE_REASON.format(message="p.message") + """ AS reason, p.message
+       coalesce(p.reason_message, """ + NORMALIZE_REASON.format(message="p.message") + """)
+           AS reason, p.message,
+       coalesce(p.reason_code, CASE p.kind WHEN 'changed after hand-over'
+           THEN 'changed_after_handover' WHEN 'unconfirmed by Amili' THEN 'unconfirmed'
+           ELSE 'no_answer_yet' END) AS reason_code, p.reason_value
 FROM problems AS p
 LEFT JOIN payment_invoices AS pi
        ON p.objectname = 'payment' AND pi.partition_date = p.partition_date

@@ -54,7 +54,9 @@ CREATE TABLE IF NOT EXISTS amili.ledger_object_answers (
     outcome VARCHAR NOT NULL CHECK (outcome IN ('accepted', 'rejected', 'unconfirmed')),
     status_statuscode VARCHAR,             -- CREATED | UPDATED | DUPLICATE (as answered)
     ledgerref VARCHAR,                     -- Amili's id of the object
-    error_message VARCHAR
+    error_message VARCHAR,
+    error_code VARCHAR,                    -- the message's reason code (amili.reasons)
+    error_value VARCHAR                    -- ... and the value it names, if any
 )
 {% endmacro %}
 
@@ -63,9 +65,11 @@ CREATE TABLE IF NOT EXISTS amili.quarantine (
     partition_date DATE NOT NULL,
     objectname VARCHAR NOT NULL,
     source_id VARCHAR,
-    reason VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,               -- every problem of the row, in full
     payload VARCHAR,
-    quarantined_at TIMESTAMPTZ NOT NULL
+    quarantined_at TIMESTAMPTZ NOT NULL,
+    reason_code VARCHAR,                   -- its reason code (amili.reasons)
+    reason_value VARCHAR                   -- ... and the value it names, if any
 )
 {% endmacro %}
 
@@ -112,7 +116,7 @@ SELECT o.batchid, o.objectname, o.objectindex, o.source_id,
     coalesce(r.outcome, CASE l.state
         WHEN 'accepted' THEN 'accepted'
         WHEN 'unconfirmed' THEN 'unconfirmed' END) AS outcome,
-    r.status_statuscode, r.ledgerref, r.error_message,
+    r.status_statuscode, r.ledgerref, r.error_message, r.error_code, r.error_value,
     (o.cents[o.objectindex + 1]::DECIMAL(18, 0) * 0.01)::DECIMAL(18, 2) AS amount,
     o.currency_list[CASE WHEN len(o.currency_list) = 1 THEN 1 ELSE o.objectindex + 1 END]
         AS currency

@@ -41,6 +41,22 @@ REASON_WORDS = {
     "action_of_no_invoice": "has no invoice_id",
 }
 
+#: The reason code (amili/reasons.py) the quarantine gives each defect.
+REASON_CODES = {
+    "duplicate_invoice_id": "id_repeated",
+    "amount_with_three_decimals": "amount_too_precise",
+    "amount_beyond_range": "amount_too_large",
+    "description_too_long": "text_too_long",
+    "line_amount_with_three_decimals": "amount_too_precise",
+    "duplicate_customer_row": "id_repeated",
+    "payment_of_no_invoice": "reference_missing",
+    "payment_of_unknown_invoice": "invoice_not_in_warehouse",
+    "duplicate_payment_id": "id_repeated",
+    "payment_amount_with_three_decimals": "amount_too_precise",
+    "action_of_unknown_invoice": "invoice_not_in_warehouse",
+    "action_of_no_invoice": "reference_missing",
+}
+
 
 def query(db: Path, sql: str) -> list[tuple]:
     with duckdb.connect(str(db), read_only=True) as con:
@@ -85,7 +101,7 @@ def test_every_dirty_row_is_quarantined_by_name_and_the_day_is_sent(
     # each dirty row that was extracted is quarantined, with a reason that names its defect
     rows = _dirty_rows(db, warehouse)
     seen = set()
-    for defect, table, source_id, bucket, reason, pays_a_case in rows:
+    for defect, table, source_id, bucket, reason, pays_a_case, code in rows:
         if table == "payments" and not pays_a_case:
             # a payment of an invoice never handed over is the creditor's own business
             assert bucket in {"not_handed_over", "netted_before_handover"}, (defect, bucket)
@@ -93,6 +109,8 @@ def test_every_dirty_row_is_quarantined_by_name_and_the_day_is_sent(
         seen.add(defect)
         assert bucket == "quarantined", (defect, source_id, bucket, reason)
         assert REASON_WORDS[defect] in reason, (defect, reason)
+        # grouped under its own code, unless the row has a weightier problem besides
+        assert code == REASON_CODES[defect] or "; " in reason, (defect, code, reason)
     assert {*INVOICE_DIRT, *ACTION_DIRT, "payment_of_no_invoice",
             "payment_of_unknown_invoice"} <= seen, seen
 
@@ -110,9 +128,9 @@ def test_every_dirty_row_is_quarantined_by_name_and_the_day_is_sent(
 
 
 def _dirty_rows(db: Path, warehouse: Path) -> list[tuple]:
-    """(defect, table, id, bucket, reason, pays_a_case) of each dirty row the extract read;
-    pays_a_case: not a payment, or a payment that is an object of its day (it points at no
-    invoice, or at one handed over by then)."""
+    """(defect, table, id, bucket, reason, pays_a_case, reason_code) of each dirty row the
+    extract read; pays_a_case: not a payment, or a payment that is an object of its day (it
+    points at no invoice, or at one handed over by then)."""
     with duckdb.connect(str(db), read_only=True) as con:
         con.execute(f"ATTACH '{warehouse}' AS wh (READ_ONLY)")
         return con.execute("""
@@ -120,7 +138,8 @@ def _dirty_rows(db: Path, warehouse: Path) -> list[tuple]:
                    s.objectname IS NOT NULL AND (s.source_table <> 'payments' OR EXISTS (
                        SELECT 1 FROM marts.rpt_object_fates f
                        WHERE f.objectname = 'payment' AND f.source_id = s.object_id
-                         AND f.partition_date = s.partition_date))
+                         AND f.partition_date = s.partition_date)),
+                   s.reason_code
             FROM wh.dirt_rows AS d
             JOIN marts.rpt_source_rows AS s
               ON s.source_id = d.source_id AND s.source_table = d.table_name

@@ -33,6 +33,7 @@ from amili.pipeline.extract import extract_window
 from amili.pipeline.ledger import ensure_schema, record_results
 from amili.pipeline.reconciliation import balance_problems, reconciliation_summary, rejection_rate
 from amili.pipeline.submission import Relations, SubmissionSummary, submit_window
+from amili.reasons import MESSAGES
 from amili.sandbox.faults import REJECT_MESSAGE, fault_rejects
 from amili.sandbox.server import SandboxServer
 from amili.settings import ClientSettings, load
@@ -394,10 +395,10 @@ def test_rejected_objects_show_with_their_source_ids_and_reasons(pipeline: Pipel
         mine = [r for r in reasons if r["objectname"] == name]
         ids = {sid for n, sid in expected if n == name}
         assert sum(r["object_count"] for r in mine) == len(ids)
-        assert {r["reason"] for r in mine} == {
-            f"{name}[*]: {REJECT_MESSAGE} (share={SHARE})"}
+        assert {r["reason_code"] for r in mine} == {"sandbox_fault_injection"}
+        assert {r["reason"] for r in mine} == {MESSAGES["sandbox_fault_injection"]}
         assert all(set(r["example_source_ids"]) <= ids for r in mine)
-        assert all("[*]" not in r["example_message"] for r in mine)
+        assert all(f"{REJECT_MESSAGE} (share={SHARE})" in r["example_message"] for r in mine)
         money = sum((f["amount"] for f in rejected if f["objectname"] == name
                      and f["amount"] is not None), Decimal(0))
         assert sum((r["amount"] for r in mine), Decimal(0)) == money
@@ -414,10 +415,11 @@ def test_quarantined_rows_are_reasons_too(pipeline: Pipeline) -> None:
     quarantined = [f for f in honest.fates if f["fate"] == "quarantined"]
     reasons = [r for r in honest.reasons if r["kind"] == "quarantined"]
     assert quarantined and sum(r["object_count"] for r in reasons) == len(quarantined)
-    # the object's own values are gone from the grouped reason, kept in the example
-    currency = [r for r in reasons if "ISO 4217" in r["reason"]]
-    assert currency and all("<value>" in r["reason"] for r in currency)
-    assert all("'" in r["example_message"] for r in currency)
+    # one code per problem, its message without the object's own values, the values apart
+    currency = [r for r in reasons if r["reason_code"] == "currency_unknown"]
+    assert currency and all(r["reason"] == MESSAGES["currency_unknown"] for r in currency)
+    assert all("ISO 4217" in r["example_message"] for r in currency)
+    assert all(r["currency"] in r["example_values"] for r in currency)
 
 
 # --------------------------------------------------------------------------------------------

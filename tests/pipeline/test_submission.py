@@ -1041,7 +1041,8 @@ def test_a_ledger_written_as_rows_is_moved_into_the_arrays_unchanged(inputs: Inp
     old_rows = [
         ("b-1", "creditor", 0, "CR1", h[0], DAY, "accepted", "UPDATED", "L0", None),
         ("b-1", "invoice", 0, 'INV "1"', h[1], DAY, "accepted", "CREATED", "L1", None),
-        ("b-1", "invoice", 1, "INV2", h[2], DAY, "rejected", None, None, "bad kid"),
+        ("b-1", "invoice", 1, "INV2", h[2], DAY, "rejected", None, None,
+         "invoice[1].ocrReferenceNumber: '123' is not a valid KID: must be 2 to 25 digits"),
         ("b-2", "invoice", 0, "INV3", h[3], DAY, None, None, None, None),  # never answered
     ]
     with duckdb.connect(str(inputs.path)) as con:
@@ -1058,8 +1059,13 @@ def test_a_ledger_written_as_rows_is_moved_into_the_arrays_unchanged(inputs: Inp
                            "WHERE table_schema = 'amili' AND table_name = 'ledger_objects'"
                            ).fetchone() == ("VIEW",)
         # (amounts were not kept then: unknown, not zero)
-        assert con.execute("SELECT * EXCLUDE (amount, currency) FROM amili.ledger_objects "
+        assert con.execute("SELECT * EXCLUDE (amount, currency, error_code, error_value) "
+                           "FROM amili.ledger_objects "
                            "ORDER BY batchid, objectname, objectindex").fetchall() == old_rows
+        # the rejection's reason code and value are derived from its message on the way
+        assert con.execute("SELECT source_id, error_code, error_value FROM amili.ledger_objects "
+                           "WHERE error_message IS NOT NULL").fetchall() == [
+            ("INV2", "kid_invalid", "123")]
         assert con.execute("SELECT count(*) FROM amili.ledger_objects WHERE amount IS NOT NULL "
                            "OR currency IS NOT NULL").fetchone() == (0,)
         ledger.ensure_schema(con)  # idempotent
@@ -1269,6 +1275,7 @@ def test_a_ledger_of_an_earlier_version_takes_the_new_states(inputs: Inputs) -> 
         ledger.ensure_schema(con)
         con.execute("UPDATE amili.submission_ledger SET state = 'not_sent'")
         con.execute("INSERT INTO amili.ledger_object_answers VALUES "
-                    "('B1', 'invoice', 0, DATE '2026-11-24', 'unconfirmed', NULL, NULL, NULL)")
+                    "('B1', 'invoice', 0, DATE '2026-11-24', 'unconfirmed', NULL, NULL, NULL, "
+                    "NULL, NULL)")
         assert con.execute("SELECT batchid, state FROM amili.submission_ledger").fetchall() == [
             ("B1", "not_sent")]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from amili import jsonio
+from amili import jsonio, reasons
 from amili.models import ObjectName
 from amili.pipeline import ledger
 from amili.pipeline.submission.objects import _compact, _decimal
@@ -113,9 +113,11 @@ def _flush_quarantine(st: DayState) -> None:
     if st.summary.dry_run:
         with _quarantine_file(st).open("ab") as out:
             for name, source_id, reason, payload in st.quarantine:
+                code, value = reasons.classify(reason)
                 out.write(jsonio.dumps({
                     "partition_date": st.day.isoformat(), "objectname": name,
-                    "source_id": source_id, "reason": reason, "payload": payload,
+                    "source_id": source_id, "reason": reason, "reason_code": code,
+                    "reason_value": value, "payload": payload,
                 }) + b"\n")
     else:
         ledger.insert_quarantine(st.con, st.day, st.quarantine)

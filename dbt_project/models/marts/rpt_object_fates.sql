@@ -87,7 +87,10 @@ quarantined as (
         partition_date,
         objectname,
         source_id,
-        string_agg(distinct reason, ' | ' order by reason) as reason
+        string_agg(distinct reason, ' | ' order by reason) as reason,
+        -- the code and value of the first reason (several only when an id repeats)
+        min_by(reason_code, reason) as reason_code,
+        min_by(reason_value, reason) as reason_value
     from {{ source('amili', 'quarantine') }}
     where {{ window }} and source_id is not null
     group by all
@@ -119,6 +122,8 @@ sent as (
         status_statuscode,
         ledgerref,
         error_message,
+        error_code,
+        error_value,
         count(*) over (partition by partition_date, objectname, source_id) as times_sent
     from live_ledger
     where {{ window }}
@@ -186,6 +191,8 @@ fates as (
             else 'unaccounted'
         end as fate,
         q.reason as quarantine_reason,
+        q.reason_code as quarantine_reason_code,
+        q.reason_value as quarantine_reason_value,
         s.* exclude (partition_date, objectname, source_id),
         a.acknowledged_on,
         c.carried_to_date,
@@ -260,5 +267,24 @@ select
     case
         when fate = 'changed_after_handover' and acknowledged_currency = currency
             then amount - acknowledged_amount
-    end::DECIMAL(18, 2) as amount_difference
+    end::DECIMAL(18, 2) as amount_difference,
+    -- Why a quarantined or rejected object did not get through, as a stable code (the
+    -- grouping key, amili/reasons.py), the value it names, and the code's message (for a
+    -- text no code knows, the text with the object's values taken out). The full text is
+    -- quarantine_reason or error_message.
+    case
+        when fate = 'quarantined' then coalesce(quarantine_reason_code, 'other')
+        when fate = 'sent' and outcome = 'rejected' then coalesce(error_code, 'other')
+    end as reason_code,
+    case
+        when fate = 'quarantined' then quarantine_reason_value
+        when fate = 'sent' and outcome = 'rejected' then error_value
+    end as reason_value,
+    case
+        when fate = 'quarantined' then coalesce({{ reason_message('quarantine_reason_code') }},
+            {{ normalize_reason("coalesce(quarantine_reason, '(no reason)')") }})
+        when fate = 'sent' and outcome = 'rejected' then coalesce(
+            {{ reason_message('error_code') }},
+            {{ normalize_reason("coalesce(error_message, '(no message)')") }})
+    end as reason_message
 from fates

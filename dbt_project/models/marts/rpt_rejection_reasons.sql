@@ -4,10 +4,13 @@
     )
 }}
 
--- Why objects did not get through, per day, kind of object and reason: those Amili rejected
--- (their latest answer that day) and those quarantined before sending. `reason` is the
--- message with the object's own values taken out (normalize_reason), so one problem of many
--- objects is one row; `example_message` keeps one message as it was.
+-- Why objects did not get through, per day, kind of object, reason and currency: those
+-- Amili rejected (their latest answer that day) and those quarantined before sending.
+-- Grouped by the reason's stable code (rpt_object_fates.reason_code, amili/reasons.py);
+-- `reason` is the code's message (for a text no code knows, code `other`, the text with the
+-- object's values taken out: normalize_reason), `example_values` the values the reasons
+-- name, `example_message` one full text as it was. An amount keeps its own currency, as
+-- written, even one that is not a known currency code.
 
 with problems as (
     select
@@ -16,32 +19,30 @@ with problems as (
         source_id,
         amount,
         currency,
-        'rejected by Amili' as kind,
-        coalesce(error_message, '(no message)') as message
+        case when fate = 'quarantined' then 'quarantined' else 'rejected by Amili' end
+            as kind,
+        reason_code,
+        reason_message,
+        reason_value,
+        case when fate = 'quarantined' then coalesce(quarantine_reason, '(no reason)')
+            else coalesce(error_message, '(no message)') end as message
     from {{ ref('rpt_object_fates') }}
-    where {{ in_partition_window() }} and fate = 'sent' and outcome = 'rejected'
-    union all
-    select
-        partition_date,
-        objectname,
-        source_id,
-        amount,
-        currency,
-        'quarantined',
-        coalesce(quarantine_reason, '(no reason)')
-    from {{ ref('rpt_object_fates') }}
-    where {{ in_partition_window() }} and fate = 'quarantined'
+    where {{ in_partition_window() }}
+        and (fate = 'quarantined' or (fate = 'sent' and outcome = 'rejected'))
 )
 
 select
     partition_date,
     objectname,
     kind,
-    {{ normalize_reason('message') }} as reason,
+    reason_message as reason,
     currency,
     count(*) as object_count,
     coalesce(sum(amount), 0)::DECIMAL(38, 2) as amount,
     min(message) as example_message,
-    list(source_id order by source_id)[1:5] as example_source_ids
+    list(source_id order by source_id)[1:5] as example_source_ids,
+    reason_code,
+    coalesce(list(distinct reason_value order by reason_value)
+        filter (where reason_value is not null), [])[1:5] as example_values
 from problems
-group by all
+group by partition_date, objectname, kind, reason_code, reason_message, currency

@@ -31,6 +31,7 @@ with fates as (
         partition_date, objectname, source_id,
         min(fate) as fate,
         min(quarantine_reason) as quarantine_reason,
+        min(reason_code) as reason_code,
         min(hold_reason) as hold_reason
     from {{ ref('rpt_object_fates') }}
     where {{ window }}
@@ -176,7 +177,9 @@ select
         when r.source_table = 'payments' and p.invoice_id is not null and h.invoice_id is null
             then 'invoice ' || p.invoice_id || ' was not handed over to Amili; the payment is '
                 || 'the creditor''s own business'
-    end as reason
+    end as reason,
+    -- a quarantined row's reason code (rpt_object_fates.reason_code, amili/reasons.py)
+    case when f.fate = 'quarantined' then f.reason_code end as reason_code
 from rows as r
 left join fates as f
     on f.partition_date = r.partition_date
