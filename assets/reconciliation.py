@@ -9,13 +9,19 @@ warning while objects changed after Amili took them (they balance, but Amili hol
 amount), and a warning on the rejection rate.
 """
 
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import duckdb
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
     BackfillPolicy,
     MetadataValue,
+    Output,
     asset_check,
 )
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
@@ -29,10 +35,14 @@ from amili.pipeline.reconciliation import (
 )
 from assets.dbt_models import MARTS, build_partition_window, translator
 from assets.metadata import metadata_table
+from assets.partition_results import evaluate_per_partition
 from orchestration.dbt_project import dbt_manifest
-from orchestration.partitions import daily_partitions, window_days
+from orchestration.partitions import daily_partitions
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
+
+#: Judges one day ``[start, end)`` on an open connection to the pipeline file.
+_DayCheck = Callable[[duckdb.DuckDBPyConnection, date, date], AssetCheckResult]
 
 #: Above this share of rejected objects the warning check fails.
 REJECTION_RATE_WARNING = 0.10
@@ -88,10 +98,25 @@ RECONCILIATION_KEY = get_asset_key_for_model(
 )
 def every_krone_is_accounted_for(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _balance)
+
+
+def _per_day(
+    context: AssetCheckExecutionContext, pipeline: PipelineResource,
+    evaluate: _DayCheck,
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    """Each day of the run judged by itself, recorded under its own partition key (so a
+    range run shows Passed or Failed per day, not Skipped); the pipeline file is held only
+    while the days are read."""
     with connect_writer(pipeline.settings().pipeline_db) as con:
-        problems = balance_problems(con, start, end)
+        evaluations = list(evaluate_per_partition(
+            context, lambda start, end: evaluate(con, start, end)))
+    yield from evaluations
+
+
+def _balance(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetCheckResult:
+    problems = balance_problems(con, start, end)
     return AssetCheckResult(
         passed=not problems,
         metadata={
@@ -112,10 +137,12 @@ def every_krone_is_accounted_for(
 )
 def every_sent_object_is_answered(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
-    with connect_writer(pipeline.settings().pipeline_db) as con:
-        rows = unanswered_objects(con, start, end)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _answered)
+
+
+def _answered(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetCheckResult:
+    rows = unanswered_objects(con, start, end)
     outstanding = sum(row["outstanding_count"] for row in rows)
     unconfirmed = sum(row["unconfirmed_count"] for row in rows)
     return AssetCheckResult(
@@ -145,10 +172,12 @@ def every_sent_object_is_answered(
 )
 def no_object_changed_after_handover(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
-    with connect_writer(pipeline.settings().pipeline_db) as con:
-        rows = changes_after_handover(con, start, end)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _unchanged)
+
+
+def _unchanged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetCheckResult:
+    rows = changes_after_handover(con, start, end)
     changed = sum(row["changed_after_handover_count"] for row in rows)
     return AssetCheckResult(
         passed=not rows,
@@ -172,10 +201,13 @@ def no_object_changed_after_handover(
 )
 def rejection_rate_is_low(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
-    with connect_writer(pipeline.settings().pipeline_db) as con:
-        sent, rejected, rate = rejection_rate(con, start, end)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _rejection_rate)
+
+
+def _rejection_rate(con: duckdb.DuckDBPyConnection, start: date, end: date
+                    ) -> AssetCheckResult:
+    sent, rejected, rate = rejection_rate(con, start, end)
     return AssetCheckResult(
         passed=rate <= REJECTION_RATE_WARNING,
         severity=AssetCheckSeverity.WARN,
