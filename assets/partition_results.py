@@ -37,8 +37,9 @@ def partition_days(context: AssetExecutionContext | AssetCheckExecutionContext
     keys = list(context.partition_keys)
     days = [start + timedelta(days=offset) for offset in range(len(keys))]
     for key, day in zip(keys, days, strict=True):
-        # daily keys are the days themselves; anything else is a bug worth failing on
-        assert key == day.isoformat(), (key, day)
+        if key != day.isoformat():  # daily keys are the days themselves
+            raise ValueError(f"partition key {key} is not the day {day} of the run's window "
+                             f"{start}..: these assets expect daily partitions")
     return list(zip(keys, days, strict=True))
 
 

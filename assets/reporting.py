@@ -69,7 +69,8 @@ def reporting_snapshot(context: AssetExecutionContext, pipeline: PipelineResourc
     context.add_output_metadata({
         "path": MetadataValue.path(str(summary.path)),
         "bytes": summary.bytes,
-        "row_counts": MetadataValue.json(summary.row_counts),
+        # the whole file's tables (every day in it), not the partition's rows
+        "file_row_counts_all_days": MetadataValue.json(summary.row_counts),
         "missing_tables": MetadataValue.json(summary.missing),
         "stale_days": MetadataValue.json([str(day) for day in summary.stale_days]),
     })
