@@ -262,6 +262,25 @@ def root_runs(runs: list[BackfillRun]) -> list[BackfillRun]:
     return [run for run in runs if "dagster/parent_run_id" not in run.tags]
 
 
+def check_partition_statuses(stack: DagsterStack, check_name: str) -> dict[str, str]:
+    """The status per partition of a check on rpt_reconciliation_daily, as the webserver
+    gives it to the UI (ranges of days with one status: SUCCEEDED, SKIPPED, ...)."""
+    data = stack.graphql("""query ($key: AssetKeyInput!) {
+        assetNodeOrError(assetKey: $key) { ... on AssetNode { assetChecksOrError {
+          ... on AssetChecks { checks { name partitionStatuses {
+            ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
+        } } } } } } }""", key={"path": ["marts", "rpt_reconciliation_daily"]})
+    checks = data["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    [found] = [check for check in checks if check["name"] == check_name]
+    statuses: dict[str, str] = {}
+    for block in found["partitionStatuses"]["ranges"]:
+        day = date.fromisoformat(block["startKey"])
+        while day <= date.fromisoformat(block["endKey"]):
+            statuses[day.isoformat()] = block["status"]
+            day += timedelta(days=1)
+    return statuses
+
+
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
@@ -306,6 +325,9 @@ def test_a_three_day_ui_backfill_runs_once_through_the_daemon_and_again_sends_no
             sent = record.asset_materialization.metadata["sent"].value
             assert sent == query(db, "SELECT count(*) FROM amili.responses "
                                      f"WHERE partition_date = DATE '{day}'")[0][0], day
+    # ... and what the UI's check page reads (its Partitions tab): Passed for the three days
+    assert check_partition_statuses(stack, "every_krone_is_accounted_for") == {
+        day.isoformat(): "SUCCEEDED" for day in DAYS}
     # The balance holds on each day by itself, not only over the range.
     with duckdb.connect(str(db), read_only=True) as con:
         for day in DAYS:
