@@ -27,6 +27,7 @@ from dagster import (
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.partition_figures import RECONCILED_BUCKETS, reconciled_by_currency
 from amili.pipeline.reconciliation import (
     balance_problems,
     changes_after_handover,
@@ -50,7 +51,11 @@ REJECTION_RATE_WARNING = 0.10
 #: The metadata tables show the first rows; the marts hold all of them.
 MAX_TABLE_ROWS = 50
 PROBLEM_COLUMNS = [("partition_date", "date"), ("creditor_id", "string"),
-                   ("objectname", "string"), ("problem", "string")]
+                   ("objectname", "string"), ("currency", "string"), ("problem", "string")]
+#: The day per object kind and currency, as the balance check judged it.
+RECONCILED_COLUMNS = [("objectname", "string"), ("currency", "string"), *(
+    (f"{bucket}_{part}", kind) for bucket in RECONCILED_BUCKETS
+    for part, kind in (("count", "int"), ("amount", "decimal")))]
 UNANSWERED_COLUMNS = [
     ("partition_date", "date"), ("creditor_id", "string"), ("objectname", "string"),
     ("currency", "string"), ("outstanding_count", "int"), ("outstanding_amount", "decimal"),
@@ -122,6 +127,10 @@ def _balance(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetChe
         metadata={
             "unbalanced_rows": len(problems),
             "problems": metadata_table(PROBLEM_COLUMNS, problems[:MAX_TABLE_ROWS]),
+            # what balanced (or not): the day per kind and currency, amounts never summed
+            # across currencies
+            "by_kind_and_currency": metadata_table(
+                RECONCILED_COLUMNS, reconciled_by_currency(con, start, end)),
         },
     )
 

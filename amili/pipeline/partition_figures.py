@@ -190,3 +190,27 @@ def mart_rows_per_day(pipeline_db: str | Path, start: date, end: date,
                     "GROUP BY ALL", {"start": start, "end": end}).fetchall():
                 counts[day] = n
     return counts
+
+
+#: The buckets the balance check shows per kind and currency: eligible, where it went, and
+#: what became of the sent ones (amounts at the warehouse's value, DECIMAL).
+RECONCILED_BUCKETS = ("eligible", "quarantined", "held", "carried_forward",
+                      "changed_after_handover", "skipped_unchanged", "sent", "accepted",
+                      "rejected", "unconfirmed", "outstanding")
+
+
+def reconciled_by_currency(con: duckdb.DuckDBPyConnection, start: date, end: date
+                           ) -> list[dict[str, object]]:
+    """``[start, end)`` of ``marts.rpt_reconciliation_daily`` summed per object kind and
+    currency (never across currencies): ``<bucket>_count`` and ``<bucket>_amount`` of
+    :data:`RECONCILED_BUCKETS`. Kinds without amounts (creditors, actions) have NULL
+    amounts."""
+    sums = ", ".join(f"sum({bucket}_count)::BIGINT AS {bucket}_count, "
+                     f"sum({bucket}_amount)::DECIMAL(38, 2) AS {bucket}_amount"
+                     for bucket in RECONCILED_BUCKETS)
+    cursor = con.execute(
+        f"""SELECT objectname, currency, {sums} FROM marts.rpt_reconciliation_daily
+            WHERE {_WINDOW} GROUP BY ALL ORDER BY objectname, currency NULLS FIRST""",
+        {"start": start, "end": end})
+    columns = [d[0] for d in cursor.description]
+    return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]

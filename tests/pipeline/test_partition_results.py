@@ -135,6 +135,18 @@ def test_a_three_day_range_run_records_each_days_figures_and_verdicts(
             if name == "every_krone_is_accounted_for":
                 assert latest.status == AssetCheckExecutionRecordStatus.SUCCEEDED, day
                 assert evaluation.blocking
+                # the day per kind and currency, as the mart has it for that day alone
+                shown = {(r.data["objectname"], r.data["currency"]):
+                         (r.data["eligible_count"], r.data["sent_amount"])
+                         for r in evaluation.metadata["by_kind_and_currency"].value.records}
+                expected = {(kind, currency): (count, None if amount is None else str(amount))
+                            for kind, currency, count, amount in query(db, """
+                    SELECT objectname, currency, sum(eligible_count)::BIGINT,
+                           sum(sent_amount)::DECIMAL(38, 2)
+                    FROM marts.rpt_reconciliation_daily WHERE partition_date = ?
+                    GROUP BY ALL""", day)}
+                assert shown == expected, day
+                assert len({c for k, c in shown if k == "invoice"}) >= 1
     # the rejection rate is each day's own
     for day in DAYS:
         [latest] = storage.get_asset_check_execution_history(
