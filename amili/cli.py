@@ -62,7 +62,8 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from orchestration.daily_demo import DemoError, run_pipeline_demo
 
     try:
-        return 0 if run_pipeline_demo(out=sys.stdout, day=args.day) else 1
+        return 0 if run_pipeline_demo(out=sys.stdout, day=args.day,
+                                      ephemeral=args.ephemeral) else 1
     except DemoError as exc:
         print(f"amili demo: {exc}", file=sys.stderr)
         return 2
@@ -169,6 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--day", type=date.fromisoformat, default=None,
         help="the partition, YYYY-MM-DD (default: yesterday in Europe/Oslo)",
+    )
+    demo.add_argument(
+        "--ephemeral", action="store_true",
+        help="run in a throwaway Dagster instance, forgotten when the demo ends (default: "
+        "$DAGSTER_HOME, or the project's dagster_home/, so the Dagster UI shows the run)",
     )
     demo.set_defaults(handler=_cmd_demo)
 

@@ -7,11 +7,11 @@ its whole range: the models are incremental by partition window.
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from dagster import AssetExecutionContext, BackfillPolicy
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, BackfillPolicy
 from dagster_dbt import (
     DagsterDbtTranslator,
     DagsterDbtTranslatorSettings,
@@ -31,7 +31,40 @@ from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
 
-translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+#: The lineage's stages, left to right: each asset is in the group of its stage.
+STAGE_GROUPS = ("extract", "staging", "batch", "submission", "results", "marts", "reporting")
+
+
+class StageTranslator(DagsterDbtTranslator):
+    """dbt resources in the group of their stage: a model in the group named by its folder
+    (models/staging, models/batch, models/marts), seeds and the sources staging reads in
+    ``staging``. Never Dagster's ``default`` group: the global lineage then reads left to
+    right, extract → staging → batch → submission → results → marts → reporting."""
+
+    def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
+        fqn = dbt_resource_props.get("fqn") or []
+        folder = fqn[1] if dbt_resource_props.get("resource_type") == "model" and len(
+            fqn) > 2 else "staging"
+        if folder not in STAGE_GROUPS:
+            raise ValueError(f"dbt model {dbt_resource_props.get('unique_id')} is in folder "
+                             f"models/{folder}, which is no stage of {STAGE_GROUPS}: move "
+                             "it, or add the stage to assets/dbt_models.py")
+        return folder
+
+
+translator = StageTranslator(settings=DagsterDbtTranslatorSettings(enable_asset_checks=True))
+
+#: Written by the results stage of earlier days, read by staging (stg_acknowledged_invoices):
+#: an external asset of the staging group, so the lineage has no loop back (and no asset in
+#: Dagster's ``default`` group).
+ACKNOWLEDGED_INVOICES = AssetSpec(
+    AssetKey(["amili", "acknowledged_invoices"]),
+    group_name="staging",
+    kinds={"duckdb"},
+    description="Amili's ids of the invoices it acknowledged (answer's ledgerref), recorded "
+    "by the results stage (amili/responses) of earlier runs; staging reads them so that "
+    "payments and actions can refer to Amili's invoice id.",
+)
 
 
 #: The reconciliation marts read the submission's ledger, so they run after it, separately.

@@ -16,6 +16,7 @@ from dagster import (
 )
 
 from amili.pipeline.extract import RAW_TABLES, extract_window
+from amili.pipeline.partition_figures import extract_days
 from assets.metadata import metadata_table
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
@@ -61,19 +62,20 @@ def receivables_extract(
         default_delay_days=settings.collection_delay_days,
     )
     context.log.info("Extracted %s for %s..%s (end exclusive)", summary.row_counts, start, end)
-    for table, key in RAW_ASSET_KEYS.items():
-        metadata: dict[str, object] = {
-            "dagster/row_count": summary.row_counts[table],
-            "window": f"{start} .. {end} (end exclusive)",
-        }
-        if table == "invoices":
-            metadata["eligible_amount"] = metadata_table(
-                [("currency", "string"), ("eligible_remaining_amount", "decimal")],
-                [{"currency": currency, "eligible_remaining_amount": amount}
-                 for currency, amount in summary.eligible_amount_by_currency.items()],
-            )
-            preview = summary.preview
-            metadata["preview"] = metadata_table(
-                [(name, "string") for name in (preview[0] if preview else [])], preview)
-        yield MaterializeResult(asset_key=key, metadata=metadata)
-
+    # each day's own figures on its own partition (a range run covers several days)
+    for day in extract_days(settings.pipeline_db, start, end):
+        key = day.day.isoformat()
+        for table, asset_key in RAW_ASSET_KEYS.items():
+            metadata: dict[str, object] = {"dagster/row_count": day.row_counts[table]}
+            if table == "invoices":
+                metadata["eligible_amount"] = metadata_table(
+                    [("currency", "string"), ("eligible_remaining_amount", "decimal")],
+                    [{"currency": currency, "eligible_remaining_amount": amount}
+                     for currency, amount in day.eligible_amount_by_currency.items()],
+                )
+                metadata["preview"] = metadata_table(
+                    [(name, "string") for name in (day.preview[0] if day.preview else [])],
+                    day.preview)
+            context.add_asset_metadata(metadata, asset_key=asset_key, partition_key=key)
+    for asset_key in RAW_ASSET_KEYS.values():
+        yield MaterializeResult(asset_key=asset_key)

@@ -9,18 +9,25 @@ warning while objects changed after Amili took them (they balance, but Amili hol
 amount), and a warning on the rejection rate.
 """
 
+from collections.abc import Callable, Iterator
+from datetime import date
+
+import duckdb
 from dagster import (
+    AssetCheckEvaluation,
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
     BackfillPolicy,
     MetadataValue,
+    Output,
     asset_check,
 )
 from dagster_dbt import DbtCliResource, dbt_assets, get_asset_key_for_model
 
 from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.partition_figures import RECONCILED_BUCKETS, reconciled_by_currency
 from amili.pipeline.reconciliation import (
     balance_problems,
     changes_after_handover,
@@ -29,10 +36,14 @@ from amili.pipeline.reconciliation import (
 )
 from assets.dbt_models import MARTS, build_partition_window, translator
 from assets.metadata import metadata_table
+from assets.partition_results import evaluate_per_partition
 from orchestration.dbt_project import dbt_manifest
-from orchestration.partitions import daily_partitions, window_days
+from orchestration.partitions import daily_partitions
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
+
+#: Judges one day ``[start, end)`` on an open connection to the pipeline file.
+_DayCheck = Callable[[duckdb.DuckDBPyConnection, date, date], AssetCheckResult]
 
 #: Above this share of rejected objects the warning check fails.
 REJECTION_RATE_WARNING = 0.10
@@ -40,7 +51,11 @@ REJECTION_RATE_WARNING = 0.10
 #: The metadata tables show the first rows; the marts hold all of them.
 MAX_TABLE_ROWS = 50
 PROBLEM_COLUMNS = [("partition_date", "date"), ("creditor_id", "string"),
-                   ("objectname", "string"), ("problem", "string")]
+                   ("objectname", "string"), ("currency", "string"), ("problem", "string")]
+#: The day per object kind and currency, as the balance check judged it.
+RECONCILED_COLUMNS = [("objectname", "string"), ("currency", "string"), *(
+    (f"{bucket}_{part}", kind) for bucket in RECONCILED_BUCKETS
+    for part, kind in (("count", "int"), ("amount", "decimal")))]
 UNANSWERED_COLUMNS = [
     ("partition_date", "date"), ("creditor_id", "string"), ("objectname", "string"),
     ("currency", "string"), ("outstanding_count", "int"), ("outstanding_amount", "decimal"),
@@ -88,15 +103,34 @@ RECONCILIATION_KEY = get_asset_key_for_model(
 )
 def every_krone_is_accounted_for(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _balance)
+
+
+def _per_day(
+    context: AssetCheckExecutionContext, pipeline: PipelineResource,
+    evaluate: _DayCheck,
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    """Each day of the run judged by itself, recorded under its own partition key (so a
+    range run shows Passed or Failed per day, not Skipped); the pipeline file is held only
+    while the days are read."""
     with connect_writer(pipeline.settings().pipeline_db) as con:
-        problems = balance_problems(con, start, end)
+        evaluations = list(evaluate_per_partition(
+            context, lambda start, end: evaluate(con, start, end)))
+    yield from evaluations
+
+
+def _balance(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetCheckResult:
+    problems = balance_problems(con, start, end)
     return AssetCheckResult(
         passed=not problems,
         metadata={
             "unbalanced_rows": len(problems),
             "problems": metadata_table(PROBLEM_COLUMNS, problems[:MAX_TABLE_ROWS]),
+            # what balanced (or not): the day per kind and currency, amounts never summed
+            # across currencies
+            "by_kind_and_currency": metadata_table(
+                RECONCILED_COLUMNS, reconciled_by_currency(con, start, end)),
         },
     )
 
@@ -112,10 +146,12 @@ def every_krone_is_accounted_for(
 )
 def every_sent_object_is_answered(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
-    with connect_writer(pipeline.settings().pipeline_db) as con:
-        rows = unanswered_objects(con, start, end)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _answered)
+
+
+def _answered(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetCheckResult:
+    rows = unanswered_objects(con, start, end)
     outstanding = sum(row["outstanding_count"] for row in rows)
     unconfirmed = sum(row["unconfirmed_count"] for row in rows)
     return AssetCheckResult(
@@ -145,10 +181,12 @@ def every_sent_object_is_answered(
 )
 def no_object_changed_after_handover(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
-    with connect_writer(pipeline.settings().pipeline_db) as con:
-        rows = changes_after_handover(con, start, end)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _unchanged)
+
+
+def _unchanged(con: duckdb.DuckDBPyConnection, start: date, end: date) -> AssetCheckResult:
+    rows = changes_after_handover(con, start, end)
     changed = sum(row["changed_after_handover_count"] for row in rows)
     return AssetCheckResult(
         passed=not rows,
@@ -172,10 +210,13 @@ def no_object_changed_after_handover(
 )
 def rejection_rate_is_low(
     context: AssetCheckExecutionContext, pipeline: PipelineResource
-) -> AssetCheckResult:
-    start, end = window_days(context.partition_time_window)
-    with connect_writer(pipeline.settings().pipeline_db) as con:
-        sent, rejected, rate = rejection_rate(con, start, end)
+) -> Iterator[AssetCheckEvaluation | Output[None]]:
+    yield from _per_day(context, pipeline, _rejection_rate)
+
+
+def _rejection_rate(con: duckdb.DuckDBPyConnection, start: date, end: date
+                    ) -> AssetCheckResult:
+    sent, rejected, rate = rejection_rate(con, start, end)
     return AssetCheckResult(
         passed=rate <= REJECTION_RATE_WARNING,
         severity=AssetCheckSeverity.WARN,

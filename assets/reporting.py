@@ -18,6 +18,7 @@ from dagster import (
 )
 from dagster_dbt import get_asset_key_for_model
 
+from amili.pipeline.partition_figures import mart_rows_per_day
 from amili.reporting.signoff import write_signoff_report
 from amili.reporting.snapshot import publish_snapshot
 from amili.settings import reporting_paths
@@ -60,11 +61,16 @@ def reporting_snapshot(context: AssetExecutionContext, pipeline: PipelineResourc
         context.log.warning(
             "The marts of %s were not rebuilt after their latest submission: the snapshot "
             "marks them stale (report.day_status)", ", ".join(map(str, summary.stale_days)))
+    # the file's facts hold for every day it contains; the row count is each day's own
+    stale = set(summary.stale_days)
+    for day, rows in mart_rows_per_day(settings.pipeline_db, *window).items():
+        context.add_asset_metadata({"dagster/row_count": rows, "stale": day in stale},
+                                   partition_key=day.isoformat())
     context.add_output_metadata({
         "path": MetadataValue.path(str(summary.path)),
         "bytes": summary.bytes,
-        "dagster/row_count": summary.row_counts.get("marts.rpt_object_fates", 0),
-        "row_counts": MetadataValue.json(summary.row_counts),
+        # the whole file's tables (every day in it), not the partition's rows
+        "file_row_counts_all_days": MetadataValue.json(summary.row_counts),
         "missing_tables": MetadataValue.json(summary.missing),
         "stale_days": MetadataValue.json([str(day) for day in summary.stale_days]),
     })
@@ -89,15 +95,9 @@ def signoff_report(
     written = write_signoff_report(paths.reporting_db, paths.reports_dir, start, end)
     for report in written:
         context.log.info("Sign-off report for %s: %s", report.day, report.path)
-    last = written[-1] if written else None
-    metadata: dict[str, object] = {
-        "reports": MetadataValue.md(
-            "\n".join(f"- {r.day}: `{r.path}`" for r in written) or "_none_"),
-        "report_count": len(written),
-    }
-    if last is not None:
-        metadata["path"] = MetadataValue.path(str(last.path))
-        metadata["sha256"] = last.sha256
-        if last.archived is not None:
-            metadata["previous_version"] = MetadataValue.path(str(last.archived))
-    yield MaterializeResult(metadata=metadata)
+        metadata: dict[str, object] = {"path": MetadataValue.path(str(report.path)),
+                                       "sha256": report.sha256}
+        if report.archived is not None:
+            metadata["previous_version"] = MetadataValue.path(str(report.archived))
+        context.add_asset_metadata(metadata, partition_key=report.day.isoformat())
+    yield MaterializeResult(metadata={"reports_in_run": len(written)})

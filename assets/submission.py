@@ -21,11 +21,12 @@ from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
 from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
+from amili.pipeline.partition_figures import INVOICE_BUCKETS, ResultsDay, results_days
 from amili.pipeline.results import publish_results
-from amili.pipeline.submission import Relations, submit_window
-from amili.reporting.metrics import invoice_amounts_nok, to_ore
+from amili.pipeline.submission import Relations, SubmissionSummary, submit_window
 from assets.dbt_models import amili_dbt_models
-from assets.metadata import metadata_table
+from assets.metadata import amount_key, amounts_table, metadata_table, to_hundredths
+from assets.partition_results import add_partition_metadata
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import SUBMISSION_OP, AmiliApiResource, PipelineResource
@@ -62,15 +63,15 @@ class SubmissionConfig(Config):
 @multi_asset(
     name=SUBMISSION_OP,
     specs=[
-        AssetSpec(LEDGER_KEYS["submission_ledger"], deps=BATCH_JSON_KEYS, group_name="amili",
+        AssetSpec(LEDGER_KEYS["submission_ledger"], deps=BATCH_JSON_KEYS, group_name="submission",
                   kinds={"duckdb"},
                   description="One row per Batch posted to Amili: state, HTTP status, "
                   "attempts and the answer (the outbox)."),
-        AssetSpec(LEDGER_KEYS["ledger_objects"], deps=BATCH_JSON_KEYS, group_name="amili",
+        AssetSpec(LEDGER_KEYS["ledger_objects"], deps=BATCH_JSON_KEYS, group_name="submission",
                   kinds={"duckdb"},
                   description="Every object of every Batch with its source id and answer "
                   "(a view over amili.ledger_arrays and amili.ledger_object_answers)."),
-        AssetSpec(LEDGER_KEYS["quarantine"], deps=BATCH_JSON_KEYS, group_name="amili",
+        AssetSpec(LEDGER_KEYS["quarantine"], deps=BATCH_JSON_KEYS, group_name="submission",
                   kinds={"duckdb"},
                   description="Rows held back by validation, with a human-readable reason."),
     ],
@@ -117,10 +118,16 @@ def amili_submission(
                             "(Amili keeps what it took); see amili.changes_after_handover",
                             counts, day.day)
     summary.raise_for_failures()  # every batch of a day failed: fail the step loudly
-    metadata = {key: value for key, value in summary.as_metadata().items()}
-    metadata["dry_run"] = bool(dry_run_dir)
+    # run-wide facts on every partition of the run; the counts and amounts day by day
+    metadata: dict[str, object] = {"dry_run": bool(dry_run_dir)}
     if dry_run_dir:
         metadata["dry_run_dir"] = MetadataValue.path(str(dry_run_dir.resolve()))
+    for day in summary.days:
+        day_metadata = SubmissionSummary(days=[day]).as_metadata()
+        del day_metadata["days"]  # always 1 here
+        for key in LEDGER_KEYS.values():
+            context.add_asset_metadata(day_metadata, asset_key=key,
+                                       partition_key=day.day.isoformat())
     for key in LEDGER_KEYS.values():
         yield MaterializeResult(asset_key=key, metadata=metadata)
 
@@ -128,11 +135,11 @@ def amili_submission(
 @multi_asset(
     name="amili_results",
     specs=[
-        AssetSpec(RESULT_KEYS["responses"], deps=list(LEDGER_KEYS.values()), group_name="amili",
+        AssetSpec(RESULT_KEYS["responses"], deps=list(LEDGER_KEYS.values()), group_name="results",
                   kinds={"duckdb"},
                   description="One row per submitted object: batch, source id, ledgerref, "
                   "status and outcome (accepted, rejected, outstanding)."),
-        AssetSpec(RESULT_KEYS["errors"], deps=list(LEDGER_KEYS.values()), group_name="amili",
+        AssetSpec(RESULT_KEYS["errors"], deps=list(LEDGER_KEYS.values()), group_name="results",
                   kinds={"duckdb"},
                   description="One row per rejection, object-level or batch-level, with the "
                   "source id and Amili's message."),
@@ -146,34 +153,45 @@ def amili_results(
 ) -> Iterator[MaterializeResult]:
     """Publishes the ledger's answers for the window and records Amili's invoice ids."""
     start, end = window_days(context.partition_time_window)
-    tally = publish_results(pipeline.settings().pipeline_db, start, end)
-    by_outcome = tally.objects_by_outcome
+    pipeline_db = pipeline.settings().pipeline_db
+    tally = publish_results(pipeline_db, start, end)
+    if tally.acknowledged is not None and tally.acknowledged.conflicts:
+        context.log.warning("Amili id conflicts: %s", tally.acknowledged.conflicts[:5])
+    # each day's own figures on its own partition (a range run covers several days)
+    for day in results_days(pipeline_db, start, end):
+        add_partition_metadata(context, RESULT_KEYS["responses"],
+                               {day.day.isoformat(): _responses_metadata(day)})
+        add_partition_metadata(context, RESULT_KEYS["errors"], {day.day.isoformat(): {
+            "dagster/row_count": day.objects_by_outcome.get("rejected", 0) + day.batch_errors,
+        }})
+    if tally.acknowledged is not None:
+        # counted for the run's window as a whole, not per day: the log says it, the
+        # metadata (per day) does not
+        context.log.info("Recorded %s of Amili's invoice ids for %s..%s (end exclusive)",
+                         tally.acknowledged.inserted, start, end)
+    yield MaterializeResult(asset_key=RESULT_KEYS["responses"])
+    yield MaterializeResult(asset_key=RESULT_KEYS["errors"])
+
+
+def _responses_metadata(day: ResultsDay) -> dict[str, object]:
+    """One day's answers: counts per outcome, and invoice amounts per currency, as a table
+    of exact amounts and as integers of hundredths (øre, cent) the UI can plot."""
+    by_outcome = day.objects_by_outcome
     metadata: dict[str, object] = {
-        "sent": tally.sent,
+        "sent": day.sent,
         "accepted": by_outcome.get("accepted", 0),
         "rejected": by_outcome.get("rejected", 0),
+        "unconfirmed": by_outcome.get("unconfirmed", 0),
         "outstanding": by_outcome.get("outstanding", 0),
-        "quarantined": tally.quarantined,
-        "batch_errors": tally.batch_errors,
-        "rejection_rate": MetadataValue.float(round(tally.rejection_rate, 4)),
+        "quarantined": day.quarantined,
+        "batch_errors": day.batch_errors,
+        "rejection_rate": MetadataValue.float(round(day.rejection_rate, 4)),
         "top_rejection_reasons": metadata_table(
             [("reason", "string"), ("objects", "int")],
-            [{"reason": reason, "objects": n} for reason, n in tally.top_reasons]),
+            [{"reason": reason, "objects": n} for reason, n in day.top_reasons]),
+        "invoice_amounts_by_currency": amounts_table(day.invoice_amounts, INVOICE_BUCKETS),
     }
-    for outcome, amount in sorted(tally.amounts_by_outcome.items()):
-        metadata[f"invoice_amount_{outcome}"] = str(amount)
-    # Numbers the Dagster UI plots across partitions: invoice amounts (NOK) in whole øre,
-    # exact integers from DECIMAL sums, never floats.
-    for bucket, amount in invoice_amounts_nok(pipeline.settings().pipeline_db, start, end
-                                              ).items():
-        metadata[f"{bucket}_amount_nok_ore"] = MetadataValue.int(to_ore(amount))
-    if tally.acknowledged is not None:
-        metadata["invoice_ids_recorded"] = tally.acknowledged.inserted
-        if tally.acknowledged.conflicts:
-            context.log.warning("Amili id conflicts: %s", tally.acknowledged.conflicts[:5])
-            metadata["invoice_id_conflicts"] = len(tally.acknowledged.conflicts)
-    yield MaterializeResult(asset_key=RESULT_KEYS["responses"], metadata=metadata)
-    yield MaterializeResult(asset_key=RESULT_KEYS["errors"],
-                            metadata={"dagster/row_count": by_outcome.get("rejected", 0)
-                                      + tally.batch_errors})
-
+    for currency, by_bucket in sorted(day.invoice_amounts.items()):
+        for bucket, amount in by_bucket.items():
+            metadata[amount_key(bucket, currency)] = MetadataValue.int(to_hundredths(amount))
+    return metadata

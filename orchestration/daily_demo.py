@@ -55,8 +55,25 @@ def check_partition_day(day: date) -> None:
             f"day); pick --day in that range")
 
 
-def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
+#: The project's Dagster instance (its dagster.yaml: pools, run queue, no telemetry).
+PROJECT_DAGSTER_HOME = Path(__file__).resolve().parents[1] / "dagster_home"
+
+
+def demo_dagster_home(*, ephemeral: bool = False) -> Path | None:
+    """Where the demo records its run: ``$DAGSTER_HOME`` when set, else the project's
+    ``dagster_home/`` (so ``dagster dev`` with the README's ``DAGSTER_HOME`` shows what the
+    demo did, not "Never materialized"); None for a throwaway in-memory instance."""
+    if ephemeral:
+        return None
+    configured = os.environ.get("DAGSTER_HOME")
+    return Path(configured).resolve() if configured else PROJECT_DAGSTER_HOME
+
+
+def run_pipeline_demo(out: TextIO, day: date | None = None, *, ephemeral: bool = False
+                      ) -> bool:
     """Run the chain for ``day`` (default: yesterday in Oslo); True when the run succeeded.
+
+    The run goes to the instance :func:`demo_dagster_home` names (``ephemeral``: none kept).
 
     Raises :class:`DemoError` (with a message, not a traceback, for the command line) when
     ``day`` is not a partition."""
@@ -86,7 +103,16 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
             warnings.simplefilter("ignore")  # Dagster's preview/beta notes are not for users
             from orchestration.definitions import defs  # after the environment is set
 
-        instance = DagsterInstance.get() if os.environ.get("DAGSTER_HOME") else None
+        home = demo_dagster_home(ephemeral=ephemeral)
+        if home is None:
+            instance = None
+            print("Dagster instance: a throwaway one (--ephemeral): the UI will not show this "
+                  "run.", file=out)
+        else:
+            home.mkdir(parents=True, exist_ok=True)
+            instance = DagsterInstance.from_config(str(home))
+            print(f"Dagster instance: {home} (the UI shows this run when started with "
+                  f"DAGSTER_HOME={home})", file=out)
         print(f"Materializing partition {day} through Dagster (job amili_daily)...\n",
               file=out)
         job = defs.resolve_job_def("amili_daily")
@@ -105,6 +131,8 @@ def run_pipeline_demo(out: TextIO, day: date | None = None) -> bool:
                 )
             finally:
                 root.handlers = console_handlers
+                if instance is not None:
+                    instance.dispose()
         print(f"The run's full log: {log_path}", file=out)
         stats = httpx.get(f"{sandbox.base_url}/sandbox/stats").json()
     print(f"Run {'succeeded' if result.success else 'FAILED'} (run id {result.run_id}).",

@@ -15,9 +15,12 @@ from orchestration.resources import AmiliApiResource, PipelineResource, dbt_reso
 dagster_fixes.apply()
 
 defs = Definitions(
-    assets=load_assets_from_modules(
-        [api_health, extract, dbt_models, submission, reconciliation, reporting]
-    ),
+    assets=[
+        *load_assets_from_modules(
+            [api_health, extract, dbt_models, submission, reconciliation, reporting]
+        ),
+        dbt_models.ACKNOWLEDGED_INVOICES,  # external: a group of its own stage, not "default"
+    ],
     asset_checks=[
         reconciliation.every_krone_is_accounted_for,
         reconciliation.every_sent_object_is_answered,

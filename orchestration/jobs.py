@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import time
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetSelection,
+    RunRequest,
     ScheduleDefinition,
-    build_schedule_from_partitioned_job,
+    ScheduleEvaluationContext,
+    SkipReason,
     define_asset_job,
     in_process_executor,
+    schedule,
 )
 
 from amili.settings import PipelineSettings, load
+from orchestration.partitions import OSLO, daily_partitions
 
 #: Six hours: far above a normal day, short enough that a stuck run frees the pool the same day.
 MAX_RUNTIME_SECONDS = 6 * 60 * 60
@@ -41,11 +46,35 @@ amili_daily_job = define_asset_job(
 )
 
 
+#: A user tag on every scheduled run: the runs list and the tick preview show the day.
+COLLECTION_DAY_TAG = "amili/collection_day"
+
+
 def daily_schedule() -> ScheduleDefinition:
+    """Every day at the configured time in Oslo, the previous Oslo day's partition.
+
+    Like ``build_schedule_from_partitioned_job``, with what the UI shows made explicit: the
+    run request names its partition (key, run key and a plain tag), so the schedule's tick
+    preview and the runs list say which day a tick runs.
+    """
     at: time = load(PipelineSettings).schedule_time
-    return build_schedule_from_partitioned_job(
-        amili_daily_job,
-        hour_of_day=at.hour,
-        minute_of_hour=at.minute,
-        description=f"Every day at {at:%H:%M} Europe/Oslo, the previous day's partition.",
+
+    @schedule(
+        name="amili_daily_schedule",
+        job=amili_daily_job,
+        cron_schedule=f"{at.minute} {at.hour} * * *",
+        execution_timezone=daily_partitions.timezone,
+        description=f"Every day at {at:%H:%M} Europe/Oslo: the partition of the previous day "
+        "(the last whole day in Oslo). The tick's run request names the day (run key and tag "
+        f"{COLLECTION_DAY_TAG}).",
     )
+    def amili_daily_schedule(context: ScheduleEvaluationContext) -> RunRequest | SkipReason:
+        now = context.scheduled_execution_time or datetime.now(tz=ZoneInfo(OSLO))
+        day = now.astimezone(ZoneInfo(OSLO)).date() - timedelta(days=1)  # last whole day
+        if day < daily_partitions.start.date():
+            return SkipReason(f"No partition for {day}: the partitions start on "
+                              f"{daily_partitions.start.date()} (AMILI_PARTITION_START)")
+        key = day.isoformat()
+        return RunRequest(run_key=key, partition_key=key, tags={COLLECTION_DAY_TAG: key})
+
+    return amili_daily_schedule

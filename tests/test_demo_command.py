@@ -9,15 +9,21 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from dagster import AssetKey, AssetRecordsFilter, DagsterInstance, DagsterRunStatus, RunsFilter
+
+from orchestration import daily_demo
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def test_amili_demo_runs_the_chain_and_prints_a_balanced_reconciliation(tmp_path: Path) -> None:
+    home = tmp_path / "dagster_home"  # never the repository's own dagster_home
     env = {
         **os.environ,
         "AMILI_WAREHOUSE": str(tmp_path / "data" / "warehouse.duckdb"),
         "AMILI_PIPELINE_DB": str(tmp_path / "data" / "pipeline.duckdb"),
+        "DAGSTER_HOME": str(home),
     }
-    env.pop("DAGSTER_HOME", None)
     completed = subprocess.run(
         [sys.executable, "-m", "amili.cli", "demo", "--day", "2026-11-24"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,
@@ -29,6 +35,30 @@ def test_amili_demo_runs_the_chain_and_prints_a_balanced_reconciliation(tmp_path
     assert "balances: all" in output
     assert "Sandbox stopped." in output
     assert (tmp_path / "data" / "logs" / "demo-2026-11-24.log").exists()
+    # the run is in the instance the UI reads, with the day's materializations
+    assert f"Dagster instance: {home}" in output
+    with DagsterInstance.from_config(str(home)) as instance:
+        [run] = instance.get_runs(RunsFilter(job_name="amili_daily"))
+        assert run.status == DagsterRunStatus.SUCCESS
+        assert run.run_id in output
+        records = instance.fetch_materializations(AssetRecordsFilter(
+            asset_key=AssetKey(["amili", "responses"]), asset_partitions=["2026-11-24"]),
+            limit=1).records
+        assert records and records[0].run_id == run.run_id
+
+
+def test_the_demo_records_in_the_projects_dagster_home_unless_told_otherwise(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without DAGSTER_HOME the demo's run goes to the project's dagster_home (the one the
+    README starts the UI with), not a throwaway instance; --ephemeral keeps the old way."""
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert daily_demo.demo_dagster_home() == REPO / "dagster_home"
+    assert (daily_demo.demo_dagster_home() / "dagster.yaml").exists()  # pools, no telemetry
+    assert daily_demo.demo_dagster_home(ephemeral=True) is None
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
+    assert daily_demo.demo_dagster_home() == tmp_path
+    assert daily_demo.demo_dagster_home(ephemeral=True) is None
 
 
 def run_demo(tmp_path: Path, *args: str, **env_changes: str) -> tuple[int, str]:
@@ -36,9 +66,9 @@ def run_demo(tmp_path: Path, *args: str, **env_changes: str) -> tuple[int, str]:
         **os.environ,
         "AMILI_WAREHOUSE": str(tmp_path / "data" / "warehouse.duckdb"),
         "AMILI_PIPELINE_DB": str(tmp_path / "data" / "pipeline.duckdb"),
+        "DAGSTER_HOME": str(tmp_path / "dagster_home"),  # never the repository's own
         **env_changes,
     }
-    env.pop("DAGSTER_HOME", None)
     completed = subprocess.run(
         [sys.executable, "-m", "amili.cli", "demo", *args],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,

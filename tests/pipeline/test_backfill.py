@@ -27,7 +27,13 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from dagster import DagsterEventType, DagsterInstance
+from dagster import (
+    AssetCheckKey,
+    AssetKey,
+    AssetRecordsFilter,
+    DagsterEventType,
+    DagsterInstance,
+)
 
 from amili.pipeline.reconciliation import balance_problems
 from tests.conftest import SandboxAdmin, SandboxServer
@@ -256,6 +262,25 @@ def root_runs(runs: list[BackfillRun]) -> list[BackfillRun]:
     return [run for run in runs if "dagster/parent_run_id" not in run.tags]
 
 
+def check_partition_statuses(stack: DagsterStack, check_name: str) -> dict[str, str]:
+    """The status per partition of a check on rpt_reconciliation_daily, as the webserver
+    gives it to the UI (ranges of days with one status: SUCCEEDED, SKIPPED, ...)."""
+    data = stack.graphql("""query ($key: AssetKeyInput!) {
+        assetNodeOrError(assetKey: $key) { ... on AssetNode { assetChecksOrError {
+          ... on AssetChecks { checks { name partitionStatuses {
+            ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } }
+        } } } } } } }""", key={"path": ["marts", "rpt_reconciliation_daily"]})
+    checks = data["assetNodeOrError"]["assetChecksOrError"]["checks"]
+    [found] = [check for check in checks if check["name"] == check_name]
+    statuses: dict[str, str] = {}
+    for block in found["partitionStatuses"]["ranges"]:
+        day = date.fromisoformat(block["startKey"])
+        while day <= date.fromisoformat(block["endKey"]):
+            statuses[day.isoformat()] = block["status"]
+            day += timedelta(days=1)
+    return statuses
+
+
 def query(db: Path, sql: str) -> list[tuple[Any, ...]]:
     with duckdb.connect(str(db), read_only=True) as con:
         return con.execute(sql).fetchall()
@@ -283,6 +308,26 @@ def test_a_three_day_ui_backfill_runs_once_through_the_daemon_and_again_sends_no
     db = stack.pipeline_db
     days = query(db, "SELECT DISTINCT partition_date FROM amili.submission_ledger ORDER BY 1")
     assert [day for (day,) in days] == DAYS
+    # What the UI lists per day: the balance check Passed on each (not Skipped), and each
+    # day's own counts on its partition of amili/responses (not the range's total).
+    with DagsterInstance.from_config(str(stack.home)) as instance:
+        check = AssetCheckKey(AssetKey(["marts", "rpt_reconciliation_daily"]),
+                              "every_krone_is_accounted_for")
+        records = [record for record in instance.event_log_storage
+                   .get_asset_check_execution_history(check, limit=20)
+                   if record.run_id == run.run_id]
+        assert sorted((r.partition, r.status.value) for r in records) == [
+            (day.isoformat(), "SUCCEEDED") for day in DAYS], records
+        for day in DAYS:
+            [record] = instance.fetch_materializations(AssetRecordsFilter(
+                asset_key=AssetKey(["amili", "responses"]), asset_partitions=[day.isoformat()]),
+                limit=1).records
+            sent = record.asset_materialization.metadata["sent"].value
+            assert sent == query(db, "SELECT count(*) FROM amili.responses "
+                                     f"WHERE partition_date = DATE '{day}'")[0][0], day
+    # ... and what the UI's check page reads (its Partitions tab): Passed for the three days
+    assert check_partition_statuses(stack, "every_krone_is_accounted_for") == {
+        day.isoformat(): "SUCCEEDED" for day in DAYS}
     # The balance holds on each day by itself, not only over the range.
     with duckdb.connect(str(db), read_only=True) as con:
         for day in DAYS:
