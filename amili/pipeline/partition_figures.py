@@ -15,6 +15,7 @@ from pathlib import Path
 
 import duckdb
 
+from amili import reasons
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.extract import RAW_TABLES
 
@@ -119,15 +120,20 @@ def results_days(pipeline_db: str | Path, start: date, end: date) -> list[Result
                     f"SELECT partition_date, count(*) FROM amili.errors "
                     f"WHERE level = 'batch' AND {_WINDOW} GROUP BY ALL", window).fetchall():
                 days[day].batch_errors = n
-            # the same grouping as the results' own tally: quoted values masked
-            for day, reason, n in con.execute(
-                    f"""SELECT partition_date,
-                               regexp_replace(message, '''[^'']*''', '…', 'g') AS reason,
+            # the same grouping as the results' own tally: the reason code, with its message
+            for day, code, text, n in con.execute(
+                    f"""SELECT partition_date, coalesce(error_code, '{reasons.OTHER}') AS code,
+                               CASE WHEN coalesce(error_code, '{reasons.OTHER}') =
+                                         '{reasons.OTHER}'
+                                    THEN regexp_replace(message, '''[^'']*''', '…', 'g')
+                               END AS text,
                                count(*) AS n
-                        FROM amili.errors WHERE {_WINDOW} GROUP BY partition_date, reason
+                        FROM amili.errors WHERE {_WINDOW} GROUP BY partition_date, code, text
                         QUALIFY row_number() OVER (PARTITION BY partition_date
-                                                   ORDER BY n DESC, reason) <= 10
-                        ORDER BY partition_date, n DESC, reason""", window).fetchall():
+                                                   ORDER BY n DESC, code, text) <= 10
+                        ORDER BY partition_date, n DESC, code, text""", window).fetchall():
+                reason = (f"{code}: {reasons.MESSAGES[code]}" if code in reasons.MESSAGES
+                          else text or code)
                 days[day].top_reasons.append((reason, n))
         if "amili.quarantine" in present:
             for day, n in con.execute(
