@@ -178,6 +178,26 @@ LEFT JOIN days AS d USING (partition_date)
 LEFT JOIN marts.rpt_marts_built AS b USING (partition_date)
 """
 
+#: Creditor names, for the dashboard and report to show beside the ids: the latest name the
+#: creditor master gave each creditor (``batch.batch_creditors``, the rows handed over).
+_CREDITORS = """
+SELECT creditor_id, arg_max(fullname, partition_date) AS creditor_name,
+       max(partition_date) AS last_seen
+FROM batch.batch_creditors WHERE creditor_id IS NOT NULL AND fullname IS NOT NULL
+GROUP BY creditor_id
+"""
+
+#: Which invoice each payment and case action belongs to, per day (and each invoice itself),
+#: so that a search by invoice id finds the whole history of the claim.
+_OBJECT_INVOICES = """
+SELECT DISTINCT partition_date, 'invoice' AS objectname, invoice_id AS source_id, invoice_id
+FROM batch.batch_invoices
+UNION ALL
+SELECT DISTINCT partition_date, 'payment', payment_id, invoice_id FROM batch.batch_payments
+UNION ALL
+SELECT DISTINCT partition_date, 'action', action_id, invoice_id FROM batch.batch_actions
+"""
+
 #: What the snapshot holds, in the pipeline database's own schema and table names, so a
 #: query written against one runs on the other.
 SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
@@ -199,6 +219,11 @@ SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
         "report", "day_status", _DAY_STATUS,
         ("amili.submission_ledger", "amili.quarantine", "marts.rpt_marts_built",
          "marts.rpt_reconciliation_daily"),
+    ),
+    SnapshotTable("report", "creditors", _CREDITORS, ("batch.batch_creditors",)),
+    SnapshotTable(
+        "report", "object_invoices", _OBJECT_INVOICES,
+        ("batch.batch_invoices", "batch.batch_payments", "batch.batch_actions"),
     ),
     SnapshotTable(
         "report", "held_payments", _HELD_PAYMENTS,
