@@ -97,7 +97,7 @@ def test_the_page_loads_with_no_console_error_and_nothing_from_outside_loopback(
     # one amount chart per currency, titled with it, with axis titles
     assert [charts.nth(i).get_attribute("aria-label").rsplit(" ", 1)[-1]
             for i in range(charts.count())] == currencies
-    assert charts.first.locator("[data-axis='y']").inner_text() == f"amount ({currencies[0]})"
+    assert charts.first.locator("[data-axis='y']").text_content() == f"amount ({currencies[0]})"
 
 
 def test_headline_tiles_per_currency_equal_the_same_sql_on_the_snapshot(
@@ -282,7 +282,7 @@ def test_the_signoff_report_shows_totals_per_currency_a_signoff_block_and_its_ru
         for currency in expected:
             assert page.locator("svg[aria-label$=' in " + currency + "']").count() == 2
             assert page.locator("svg[aria-label$=' in " + currency + "'] [data-axis='y']"
-                                ).first.inner_text() == f"amount ({currency})"
+                                ).first.text_content() == f"amount ({currency})"
 
         link = page.locator("a[data-run-link]")
         assert link.get_attribute("href") == (
