@@ -98,6 +98,9 @@ def test_the_page_loads_with_no_console_error_and_nothing_from_outside_loopback(
     assert [charts.nth(i).get_attribute("aria-label").rsplit(" ", 1)[-1]
             for i in range(charts.count())] == currencies
     assert charts.first.locator("[data-axis='y']").text_content() == f"amount ({currencies[0]})"
+    # the glossary is docs/glossary.md itself
+    browser_page.get_by_text("Glossary: what the buckets and terms mean").click()
+    browser_page.get_by_role("cell", name="netted before hand-over", exact=True).wait_for()
 
 
 def test_headline_tiles_per_currency_equal_the_same_sql_on_the_snapshot(

@@ -3,6 +3,9 @@ run of the daily job against the sandbox (which rejected a share of the objects)
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import os
 import subprocess
 import sys
@@ -17,7 +20,13 @@ from dagster import AssetKey
 from openpyxl import load_workbook
 
 from amili.reporting import queries as q
-from amili.reporting.display import format_amount, format_day, format_timestamp, parse_amount
+from amili.reporting.display import (
+    format_amount,
+    format_day,
+    format_mapping,
+    format_timestamp,
+    parse_amount,
+)
 from amili.reporting.export import xlsx_bytes
 from amili.reporting.signoff import write_signoff_report
 from amili.reporting.snapshot import SNAPSHOT_TABLES, publish_snapshot
@@ -284,3 +293,39 @@ def test_a_day_without_rows_still_gets_a_report(reporting_run: ReportingRun,
     [report] = write_signoff_report(reporting_run.reporting_db, tmp_path, date(2026, 1, 1),
                                     date(2026, 1, 2))
     assert 'data-verdict="empty"' in report.path.read_text()
+
+
+def test_a_dashboard_tables_csv_download_carries_plain_numbers(
+    reporting_run: ReportingRun,
+) -> None:
+    """The table as the dashboard builds it (formatted on screen), downloaded through the
+    function marimo's Export menu calls: the CSV has the exact numbers, no display text."""
+    import marimo as mo
+    from marimo._plugins.ui._impl.table import DownloadAsArgs
+
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        rows = q.daily_reconciliation(con, q.Filters(DAY, DAY))
+    table = mo.ui.table(rows, format_mapping=format_mapping(rows))
+    url = table._download_as(DownloadAsArgs(format="csv")).url
+    text = base64.b64decode(url.split(",", 1)[1]).decode("utf-8")
+    assert "\u00a0" not in text
+    downloaded = list(csv.DictReader(io.StringIO(text)))
+    assert len(downloaded) == len(rows)
+    money = [(d, r) for d, r in zip(downloaded, rows, strict=True) if r["sent_amount"] is not None]
+    assert money
+    for line, row in money:
+        for column in ("eligible_amount", "sent_amount", "rejected_amount"):
+            assert Decimal(line[column]) == row[column], column
+
+
+def test_the_glossary_explains_every_bucket_the_page_shows(reporting_run: ReportingRun) -> None:
+    glossary = (Path(__file__).resolve().parents[2] / "docs" / "glossary.md").read_text()
+    terms = {line.split("**")[1].lower() for line in glossary.splitlines()
+             if line.startswith("| **")}
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        shown = set(q.buckets(con)) | {"carried_in", "ledgerref"} | {
+            b for (b,) in con.execute(
+                "SELECT DISTINCT bucket FROM marts.rpt_source_reconciliation").fetchall()}
+    missing = {b for b in shown if b.replace("_", " ").replace("handover", "hand-over")
+               not in terms}
+    assert missing == set(), f"docs/glossary.md does not explain {sorted(missing)}"
