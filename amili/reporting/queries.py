@@ -163,13 +163,16 @@ def _creditor_name(con: duckdb.DuckDBPyConnection, column: str) -> str:
 
 
 def currencies(con: duckdb.DuckDBPyConnection, filters: Filters,
-               kinds: tuple[str, ...] = MONEY_KINDS) -> list[str]:
+               kinds: tuple[str, ...] = MONEY_KINDS, *, sent_only: bool = False) -> list[str]:
     """The currencies of the money rows in the range: NOK first, then alphabetically (an
-    invalid code such as ``KR`` is listed too: it is what the warehouse had)."""
+    invalid code such as ``KR`` is listed too: it is what the warehouse had). ``sent_only``:
+    only those of which something was sent (the ones worth a chart of answers)."""
     return [c for (c,) in con.execute(f"""
-        SELECT DISTINCT currency FROM marts.rpt_reconciliation_daily
+        SELECT currency FROM marts.rpt_reconciliation_daily
         WHERE {filters.where()} AND objectname IN {kinds} AND currency IS NOT NULL
-        ORDER BY currency <> 'NOK', currency""", filters.params).fetchall()]
+        GROUP BY currency HAVING NOT $sent_only OR sum(sent_count) > 0
+        ORDER BY currency <> 'NOK', currency""",
+        {**filters.params, "sent_only": sent_only}).fetchall()]
 
 
 def headline(con: duckdb.DuckDBPyConnection, filters: Filters, *, kind: str = "invoice"
@@ -256,11 +259,13 @@ def top_reasons(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 1
                 ) -> list[Row]:
     """The most frequent rejection and quarantine reasons, grouped by :data:`REASON_KEY`:
     one row per reason and currency (``currency`` None for objects without money), with
-    the objects and their amount (Decimal) in that currency."""
+    the objects and their amount (Decimal) in that currency (None where none is known)."""
     return rows(con, f"""
         SELECT kind, {REASON_KEY} AS reason, currency, count(*)::BIGINT AS objects,
+               -- no amount where the objects carry none (an amount of 0 would read as
+               -- "worthless"), nor for objects without a currency
                CASE WHEN currency IS NULL THEN NULL
-                    ELSE coalesce(sum(amount), 0)::DECIMAL(38, 2) END AS amount,
+                    ELSE sum(amount)::DECIMAL(38, 2) END AS amount,
                min(message) AS example_message
         FROM report.problems WHERE {filters.where()}
         GROUP BY kind, {REASON_KEY}, currency

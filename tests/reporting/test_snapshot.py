@@ -239,7 +239,8 @@ def test_reasons_are_per_currency_and_amounts_are_decimals(
     assert sorted((r["kind"], r["reason"], r["currency"], r["objects"]) for r in reasons) == \
         sorted((k, r, c, n) for k, r, c, n, _ in expected)
     for r in reasons:
-        assert (r["amount"] is None) == (r["currency"] is None)  # no money without currency
+        if r["currency"] is None:
+            assert r["amount"] is None  # no money without a currency
         assert r["amount"] is None or isinstance(r["amount"], Decimal)
 
 
@@ -273,7 +274,8 @@ def test_the_signoff_report_is_written_and_a_rewrite_keeps_the_old_one(
         'xmlns="http://www.w3.org/2000/svg"', "").replace(f'href="{run_link}"', "")
     assert f'href="{run_link}"' in html
     with q.connect_snapshot(reporting_run.reporting_db) as con:
-        currencies = q.currencies(con, q.Filters(DAY, DAY), kinds=("invoice",))
+        currencies = q.currencies(con, q.Filters(DAY, DAY), kinds=("invoice",),
+                                  sent_only=True)
     assert len(currencies) >= 2
     assert html.count("<svg") == 2 * len(currencies) + 1 and 'data-verdict="balances"' in html
 
