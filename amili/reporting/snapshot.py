@@ -135,6 +135,10 @@ LEFT JOIN action_invoices AS ai
       AND ai.action_id = p.source_id
 """
 
+#: A moment as Oslo wall-clock text, for the notes analysts read (the server may run in UTC).
+_OSLO_TIME_MACRO = """CREATE OR REPLACE TEMP MACRO oslo_time(t) AS
+    strftime(t AT TIME ZONE 'Europe/Oslo', '%Y-%m-%d %H:%M:%S') || ' Oslo time'"""
+
 #: Per day: is what the marts say about it current? The marts of a day are current when
 #: they were rebuilt (``marts.rpt_marts_built``, written by dbt only after every mart of the
 #: build and its tests succeeded) no earlier than the day's latest submission activity: a
@@ -165,12 +169,11 @@ SELECT a.partition_date, d.last_submission_at, b.built_at AS marts_built_at,
             THEN 'current' ELSE 'stale' END AS status,
        CASE WHEN b.built_at IS NULL
             THEN 'the marts of this day have not been built since its latest submission '
-                 || '(' || coalesce(strftime(d.last_submission_at, '%Y-%m-%d %H:%M:%S %Z'),
-                                    'unknown') || '): its figures are missing or out of date'
+                 || '(' || coalesce(oslo_time(d.last_submission_at), 'unknown')
+                 || '): its figures are missing or out of date'
             WHEN d.last_submission_at > b.built_at
-            THEN 'the marts of this day were built ' || strftime(b.built_at, '%Y-%m-%d %H:%M:%S %Z')
-                 || ', before its latest submission ('
-                 || strftime(d.last_submission_at, '%Y-%m-%d %H:%M:%S %Z')
+            THEN 'the marts of this day were built ' || oslo_time(b.built_at)
+                 || ', before its latest submission (' || oslo_time(d.last_submission_at)
                  || '): its figures are out of date'
        END AS note
 FROM all_days AS a
@@ -284,6 +287,7 @@ def publish_snapshot(
                        WHERE database_name = current_database() AND NOT internal"""
                 ).fetchall()
             }
+            con.execute(_OSLO_TIME_MACRO)
             con.execute(f"ATTACH {_literal(str(temp))} AS reporting_snapshot "
                         f"(STORAGE_VERSION '{STORAGE_VERSION}')")
             try:
