@@ -105,6 +105,9 @@ def _(SNAPSHOT, d, escape, filters, mo, q):
         figures = q.balance_summary(_con, filters)
         bucket_names = q.buckets(_con)
 
+    #: the other buckets get a tile only when something is in them (the table has them all)
+    ALWAYS_SHOWN = ("eligible", "sent", "accepted", "rejected")
+
     def _card(row: dict, name: str) -> str:
         return (
             f'<div class="amili-card" data-bucket="{escape(name)}" style="border:1px solid '
@@ -124,7 +127,9 @@ def _(SNAPSHOT, d, escape, filters, mo, q):
             f'data-currency="{escape(row["currency"])}"><h3 style="margin:8px 0 4px">'
             f'{escape(kind.capitalize())}s in {escape(row["currency"])}</h3>'
             '<div style="display:flex;flex-wrap:wrap;gap:8px">'
-            + "".join(_card(row, b) for b in bucket_names) + "</div></div>")
+            + "".join(_card(row, b) for b in bucket_names
+                      if b in ALWAYS_SHOWN or row[f"{b}_count"] or row[f"{b}_amount"])
+            + "</div></div>")
 
     _blocks = [_currency(kind, row) for kind, found in headlines.items() for row in found]
     _verdict = (
@@ -135,7 +140,8 @@ def _(SNAPSHOT, d, escape, filters, mo, q):
         'rows balance (<span data-figure="unbalanced_rows">0</span> unbalanced)'
     )
     mo.vstack([
-        mo.md("## Handed over, per currency"),
+        mo.md("## Handed over, per currency\n\nEligible, sent, accepted and rejected always; "
+              "any other bucket when something is in it (see the glossary)."),
         mo.Html('<div id="amili-headline">' + "".join(_blocks) + "</div>") if _blocks
         else mo.md("_No invoices or payments in this range._"),
         mo.Html(f"<p>Balance check: {_verdict}. Rejection rate of all objects sent (a "
@@ -185,7 +191,7 @@ def _(SNAPSHOT, d, filters, mo, q, style):
         mo.md("## Per day and creditor\n\nCounts, and amounts in the row's currency; "
               "`balance_check` is the blocking check's verdict for the row."),
         mo.ui.table(daily, selection=None, page_size=20, show_column_summaries=False,
-                    format_mapping=d.format_mapping(daily, style),
+                    **d.table_options(daily, style),
                     label="Reconciliation per day, creditor and kind")
         if daily else mo.md("_No reconciliation rows in this range._"),
         mo.md("## Warehouse rows\n\nEvery row the extract read (invoices, claim lines, "
@@ -193,7 +199,7 @@ def _(SNAPSHOT, d, filters, mo, q, style):
               "in; amounts exactly as the warehouse has them, per currency. `unaccounted` "
               "fails the blocking check."),
         mo.ui.table(source, selection=None, page_size=20, show_column_summaries=False,
-                    format_mapping=d.format_mapping(source, style),
+                    **d.table_options(source, style),
                     label="Warehouse rows per table and bucket")
         if source else mo.md("_No warehouse rows in this range (or the creditor filter is "
                              "set: warehouse rows are counted for all creditors)._"),
@@ -207,7 +213,7 @@ def _(SNAPSHOT, d, filters, mo, q, style):
         reasons = q.top_reasons(_con, filters, limit=50)
     reason_table = mo.ui.table(
         reasons, selection="single-cell", show_column_summaries=False, page_size=10,
-        format_mapping=d.format_mapping(reasons, style),
+        **d.table_options(reasons, style),
         wrapped_columns=["reason"] if reasons else None,
         label="Click a reason to see the objects behind it")
     search = mo.ui.text(placeholder="filter by source id, invoice id, batch id, ledgerref",
@@ -237,7 +243,7 @@ def _(SNAPSHOT, d, filters, mo, q, reason_table, reasons, search, style):
               + (f" in {_chosen['currency']}" if _chosen["currency"] else "")),
         mo.md(f"_{_chosen['reason']}_"),
         mo.ui.table(_objects, selection=None, show_column_summaries=False, page_size=25,
-                    format_mapping=d.format_mapping(_objects, style),
+                    **d.table_options(_objects, style),
                     wrapped_columns=["message"], label="Objects behind the reason")
         if _objects else mo.md("_None match._"),
     ])
@@ -268,11 +274,11 @@ def _(SNAPSHOT, d, lookup, mo, q, style):
         mo.md(f"### History of `{lookup.value.strip()}`: {len(_fates)} day row(s), "
               f"{len(_answers)} answer(s)"),
         mo.ui.table(_fates, selection=None, show_column_summaries=False, page_size=25,
-                    format_mapping=d.format_mapping(_fates, style), wrapped_columns=["reason"],
+                    **d.table_options(_fates, style), wrapped_columns=["reason"],
                     label="Per day: fate, batch, outcome")
         if _fates else mo.md("_No object with this id in the snapshot._"),
         mo.ui.table(_answers, selection=None, show_column_summaries=False, page_size=25,
-                    format_mapping=d.format_mapping(_answers, style),
+                    **d.table_options(_answers, style),
                     label="Every batch and answer (times in Oslo)")
         if _answers else mo.md("_No batch has carried it (not sent)._"),
     ])
@@ -288,11 +294,11 @@ def _(SNAPSHOT, d, filters, mo, q, style):
     mo.vstack([
         mo.md("## Batches sent but not answered"),
         mo.ui.table(unanswered, selection=None, show_column_summaries=False,
-                    format_mapping=d.format_mapping(unanswered, style))
+                    **d.table_options(unanswered, style))
         if unanswered else mo.md("_Every batch in this range got an answer._"),
         mo.md("## Payments held back, waiting for their invoice's Amili id"),
         mo.ui.table(held, selection=None, show_column_summaries=False,
-                    format_mapping=d.format_mapping(held, style))
+                    **d.table_options(held, style))
         if held else mo.md("_No payment is held back in this range._"),
     ])
     return held, problems, unanswered
@@ -355,7 +361,7 @@ def _(SNAPSHOT, d, mo, q, run_sql, sql, style):
         _out = mo.callout(mo.md(f"**Query failed:** `{_error}`"), kind="danger")
     else:
         _out = (mo.ui.table(_rows, selection=None, show_column_summaries=False,
-                            format_mapping=d.format_mapping(_rows, style),
+                            **d.table_options(_rows, style),
                             label=f"{len(_rows)} row(s)")
                 if _rows else mo.md(f"_No rows_ ({', '.join(_columns) or 'no result'})."))
     mo.vstack([mo.md("### Result"), _out])

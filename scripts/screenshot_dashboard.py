@@ -61,6 +61,8 @@ def main() -> int:
         if reasons.count():
             reasons.first.get_by_role("row").nth(1).get_by_role("cell").nth(1).click()
             page.get_by_role("heading", name="object(s):").first.wait_for(timeout=30_000)
+            page.keyboard.press("Escape")  # the clicked cell's pop-up
+        page.get_by_role("heading", name="Amili reconciliation").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(1500)  # let the last outputs paint
         args.out.parent.mkdir(parents=True, exist_ok=True)

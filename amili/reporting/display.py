@@ -14,8 +14,17 @@ from decimal import Decimal
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-__all__ = ["DATE_STYLES", "OSLO", "format_amount", "format_cell", "format_day", "format_mapping",
-           "format_timestamp", "parse_amount"]
+__all__ = [
+    "DATE_STYLES",
+    "OSLO",
+    "format_amount",
+    "format_cell",
+    "format_day",
+    "format_mapping",
+    "format_timestamp",
+    "parse_amount",
+    "table_options",
+]
 
 NBSP = "\u00a0"
 OSLO = ZoneInfo("Europe/Oslo")
@@ -89,3 +98,14 @@ def format_mapping(rows: list[dict[str, Any]], style: DateStyle = "iso"
         if isinstance(sample, (Decimal, date, bool)):  # datetime is a date
             mapping[column] = lambda value, _style=style: format_cell(value, _style)
     return mapping
+
+
+def table_options(rows: list[dict[str, Any]], style: DateStyle = "iso") -> dict[str, Any]:
+    """Keyword arguments for ``mo.ui.table``: the :func:`format_mapping`, and amounts and
+    counts right-aligned as figures are (the formatted text would otherwise sit left)."""
+    if not rows:
+        return {}
+    numeric = {c: "right" for c in rows[0]
+               if any(isinstance(r[c], (int, Decimal)) and not isinstance(r[c], bool)
+                      for r in rows)}
+    return {"format_mapping": format_mapping(rows, style), "text_justify_columns": numeric}
