@@ -237,7 +237,7 @@ def _(SNAPSHOT, d, filters, mo, q, reason_table, reasons, search, style):
     _chosen = reasons[int(reason_table.value[0].row)]
     with q.connect_snapshot(SNAPSHOT) as _con:
         _objects = q.reason_objects(_con, filters, _chosen["kind"], _chosen["reason"],
-                                    search.value, currency=_chosen["currency"])
+                                    search.value, currency=_chosen["currency"] or "")
     mo.vstack([
         mo.md(f"### {len(_objects)} object(s): {_chosen['kind']}"
               + (f" in {_chosen['currency']}" if _chosen["currency"] else "")),

@@ -288,8 +288,9 @@ def reason_objects(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, 
                    search: str = "", limit: int = 1000, currency: str | None = None
                    ) -> list[Row]:
     """The invoices, payments... behind one reason (:data:`REASON_KEY`), in one currency if
-    given: ids, batch, ledgerref, full message (and for a change after hand-over the amount
-    Amili holds and the difference)."""
+    given (``""``: the objects without one, such as case actions): ids, batch, ledgerref,
+    full message (and for a change after hand-over the amount Amili holds and the
+    difference)."""
     return rows(con, f"""
         SELECT partition_date AS day, creditor_id AS creditor,
                {_creditor_name(con, "creditor_id")} AS creditor_name, objectname AS kind,
@@ -297,7 +298,7 @@ def reason_objects(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, 
                {held_columns_sql(con)}, message
         FROM report.problems
         WHERE {filters.where()} AND kind = $kind AND {REASON_KEY} = $reason
-          AND ($currency IS NULL OR currency = $currency)
+          AND ($currency IS NULL OR coalesce(currency, '') = $currency)
           AND ($search = '' OR contains(lower(concat_ws(' ', source_id, invoice_id, batchid,
                                                          ledgerref, message)), lower($search)))
         ORDER BY partition_date DESC, objectname, source_id LIMIT {int(limit)}""",

@@ -238,7 +238,17 @@ def test_reasons_are_per_currency_and_amounts_are_decimals(
             FROM report.problems GROUP BY ALL""").fetchall()
     assert sorted((r["kind"], r["reason"], r["currency"], r["objects"]) for r in reasons) == \
         sorted((k, r, c, n) for k, r, c, n, _ in expected)
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        behind = {(r["kind"], r["reason"], r["currency"]): q.reason_objects(
+            con, q.Filters(DAY, DAY), r["kind"], r["reason"], currency=r["currency"] or "")
+            for r in reasons}
     for r in reasons:
+        # the drill-down of a row lists exactly that row's objects, in its currency only
+        objects = behind[(r["kind"], r["reason"], r["currency"])]
+        assert len(objects) == r["objects"]
+        assert {o["currency"] for o in objects} == {r["currency"]}
+        if r["amount"] is not None:
+            assert sum(o["amount"] for o in objects) == r["amount"]
         if r["currency"] is None:
             assert r["amount"] is None  # no money without a currency
         assert r["amount"] is None or isinstance(r["amount"], Decimal)
