@@ -212,16 +212,16 @@ def _(SNAPSHOT, d, filters, mo, q, style):
     with q.connect_snapshot(SNAPSHOT) as _con:
         reasons = q.top_reasons(_con, filters, limit=50)
     reason_table = mo.ui.table(
-        reasons, selection="single-cell", show_column_summaries=False, page_size=10,
+        reasons, selection="single", show_column_summaries=False, page_size=10,
         **d.table_options(reasons, style),
         wrapped_columns=["reason"] if reasons else None,
-        label="Click a reason to see the objects behind it")
+        label="Tick a reason (the box at the start of its row) to see the objects behind it")
     search = mo.ui.text(placeholder="filter by source id, invoice id, batch id, ledgerref",
                         label="Search", full_width=True)
     mo.vstack([
         mo.md("## Top rejection and quarantine reasons\n\nOne row per reason and currency "
-              "(amounts are never added across currencies). **Click a row** to list its "
-              "objects below."),
+              "(amounts are never added across currencies). **Tick a row** (its box) to list "
+              "its objects below; sorting or searching the table first is fine."),
         reason_table if reasons else mo.md("_No rejections or quarantined rows in this "
                                            "range._"),
         search,
@@ -230,11 +230,11 @@ def _(SNAPSHOT, d, filters, mo, q, style):
 
 
 @app.cell
-def _(SNAPSHOT, d, filters, mo, q, reason_table, reasons, search, style):
-    mo.stop(not reason_table.value, mo.md("_Click a reason above to see its invoices and "
+def _(SNAPSHOT, d, filters, mo, q, reason_table, search, style):
+    mo.stop(not reason_table.value, mo.md("_Tick a reason above to see its invoices and "
                                           "payments._"))
-    # a click selects one cell; its row id is the row's position in ``reasons``
-    _chosen = reasons[int(reason_table.value[0].row)]
+    # the ticked row itself (a row selection stays right when the table is sorted)
+    _chosen = reason_table.value[0]
     with q.connect_snapshot(SNAPSHOT) as _con:
         _objects = q.reason_objects(_con, filters, _chosen["kind"], _chosen["reason"],
                                     search.value, currency=_chosen["currency"] or "")

@@ -56,12 +56,12 @@ def main() -> int:
         page.goto(server.url)
         page.locator('[data-figure="eligible_count"]').first.wait_for(timeout=120_000)
         page.wait_for_timeout(3000)  # the first outputs settle before a choice is made
-        # open the drill-down of the most frequent reason (a click on its row)
+        # open the drill-down of the most frequent reason (tick its row)
         reasons = page.get_by_role("table").filter(has_text="example_message")
         if reasons.count():
-            reasons.first.get_by_role("row").nth(1).get_by_role("cell").nth(1).click()
+            reasons.first.get_by_role("row").nth(1).get_by_role(
+                "checkbox", name="Select row").click()
             page.get_by_role("heading", name="object(s):").first.wait_for(timeout=30_000)
-            page.keyboard.press("Escape")  # the clicked cell's pop-up
         page.get_by_role("heading", name="Amili reconciliation").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(1500)  # let the last outputs paint
