@@ -189,6 +189,10 @@ class ReportingSettings(_Settings):
         description="Folder of the daily sign-off reports (default: reports/ beside "
         "AMILI_PIPELINE_DB)",
     )
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="The Dagster UI that sign-off reports link back to (their run's page)",
+    )
 
 
 class AlertSettings(_Settings):

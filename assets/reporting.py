@@ -92,7 +92,8 @@ def signoff_report(
     """One report per day of the window; a rewritten day keeps its earlier version archived."""
     paths = reporting_paths(pipeline.settings().pipeline_db)
     start, end = window_days(context.partition_time_window)
-    written = write_signoff_report(paths.reporting_db, paths.reports_dir, start, end)
+    written = write_signoff_report(paths.reporting_db, paths.reports_dir, start, end,
+                                   run_id=context.run.run_id)
     for report in written:
         context.log.info("Sign-off report for %s: %s", report.day, report.path)
         metadata: dict[str, object] = {"path": MetadataValue.path(str(report.path)),

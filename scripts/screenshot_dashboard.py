@@ -54,16 +54,15 @@ def main() -> int:
         browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": args.width, "height": args.height})
         page.goto(server.url)
-        page.locator('[data-figure="eligible_count"]').wait_for(timeout=120_000)
+        page.locator('[data-figure="eligible_count"]').first.wait_for(timeout=120_000)
         page.wait_for_timeout(3000)  # the first outputs settle before a choice is made
-        # open the drill-down of the most frequent reason, so the picture shows it too
-        reasons = page.locator("select").filter(has=page.locator("option", has_text="("))
+        # open the drill-down of the most frequent reason (tick its row)
+        reasons = page.get_by_role("table").filter(has_text="example_message")
         if reasons.count():
-            options = reasons.first.locator("option").all_inner_texts()
-            choices = [o for o in options if "(" in o]
-            if choices:
-                reasons.first.select_option(label=choices[0])
-                page.get_by_role("heading", name="object(s):").first.wait_for(timeout=30_000)
+            reasons.first.get_by_role("row").nth(1).get_by_role(
+                "checkbox", name="Select row").click()
+            page.get_by_role("heading", name="object(s):").first.wait_for(timeout=30_000)
+        page.get_by_role("heading", name="Amili reconciliation").scroll_into_view_if_needed()
         page.wait_for_load_state("networkidle")
         page.wait_for_timeout(1500)  # let the last outputs paint
         args.out.parent.mkdir(parents=True, exist_ok=True)

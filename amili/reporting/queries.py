@@ -1,10 +1,12 @@
 """The dashboard's and the sign-off report's queries, over the reporting snapshot only.
 
-Every amount is summed as DECIMAL and turned into text by SQL (:func:`nok_sql`), so no
-krone ever passes through a float on its way to the page. Queries select the columns they
-show by name, and find the reconciliation buckets from the mart's columns, so a bucket added
-to ``rpt_reconciliation_daily`` later (``carried_forward``...) shows up without breaking
-anything.
+Amounts come back as exact Decimals (DuckDB's DECIMAL), counts as ints, days as dates and
+moments as timestamps: nothing is turned into text here, so exports carry numbers and
+tables sort as numbers; :mod:`amili.reporting.display` formats them where they are shown.
+Amounts are never added across currencies: every query that sums an amount groups by
+currency (or takes one currency). Queries select the columns they show by name, and find
+the reconciliation buckets from the mart's columns, so a bucket added to
+``rpt_reconciliation_daily`` later shows up without breaking anything.
 """
 
 from __future__ import annotations
@@ -27,31 +29,11 @@ KNOWN_BUCKETS: tuple[str, ...] = (
 )
 #: Kinds of objects that carry money (creditor and action objects have no amount).
 MONEY_KINDS = ("invoice", "payment")
-NBSP = "\u00a0"
+#: The column of ``report.problems`` that groups rejections and quarantines into reasons.
+#: One place on purpose: when the snapshot gains a stable ``reason_code``, change it here.
+REASON_KEY = "reason"
 
 Row = dict[str, Any]
-
-
-def nok_sql(expr: str) -> str:
-    """SQL text that renders a DECIMAL amount exactly as ``12 345 678,90`` (no double).
-
-    DuckDB's ``format('{:,.2f}', x)`` goes through a double and loses øre on large sums,
-    so the whole kroner and the øre are printed as integers. Thousands are separated by a
-    non-breaking space and the decimal mark is a comma, as Norwegian finance writes it.
-    """
-    x = f"(({expr})::DECIMAL(38, 2))"
-    return (
-        f"(CASE WHEN {x} < 0 THEN '-' ELSE '' END"
-        f" || replace(format('{{:,}}', trunc(abs({x}))::HUGEINT), ',', '{NBSP}')"
-        f" || ',' || lpad(((abs({x}) * 100) % 100)::INTEGER::VARCHAR, 2, '0'))"
-    )
-
-
-def parse_nok(text: str) -> Decimal:
-    """The inverse of :func:`nok_sql`, for tests and for reading a figure back."""
-    cleaned = text.replace(NBSP, "").replace(" ", "").replace("kr", "").replace(",", ".")
-    return Decimal(cleaned)
-
 
 @contextmanager
 def connect_snapshot(path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -138,8 +120,8 @@ def creditors(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def snapshot_info(con: duckdb.DuckDBPyConnection) -> Row:
-    found = rows(con, """SELECT strftime(published_at, '%Y-%m-%d %H:%M:%S %Z') AS published_at,
-                                window_start, window_end FROM report.snapshot_info""")
+    """When the snapshot was published (a timestamp) and the window of the run."""
+    found = rows(con, "SELECT published_at, window_start, window_end FROM report.snapshot_info")
     return found[0] if found else {}
 
 
@@ -161,45 +143,79 @@ def day_range(con: duckdb.DuckDBPyConnection) -> tuple[date | None, date | None]
     return first, last
 
 
-def headline(con: duckdb.DuckDBPyConnection, filters: Filters, *, kind: str = "invoice",
-             currency: str = "NOK") -> dict[str, Any]:
-    """Totals of one kind in one currency per bucket: ``{bucket}_count`` (int) and
-    ``{bucket}_amount`` (text), plus ``unbalanced_rows`` and ``rejection_rate`` (text, %)
-    over every kind of object."""
-    names = buckets(con)
+def creditor_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
+    """Creditor id -> name (``report.creditors``; empty in a snapshot without it)."""
+    if not table_exists(con, "report.creditors"):
+        return {}
+    return dict(con.execute(
+        "SELECT creditor_id, creditor_name FROM report.creditors WHERE creditor_name IS NOT NULL"
+    ).fetchall())
+
+
+def _creditor_name(con: duckdb.DuckDBPyConnection, column: str) -> str:
+    """SQL for the name of the creditor in ``column`` (NULL where the snapshot has none)."""
+    if not table_exists(con, "report.creditors"):
+        return "NULL::VARCHAR"
+    # the inner columns are renamed, so that an unqualified ``column`` names the outer row's
+    return ("(SELECT any_value(n.creditor_name_) FROM (SELECT creditor_id AS creditor_id_, "
+            "creditor_name AS creditor_name_ FROM report.creditors) AS n "
+            f"WHERE n.creditor_id_ = {column})")
+
+
+def currencies(con: duckdb.DuckDBPyConnection, filters: Filters,
+               kinds: tuple[str, ...] = MONEY_KINDS, *, sent_only: bool = False) -> list[str]:
+    """The currencies of the money rows in the range: NOK first, then alphabetically (an
+    invalid code such as ``KR`` is listed too: it is what the warehouse had). ``sent_only``:
+    only those of which something was sent (the ones worth a chart of answers)."""
+    return [c for (c,) in con.execute(f"""
+        SELECT currency FROM marts.rpt_reconciliation_daily
+        WHERE {filters.where()} AND objectname IN {kinds} AND currency IS NOT NULL
+        GROUP BY currency HAVING NOT $sent_only OR sum(sent_count) > 0
+        ORDER BY currency <> 'NOK', currency""",
+        {**filters.params, "sent_only": sent_only}).fetchall()]
+
+
+def headline(con: duckdb.DuckDBPyConnection, filters: Filters, *, kind: str = "invoice"
+             ) -> list[Row]:
+    """Totals of one kind per currency present: ``currency``, ``{bucket}_count`` (int) and
+    ``{bucket}_amount`` (Decimal), NOK first. Nothing is added across currencies."""
     parts = ", ".join(
         f"coalesce(sum({b}_count), 0)::BIGINT AS {b}_count, "
-        f"{nok_sql(f'coalesce(sum({b}_amount), 0)')} AS {b}_amount" for b in names
-    )
-    [totals] = rows(con, f"""
-        SELECT {parts} FROM marts.rpt_reconciliation_daily
-        WHERE {filters.where()} AND objectname = $kind AND currency = $currency""",
-        {**filters.params, "kind": kind, "currency": currency})
+        f"coalesce(sum({b}_amount), 0)::DECIMAL(38, 2) AS {b}_amount" for b in buckets(con))
+    return rows(con, f"""
+        SELECT currency, {parts} FROM marts.rpt_reconciliation_daily
+        WHERE {filters.where()} AND objectname = $kind AND currency IS NOT NULL
+        GROUP BY currency ORDER BY currency <> 'NOK', currency""",
+        {**filters.params, "kind": kind})
+
+
+def balance_summary(con: duckdb.DuckDBPyConnection, filters: Filters) -> Row:
+    """Over every kind of object (counts, no amounts): rows of the mart, rows that do not
+    balance, objects sent and rejected, and the rejection rate in percent (Decimal)."""
     [overall] = rows(con, f"""
         SELECT count(*) FILTER (WHERE NOT balances)::BIGINT AS unbalanced_rows,
                count(*)::BIGINT AS mart_rows,
                coalesce(sum(sent_count), 0)::BIGINT AS sent_objects,
                coalesce(sum(rejected_count), 0)::BIGINT AS rejected_objects,
-               CASE WHEN coalesce(sum(sent_count), 0) = 0 THEN '0,0'
-                    ELSE replace(round(sum(rejected_count)::DECIMAL(38, 6) * 100
-                                       / sum(sent_count), 1)::VARCHAR, '.', ',') END
-                   AS rejection_rate
+               (CASE WHEN coalesce(sum(sent_count), 0) = 0 THEN 0
+                     ELSE round(sum(rejected_count)::DECIMAL(38, 6) * 100 / sum(sent_count), 1)
+                END)::DECIMAL(9, 1) AS rejection_rate
         FROM marts.rpt_reconciliation_daily WHERE {filters.where()}""", filters.params)
-    return {**totals, **overall}
+    return overall
 
 
 def daily_reconciliation(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]:
-    """Per day, creditor, kind and currency: every bucket's count and amount, and the
-    balance check's verdict (the mart's ``balances``)."""
+    """Per day, creditor, kind and currency: every bucket's count and amount (None for kinds
+    without money), and the balance check's verdict (the mart's ``balances``)."""
     columns = []
     for b in buckets(con):
         columns.append(f"{b}_count AS {b}")
-        columns.append(
-            f"CASE WHEN objectname IN {MONEY_KINDS} THEN {nok_sql(f'{b}_amount')} ELSE '' END"
-            f" AS {b}_amount")
+        columns.append(f"CASE WHEN objectname IN {MONEY_KINDS} THEN {b}_amount END"
+                       f" AS {b}_amount")
     return rows(con, f"""
         SELECT partition_date AS day, coalesce(creditor_id, '?') AS creditor,
-               objectname AS kind, coalesce(currency, '') AS currency, {", ".join(columns)},
+               {_creditor_name(con, "creditor_id")} AS creditor_name,
+               objectname AS kind, currency, {", ".join(columns)},
                CASE WHEN balances THEN 'balances' ELSE 'DOES NOT BALANCE' END AS balance_check
         FROM marts.rpt_reconciliation_daily WHERE {filters.where()}
         ORDER BY partition_date DESC, creditor_id,
@@ -209,8 +225,8 @@ def daily_reconciliation(con: duckdb.DuckDBPyConnection, filters: Filters) -> li
 
 def daily_trend(con: duckdb.DuckDBPyConnection, filters: Filters, *, currency: str = "NOK"
                 ) -> list[Row]:
-    """Per day: accepted and rejected invoice amounts (Decimal, for charts; ``*_text`` for
-    labels) and the rejection rate of all objects sent (Decimal percent)."""
+    """Per day: accepted and rejected invoice amounts in one currency (Decimal, for charts)
+    and the rejection rate of all objects sent (Decimal percent, a count ratio)."""
     return rows(con, f"""
         SELECT partition_date AS day,
                coalesce(sum(accepted_amount) FILTER (WHERE objectname = 'invoice'
@@ -228,9 +244,10 @@ def daily_trend(con: duckdb.DuckDBPyConnection, filters: Filters, *, currency: s
 
 def creditor_amounts(con: duckdb.DuckDBPyConnection, filters: Filters, *,
                      currency: str = "NOK") -> list[Row]:
-    """Per creditor: accepted and rejected invoice amounts (Decimal), for a chart."""
+    """Per creditor: accepted and rejected invoice amounts in one currency (Decimal)."""
     return rows(con, f"""
         SELECT coalesce(creditor_id, '?') AS creditor,
+               {_creditor_name(con, "creditor_id")} AS creditor_name,
                coalesce(sum(accepted_amount), 0)::DECIMAL(38, 2) AS accepted_amount,
                coalesce(sum(rejected_amount), 0)::DECIMAL(38, 2) AS rejected_amount
         FROM marts.rpt_reconciliation_daily
@@ -240,55 +257,61 @@ def creditor_amounts(con: duckdb.DuckDBPyConnection, filters: Filters, *,
 
 def top_reasons(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int = 10
                 ) -> list[Row]:
-    """The most frequent rejection and quarantine reasons, with objects and amount."""
+    """The most frequent rejection and quarantine reasons, grouped by :data:`REASON_KEY`:
+    one row per reason and currency (``currency`` None for objects without money), with
+    the objects and their amount (Decimal) in that currency (None where none is known)."""
     return rows(con, f"""
-        SELECT kind, reason, count(*)::BIGINT AS objects,
-               {nok_sql("coalesce(sum(amount) FILTER (WHERE currency = 'NOK'), 0)")}
-                   AS amount_nok,
+        SELECT kind, {REASON_KEY} AS reason, currency, count(*)::BIGINT AS objects,
+               -- no amount where the objects carry none (an amount of 0 would read as
+               -- "worthless"), nor for objects without a currency
+               CASE WHEN currency IS NULL THEN NULL
+                    ELSE sum(amount)::DECIMAL(38, 2) END AS amount,
                min(message) AS example_message
         FROM report.problems WHERE {filters.where()}
-        GROUP BY kind, reason_code, reason
-        ORDER BY objects DESC, kind, reason LIMIT {int(limit)}""",
-        filters.params)
+        GROUP BY kind, {REASON_KEY}, currency
+        ORDER BY objects DESC, kind, reason, currency NULLS LAST
+        LIMIT {int(limit)}""", filters.params)
 
 
 def held_columns_sql(con: duckdb.DuckDBPyConnection) -> str:
-    """``amili_holds`` and ``difference`` of ``report.problems`` as text (empty where none;
-    both empty in a snapshot published before problems had them)."""
+    """``amili_holds`` and ``difference`` of ``report.problems`` (Decimal; NULL where none,
+    and in a snapshot published before problems had them)."""
     columns = {name for (name,) in con.execute(
         """SELECT column_name FROM duckdb_columns()
            WHERE schema_name = 'report' AND table_name = 'problems'""").fetchall()}
     if "acknowledged_amount" not in columns:
-        return "'' AS amili_holds, '' AS difference"
-    return (f"CASE WHEN acknowledged_amount IS NULL THEN '' "
-            f"ELSE {nok_sql('acknowledged_amount')} END AS amili_holds, "
-            f"CASE WHEN amount_difference IS NULL THEN '' "
-            f"ELSE {nok_sql('amount_difference')} END AS difference")
+        return "NULL::DECIMAL(38, 2) AS amili_holds, NULL::DECIMAL(38, 2) AS difference"
+    return "acknowledged_amount AS amili_holds, amount_difference AS difference"
 
 
 def reason_objects(con: duckdb.DuckDBPyConnection, filters: Filters, kind: str, reason: str,
-                   search: str = "", limit: int = 1000) -> list[Row]:
-    """The invoices, payments... behind one reason: ids, batch, ledgerref, full message (and
-    for a change after hand-over the amount Amili holds and the difference)."""
+                   search: str = "", limit: int = 1000, currency: str | None = None
+                   ) -> list[Row]:
+    """The invoices, payments... behind one reason (:data:`REASON_KEY`), in one currency if
+    given (``""``: the objects without one, such as case actions): ids, batch, ledgerref,
+    full message (and for a change after hand-over the amount Amili holds and the
+    difference)."""
     return rows(con, f"""
-        SELECT partition_date AS day, creditor_id AS creditor, objectname AS kind,
-               source_id, invoice_id, batchid, ledgerref,
-               CASE WHEN amount IS NULL THEN '' ELSE {nok_sql("amount")} END AS amount,
-               coalesce(currency, '') AS currency, {held_columns_sql(con)}, message
+        SELECT partition_date AS day, creditor_id AS creditor,
+               {_creditor_name(con, "creditor_id")} AS creditor_name, objectname AS kind,
+               source_id, invoice_id, batchid, ledgerref, amount, currency,
+               {held_columns_sql(con)}, message
         FROM report.problems
-        WHERE {filters.where()} AND kind = $kind AND reason = $reason
+        WHERE {filters.where()} AND kind = $kind AND {REASON_KEY} = $reason
+          AND ($currency IS NULL OR coalesce(currency, '') = $currency)
           AND ($search = '' OR contains(lower(concat_ws(' ', source_id, invoice_id, batchid,
                                                          ledgerref, message)), lower($search)))
         ORDER BY partition_date DESC, objectname, source_id LIMIT {int(limit)}""",
-        {**filters.params, "kind": kind, "reason": reason, "search": search.strip()})
+        {**filters.params, "kind": kind, "reason": reason, "search": search.strip(),
+         "currency": currency})
 
 
 def unanswered_batches(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]:
     """Batches sent (or prepared) that have no definite answer from Amili."""
     return rows(con, f"""
-        SELECT partition_date AS day, batchid, creditor_id AS creditor, state, http_status,
-               attempts, object_count, in_doubt, coalesce(error, '') AS error,
-               strftime(prepared_at, '%Y-%m-%d %H:%M:%S') AS prepared_at
+        SELECT partition_date AS day, batchid, creditor_id AS creditor,
+               {_creditor_name(con, "creditor_id")} AS creditor_name, state, http_status,
+               attempts, object_count, in_doubt, error, prepared_at
         FROM marts.rpt_unanswered_batches WHERE {filters.where()}
         ORDER BY partition_date DESC, batchid""", filters.params)
 
@@ -297,25 +320,94 @@ def held_payments(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]
     """Payments still held back because their invoice has no Amili id yet."""
     return rows(con, f"""
         SELECT partition_date AS day, payment_id, invoice_id, creditor_id AS creditor,
-               {nok_sql("amount")} AS amount, currency, hold_reason,
-               invoice_now_acknowledged
+               {_creditor_name(con, "creditor_id")} AS creditor_name,
+               amount, currency, hold_reason, invoice_now_acknowledged
         FROM report.held_payments WHERE {filters.where()} AND still_held AND latest_hold
         ORDER BY partition_date DESC, payment_id""", filters.params)
+
+
+def problem_objects(con: duckdb.DuckDBPyConnection, filters: Filters, limit: int) -> list[Row]:
+    """Every rejected, quarantined, unanswered or changed object of the range."""
+    return rows(con, f"""
+        SELECT partition_date AS day, objectname AS kind, source_id, invoice_id,
+               creditor_id AS creditor, {_creditor_name(con, "creditor_id")} AS creditor_name,
+               batchid, ledgerref, amount, currency, {held_columns_sql(con)},
+               kind AS problem, message
+        FROM report.problems WHERE {filters.where()}
+        ORDER BY partition_date, kind, objectname, source_id LIMIT {int(limit)}""",
+        filters.params)
+
+
+def object_history(con: duckdb.DuckDBPyConnection, object_id: str) -> dict[str, list[Row]]:
+    """Everything the snapshot knows of one invoice (by invoice id: its payments and case
+    actions too) or of one object by its source id, on every day.
+
+    ``fates``: per day and object, what became of it (the row of ``rpt_object_fates``: fate,
+    outcome, batch, ledgerref, reason); ``answers``: every answer Amili gave about it, batch
+    by batch (``amili.responses`` with the batch's state and times). Ids match exactly,
+    ignoring case and surrounding spaces."""
+    wanted = object_id.strip()
+    if not wanted:
+        return {"fates": [], "answers": []}
+    related = (
+        "SELECT objectname, source_id FROM report.object_invoices "
+        "WHERE lower(invoice_id) = lower($id) OR lower(source_id) = lower($id)"
+        if table_exists(con, "report.object_invoices") else
+        "SELECT NULL::VARCHAR AS objectname, NULL::VARCHAR AS source_id WHERE false")
+    ids = f"""ids AS (
+        SELECT DISTINCT objectname, source_id FROM marts.rpt_object_fates
+        WHERE lower(source_id) = lower($id)
+        UNION SELECT objectname, source_id FROM ({related}))"""
+    reason = ("coalesce(f.error_message, f.quarantine_reason, f.hold_reason)"
+              if {"quarantine_reason", "hold_reason"} <= _columns(con, "marts.rpt_object_fates")
+              else "f.error_message")
+    fates = rows(con, f"""
+        WITH {ids}
+        SELECT f.partition_date AS day, f.objectname AS kind, f.source_id,
+               f.creditor_id AS creditor, {_creditor_name(con, "f.creditor_id")}
+                   AS creditor_name, f.amount, f.currency, f.fate, f.outcome, f.batchid,
+               f.batch_state, f.ledgerref, f.status_statuscode, {reason} AS reason
+        FROM marts.rpt_object_fates AS f JOIN ids USING (objectname, source_id)
+        ORDER BY f.partition_date,
+                 list_position(['creditor', 'invoice', 'payment', 'action'], f.objectname),
+                 f.source_id""", {"id": wanted})
+    answers = rows(con, f"""
+        WITH {ids}
+        SELECT r.partition_date AS day, r.objectname AS kind, r.source_id, r.batchid,
+               r.batch_state, r.outcome, r.status_statuscode, r.ledgerref,
+               e.error_message AS message, l.prepared_at, r.answered_at
+        FROM amili.responses AS r JOIN ids USING (objectname, source_id)
+        LEFT JOIN amili.submission_ledger AS l USING (batchid)
+        LEFT JOIN (SELECT batchid, objectname, objectindex,
+                          string_agg(DISTINCT message, '; ') AS error_message
+                   FROM amili.errors GROUP BY ALL) AS e
+               USING (batchid, objectname, objectindex)
+        ORDER BY l.prepared_at NULLS LAST, r.answered_at NULLS LAST, r.batchid,
+                 r.objectname, r.source_id""", {"id": wanted})
+    return {"fates": fates, "answers": answers}
+
+
+def _columns(con: duckdb.DuckDBPyConnection, qualified: str) -> set[str]:
+    schema, name = qualified.split(".")
+    return {c for (c,) in con.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE schema_name = $s AND table_name = $n",
+        {"s": schema, "n": name}).fetchall()}
 
 
 def run_sql(path: str | Path, sql: str, limit: int = 1000) -> tuple[list[str], list[Row]]:
     """An analyst's own query on the snapshot (read-only, no other file reachable).
 
-    Values are returned as text where they are not plain ints or strings, so a DECIMAL shows
-    exactly as DuckDB holds it.
+    Numbers (DECIMAL as Decimal), text, days and moments come back as they are, so the
+    table sorts and exports them as such; other values (lists, structs...) as text.
     """
+    plain = (int, str, bool, Decimal, date)  # datetime is a date
     with connect_snapshot(path) as con:
         cur = con.execute(sql)
         if cur.description is None:
             return [], []
         names = [d[0] for d in cur.description]
         out = [
-            {n: v if v is None or isinstance(v, (int, str, bool)) else str(v)
+            {n: v if v is None or isinstance(v, plain) else str(v)
              for n, v in zip(names, values, strict=True)}
             for values in cur.fetchmany(limit)
         ]
@@ -329,7 +421,7 @@ def source_rows(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]:
     if not table_exists(con, "marts.rpt_source_reconciliation"):
         return []
     return rows(con, f"""
-        SELECT source_table AS "table", bucket, coalesce(currency, '') AS currency,
+        SELECT source_table AS "table", bucket, currency,
                sum(row_count)::BIGINT AS "rows", sum(amount) AS amount
         FROM marts.rpt_source_reconciliation WHERE {filters.where(creditor_column="NULL")}
         GROUP BY ALL ORDER BY "table", bucket, currency""", filters.params)

@@ -140,6 +140,10 @@ LEFT JOIN action_invoices AS ai
       AND ai.action_id = p.source_id
 """
 
+#: A moment as Oslo wall-clock text, for the notes analysts read (the server may run in UTC).
+_OSLO_TIME_MACRO = """CREATE OR REPLACE TEMP MACRO oslo_time(t) AS
+    strftime(t AT TIME ZONE 'Europe/Oslo', '%Y-%m-%d %H:%M:%S') || ' Oslo time'"""
+
 #: Per day: is what the marts say about it current? The marts of a day are current when
 #: they were rebuilt (``marts.rpt_marts_built``, written by dbt only after every mart of the
 #: build and its tests succeeded) no earlier than the day's latest submission activity: a
@@ -170,17 +174,36 @@ SELECT a.partition_date, d.last_submission_at, b.built_at AS marts_built_at,
             THEN 'current' ELSE 'stale' END AS status,
        CASE WHEN b.built_at IS NULL
             THEN 'the marts of this day have not been built since its latest submission '
-                 || '(' || coalesce(strftime(d.last_submission_at, '%Y-%m-%d %H:%M:%S %Z'),
-                                    'unknown') || '): its figures are missing or out of date'
+                 || '(' || coalesce(oslo_time(d.last_submission_at), 'unknown')
+                 || '): its figures are missing or out of date'
             WHEN d.last_submission_at > b.built_at
-            THEN 'the marts of this day were built ' || strftime(b.built_at, '%Y-%m-%d %H:%M:%S %Z')
-                 || ', before its latest submission ('
-                 || strftime(d.last_submission_at, '%Y-%m-%d %H:%M:%S %Z')
+            THEN 'the marts of this day were built ' || oslo_time(b.built_at)
+                 || ', before its latest submission (' || oslo_time(d.last_submission_at)
                  || '): its figures are out of date'
        END AS note
 FROM all_days AS a
 LEFT JOIN days AS d USING (partition_date)
 LEFT JOIN marts.rpt_marts_built AS b USING (partition_date)
+"""
+
+#: Creditor names, for the dashboard and report to show beside the ids: the latest name the
+#: creditor master gave each creditor (``batch.batch_creditors``, the rows handed over).
+_CREDITORS = """
+SELECT creditor_id, arg_max(fullname, partition_date) AS creditor_name,
+       max(partition_date) AS last_seen
+FROM batch.batch_creditors WHERE creditor_id IS NOT NULL AND fullname IS NOT NULL
+GROUP BY creditor_id
+"""
+
+#: Which invoice each payment and case action belongs to, per day (and each invoice itself),
+#: so that a search by invoice id finds the whole history of the claim.
+_OBJECT_INVOICES = """
+SELECT DISTINCT partition_date, 'invoice' AS objectname, invoice_id AS source_id, invoice_id
+FROM batch.batch_invoices
+UNION ALL
+SELECT DISTINCT partition_date, 'payment', payment_id, invoice_id FROM batch.batch_payments
+UNION ALL
+SELECT DISTINCT partition_date, 'action', action_id, invoice_id FROM batch.batch_actions
 """
 
 #: What the snapshot holds, in the pipeline database's own schema and table names, so a
@@ -204,6 +227,11 @@ SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
         "report", "day_status", _DAY_STATUS,
         ("amili.submission_ledger", "amili.quarantine", "marts.rpt_marts_built",
          "marts.rpt_reconciliation_daily"),
+    ),
+    SnapshotTable("report", "creditors", _CREDITORS, ("batch.batch_creditors",)),
+    SnapshotTable(
+        "report", "object_invoices", _OBJECT_INVOICES,
+        ("batch.batch_invoices", "batch.batch_payments", "batch.batch_actions"),
     ),
     SnapshotTable(
         "report", "held_payments", _HELD_PAYMENTS,
@@ -264,6 +292,7 @@ def publish_snapshot(
                        WHERE database_name = current_database() AND NOT internal"""
                 ).fetchall()
             }
+            con.execute(_OSLO_TIME_MACRO)
             con.execute(f"ATTACH {_literal(str(temp))} AS reporting_snapshot "
                         f"(STORAGE_VERSION '{STORAGE_VERSION}')")
             try:

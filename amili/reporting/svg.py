@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from html import escape
 
-WIDTH, HEIGHT = 640, 220
-LEFT, RIGHT, TOP, BOTTOM = 70, 10, 28, 36
+WIDTH, HEIGHT = 640, 250
+LEFT, RIGHT, TOP, BOTTOM = 84, 10, 44, 50
 PALETTE = ("#2f7d32", "#c62828", "#1565c0", "#ef6c00")
 
 
@@ -29,14 +29,24 @@ def _px(value: Decimal) -> str:
     return str(value.quantize(Decimal("0.1"), rounding=ROUND_HALF_UP))
 
 
-def _frame(title: str, body: list[str], legend: list[Series]) -> str:
-    keys = []
+def _frame(title: str, body: list[str], legend: list[Series], x_label: str, y_label: str
+           ) -> str:
+    """The chart's visible title, legend and axis titles around the plotted ``body``."""
+    keys = [f'<text x="{LEFT}" y="14" font-size="13" font-weight="bold" '
+            f'data-chart-title="">{escape(title)}</text>']
     x = LEFT
     for i, series in enumerate(legend):
         color = series.color or PALETTE[i % len(PALETTE)]
-        keys.append(f'<rect x="{x}" y="8" width="10" height="10" fill="{color}"/>'
-                    f'<text x="{x + 14}" y="17" font-size="11">{escape(series.name)}</text>')
+        keys.append(f'<rect x="{x}" y="22" width="10" height="10" fill="{color}"/>'
+                    f'<text x="{x + 14}" y="31" font-size="11">{escape(series.name)}</text>')
         x += 24 + 7 * len(series.name)
+    if x_label:
+        keys.append(f'<text x="{(LEFT + WIDTH - RIGHT) // 2}" y="{HEIGHT - 6}" font-size="11"'
+                    f' text-anchor="middle" data-axis="x">{escape(x_label)}</text>')
+    if y_label:
+        middle = (TOP + HEIGHT - BOTTOM) // 2
+        keys.append(f'<text x="14" y="{middle}" font-size="11" text-anchor="middle" '
+                    f'transform="rotate(-90 14 {middle})" data-axis="y">{escape(y_label)}</text>')
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" '
         f'width="{WIDTH}" height="{HEIGHT}" font-family="sans-serif" '
@@ -79,8 +89,9 @@ def _scale_top(series: list[Series]) -> Decimal:
     return top if top > 0 else Decimal(1)
 
 
-def bar_chart(title: str, labels: list[str], series: list[Series], unit: str = "") -> str:
-    """Grouped bars: for each label, one bar per series."""
+def bar_chart(title: str, labels: list[str], series: list[Series], unit: str = "", *,
+              x_label: str = "", y_label: str = "") -> str:
+    """Grouped bars: for each label, one bar per series; titled, with axis titles."""
     top = _scale_top(series)
     plot_h = Decimal(HEIGHT - TOP - BOTTOM)
     group = Decimal(WIDTH - LEFT - RIGHT) / max(len(labels), 1)
@@ -96,11 +107,12 @@ def bar_chart(title: str, labels: list[str], series: list[Series], unit: str = "
                 f'width="{_px(bar)}" height="{_px(h)}" fill="{color}">'
                 f"<title>{escape(labels[i])} {escape(s.name)}: {value}{escape(unit)}</title>"
                 "</rect>")
-    return _frame(title, body, series)
+    return _frame(title, body, series, x_label, y_label)
 
 
-def line_chart(title: str, labels: list[str], series: list[Series], unit: str = "") -> str:
-    """One polyline (with dots) per series."""
+def line_chart(title: str, labels: list[str], series: list[Series], unit: str = "", *,
+               x_label: str = "", y_label: str = "") -> str:
+    """One polyline (with dots) per series; titled, with axis titles."""
     top = _scale_top(series)
     plot_h = Decimal(HEIGHT - TOP - BOTTOM)
     step = Decimal(WIDTH - LEFT - RIGHT) / max(len(labels), 1)
@@ -114,4 +126,4 @@ def line_chart(title: str, labels: list[str], series: list[Series], unit: str = 
         for (x, y), label, v in zip(points, labels, s.values, strict=True):
             body.append(f'<circle cx="{_px(x)}" cy="{_px(y)}" r="3" fill="{color}">'
                         f"<title>{escape(label)}: {v}{escape(unit)}</title></circle>")
-    return _frame(title, body, series)
+    return _frame(title, body, series, x_label, y_label)

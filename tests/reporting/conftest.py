@@ -58,8 +58,8 @@ def run_daily_job(partition: date) -> Any:
 
 def make_reporting_run(folder: Path, sandbox: SandboxServer) -> ReportingRun:
     """Demo warehouse, a reject_share fault, one partition through the whole job."""
-    generate_demo_warehouse(folder / "warehouse.duckdb", days=4, invoices_per_day=20,
-                            end_date=DAY, seed=11)
+    generate_demo_warehouse(folder / "warehouse.duckdb", days=4, invoices_per_day=25,
+                            end_date=DAY, seed=29)
     httpx.post(f"{sandbox.base_url}/sandbox/reset").raise_for_status()
     httpx.post(f"{sandbox.base_url}/sandbox/faults", json={"faults": [
         {"kind": "reject_share", "share": REJECT_SHARE, "times": None}]}).raise_for_status()

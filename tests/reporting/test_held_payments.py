@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -48,5 +49,5 @@ def test_a_payment_held_until_its_invoice_is_acknowledged_is_listed_once_while_h
     with q.connect_snapshot(summary.path) as con:
         held = q.held_payments(con, q.Filters(date(2026, 11, 1), date(2026, 11, 30)))
     assert [(r["day"], r["payment_id"], r["amount"]) for r in held] == [
-        (date(2026, 11, 2), "P1", "12,50")]
+        (date(2026, 11, 2), "P1", Decimal("12.50"))]
     assert held[0]["invoice_now_acknowledged"] is False

@@ -3,19 +3,31 @@ run of the daily job against the sandbox (which rejected a share of the objects)
 
 from __future__ import annotations
 
+import base64
+import csv
+import io
 import os
 import subprocess
 import sys
 import threading
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
 import pytest
 from dagster import AssetKey
+from openpyxl import load_workbook
 
 from amili.reporting import queries as q
+from amili.reporting.display import (
+    format_amount,
+    format_day,
+    format_mapping,
+    format_timestamp,
+    parse_amount,
+)
+from amili.reporting.export import xlsx_bytes
 from amili.reporting.signoff import write_signoff_report
 from amili.reporting.snapshot import SNAPSHOT_TABLES, publish_snapshot
 from tests.reporting.conftest import DAY, ReportingRun
@@ -160,7 +172,8 @@ def test_ad_hoc_sql_cannot_reach_the_pipeline_database_or_write(
     names, rows = q.run_sql(reporting_run.reporting_db,
                             "SELECT count(*) AS n, sum(amount) AS total FROM report.problems")
     assert names == ["n", "total"]
-    assert rows[0]["n"] > 0 and Decimal(rows[0]["total"]) > 0  # DECIMAL comes back as text
+    # a DECIMAL comes back as an exact Decimal: the table sorts and exports a number
+    assert rows[0]["n"] > 0 and isinstance(rows[0]["total"], Decimal) and rows[0]["total"] > 0
     for sql in (f"ATTACH '{reporting_run.pipeline_db}' AS p (READ_ONLY)",
                 "CREATE TABLE x AS SELECT 1",
                 f"COPY (SELECT 1) TO '{reporting_run.folder / 'out.csv'}'",
@@ -169,14 +182,76 @@ def test_ad_hoc_sql_cannot_reach_the_pipeline_database_or_write(
             q.run_sql(reporting_run.reporting_db, sql)
 
 
-def test_amounts_are_formatted_exactly_in_sql() -> None:
-    with duckdb.connect() as con:
-        for text in ("0.00", "5.07", "-1234.50", "12345678901234567.89", "999999.99"):
-            [(shown,)] = con.execute(f"SELECT {q.nok_sql(f'{text}::DECIMAL(38, 2)')}"
-                                     ).fetchall()
-            assert q.parse_nok(shown) == Decimal(text)
-        assert con.execute(f"SELECT {q.nok_sql('1234567.8')}").fetchone()[0] == (
-            "1\u00a0234\u00a0567,80")
+def test_amounts_are_formatted_exactly_at_display() -> None:
+    for text in ("0.00", "5.07", "-1234.50", "12345678901234567.89", "999999.99", "-0.05"):
+        shown = format_amount(Decimal(text))
+        assert parse_amount(shown) == Decimal(text), shown
+    assert format_amount(Decimal("1234567.8")) == "1\u00a0234\u00a0567,80"
+    assert format_amount(Decimal("-999.5")) == "-999,50"
+    assert format_amount(None) == ""
+
+
+def test_moments_are_shown_in_oslo_time_and_days_in_either_style() -> None:
+    winter = datetime(2026, 11, 24, 23, 30, tzinfo=UTC)
+    summer = datetime(2026, 7, 1, 12, 0, tzinfo=UTC)
+    assert format_timestamp(winter) == "2026-11-25 00:30:00 CET"
+    assert format_timestamp(summer, "norwegian") == "01.07.2026 14:00:00 CEST"
+    assert format_day(date(2026, 11, 24), "norwegian") == "24.11.2026"
+
+
+def test_the_xlsx_export_writes_amounts_as_exact_numbers(tmp_path: Path) -> None:
+    rows = [{"day": date(2026, 11, 24), "currency": "NOK", "amount": Decimal("12345678.91"),
+             "count": 3, "at": datetime(2026, 11, 24, 23, 30, tzinfo=UTC)},
+            {"day": date(2026, 11, 24), "currency": "SEK", "amount": None, "count": 0,
+             "at": None}]
+    path = tmp_path / "out.xlsx"
+    path.write_bytes(xlsx_bytes({"totals": rows, "empty": []}))
+    book = load_workbook(path)
+    assert book.sheetnames == ["totals", "empty"]
+    sheet = book["totals"]
+    assert [c.value for c in sheet[1]] == ["day", "currency", "amount", "count", "at"]
+    amount = sheet["C2"]
+    assert amount.data_type == "n" and amount.number_format == "#,##0.00"
+    assert Decimal(str(amount.value)) == Decimal("12345678.91")
+    assert sheet["E2"].value == datetime(2026, 11, 25, 0, 30)  # Oslo wall-clock time
+    assert sheet["C3"].value is None and sheet["D3"].value == 0
+
+
+def test_the_snapshot_names_each_creditor_as_the_warehouse_does(
+    reporting_run: ReportingRun,
+) -> None:
+    with duckdb.connect(str(reporting_run.folder / "warehouse.duckdb"), read_only=True) as con:
+        warehouse = dict(con.execute("SELECT creditor_id, name FROM creditors").fetchall())
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        assert q.creditor_names(con) == warehouse
+        rows = q.daily_reconciliation(con, q.Filters(DAY, DAY))
+    assert {r["creditor"]: r["creditor_name"] for r in rows} == warehouse
+
+
+def test_reasons_are_per_currency_and_amounts_are_decimals(
+    reporting_run: ReportingRun,
+) -> None:
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        reasons = q.top_reasons(con, q.Filters(DAY, DAY), limit=100)
+        expected = con.execute(f"""
+            SELECT kind, {q.REASON_KEY}, currency, count(*), sum(amount)
+            FROM report.problems GROUP BY ALL""").fetchall()
+    assert sorted((r["kind"], r["reason"], r["currency"], r["objects"]) for r in reasons) == \
+        sorted((k, r, c, n) for k, r, c, n, _ in expected)
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        behind = {(r["kind"], r["reason"], r["currency"]): q.reason_objects(
+            con, q.Filters(DAY, DAY), r["kind"], r["reason"], currency=r["currency"] or "")
+            for r in reasons}
+    for r in reasons:
+        # the drill-down of a row lists exactly that row's objects, in its currency only
+        objects = behind[(r["kind"], r["reason"], r["currency"])]
+        assert len(objects) == r["objects"]
+        assert {o["currency"] for o in objects} == {r["currency"]}
+        if r["amount"] is not None:
+            assert sum(o["amount"] for o in objects) == r["amount"]
+        if r["currency"] is None:
+            assert r["amount"] is None  # no money without a currency
+        assert r["amount"] is None or isinstance(r["amount"], Decimal)
 
 
 def test_results_metadata_has_plottable_numbers(reporting_run: ReportingRun) -> None:
@@ -203,9 +278,16 @@ def test_the_signoff_report_is_written_and_a_rewrite_keeps_the_old_one(
     report = Path(metadata["path"].value)
     assert report == reporting_run.reports_dir / f"{DAY.isoformat()}.html"
     html = report.read_text(encoding="utf-8")
+    run_link = f"http://127.0.0.1:3000/runs/{reporting_run.result.run_id}"
+    # nothing to fetch: the only address is the link back to the Dagster run
     assert "<script" not in html.lower() and "http://" not in html.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
-    assert html.count("<svg") == 3 and 'data-verdict="balances"' in html
+        'xmlns="http://www.w3.org/2000/svg"', "").replace(f'href="{run_link}"', "")
+    assert f'href="{run_link}"' in html
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        currencies = q.currencies(con, q.Filters(DAY, DAY), kinds=("invoice",),
+                                  sent_only=True)
+    assert len(currencies) >= 2
+    assert html.count("<svg") == 2 * len(currencies) + 1 and 'data-verdict="balances"' in html
 
     reports = tmp_path / "reports"
     [first] = write_signoff_report(reporting_run.reporting_db, reports, DAY, DAY + timedelta(1))
@@ -223,3 +305,39 @@ def test_a_day_without_rows_still_gets_a_report(reporting_run: ReportingRun,
     [report] = write_signoff_report(reporting_run.reporting_db, tmp_path, date(2026, 1, 1),
                                     date(2026, 1, 2))
     assert 'data-verdict="empty"' in report.path.read_text()
+
+
+def test_a_dashboard_tables_csv_download_carries_plain_numbers(
+    reporting_run: ReportingRun,
+) -> None:
+    """The table as the dashboard builds it (formatted on screen), downloaded through the
+    function marimo's Export menu calls: the CSV has the exact numbers, no display text."""
+    import marimo as mo
+    from marimo._plugins.ui._impl.table import DownloadAsArgs
+
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        rows = q.daily_reconciliation(con, q.Filters(DAY, DAY))
+    table = mo.ui.table(rows, format_mapping=format_mapping(rows))
+    url = table._download_as(DownloadAsArgs(format="csv")).url
+    text = base64.b64decode(url.split(",", 1)[1]).decode("utf-8")
+    assert "\u00a0" not in text
+    downloaded = list(csv.DictReader(io.StringIO(text)))
+    assert len(downloaded) == len(rows)
+    money = [(d, r) for d, r in zip(downloaded, rows, strict=True) if r["sent_amount"] is not None]
+    assert money
+    for line, row in money:
+        for column in ("eligible_amount", "sent_amount", "rejected_amount"):
+            assert Decimal(line[column]) == row[column], column
+
+
+def test_the_glossary_explains_every_bucket_the_page_shows(reporting_run: ReportingRun) -> None:
+    glossary = (Path(__file__).resolve().parents[2] / "docs" / "glossary.md").read_text()
+    terms = {line.split("**")[1].lower() for line in glossary.splitlines()
+             if line.startswith("| **")}
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        shown = set(q.buckets(con)) | {"carried_in", "ledgerref"} | {
+            b for (b,) in con.execute(
+                "SELECT DISTINCT bucket FROM marts.rpt_source_reconciliation").fetchall()}
+    missing = {b for b in shown if b.replace("_", " ").replace("handover", "hand-over")
+               not in terms}
+    assert missing == set(), f"docs/glossary.md does not explain {sorted(missing)}"
