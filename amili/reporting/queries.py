@@ -29,8 +29,9 @@ KNOWN_BUCKETS: tuple[str, ...] = (
 )
 #: Kinds of objects that carry money (creditor and action objects have no amount).
 MONEY_KINDS = ("invoice", "payment")
-#: The column of ``report.problems`` that groups rejections and quarantines into reasons.
-#: One place on purpose: when the snapshot gains a stable ``reason_code``, change it here.
+#: The column of ``report.problems`` that groups rejections and quarantines into reasons: the
+#: message of the row's reason code (one per code, see ``docs/reason-codes.md``), or, for a
+#: text no code knows, that text with its values masked.
 REASON_KEY = "reason"
 
 Row = dict[str, Any]
