@@ -16,7 +16,7 @@ Money is ``Decimal`` from end to end and is written to JSON as an exact number
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
@@ -581,6 +581,8 @@ class SettlementLine:
     amount: Decimal | None
     currency: str | None
     remittance_date: date | None
+    source: BaseModel | None = field(default=None, compare=False, repr=False)
+    """The settlement as parsed, unknown fields included (to store it as Amili sent it)."""
 
 
 def _int_id(value: Any) -> int | None:
@@ -610,7 +612,7 @@ class Settlement(ApiModel):
             settlement_id=self.settlementid, creditor_id=self.creditorid,
             ledgerref=self.ledgerref, casenumber=self.casenumber, customerref=self.customerref,
             referencenumber=self.referencenumber, amount=self.amount, currency=self.currency,
-            remittance_date=self.remittancedate,
+            remittance_date=self.remittancedate, source=self,
         )
 
 
@@ -639,6 +641,7 @@ class CurrentSettlement(ApiModel):
             amount=self.amount if self.amount is not None else _decimal(
                 _extra(self, "settledAmount", "paidAmount")),
             currency=_currency_code(self.currency), remittance_date=self.settlementDate,
+            source=self,
         )
 
 

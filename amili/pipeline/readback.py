@@ -1,0 +1,351 @@
+"""After hand-over: read cases and settlements back from Amili into the pipeline's DuckDB file.
+
+Two reads, both through ``GET /webapi/api/Batch`` per creditor we handed invoices over for:
+
+``amili.settlements`` (incremental, exactly once)
+    Amili's remittances to the creditor, read from the creditor's last stored
+    ``lastsettlementid`` (``amili.settlement_cursors``). Each page of settlements and the cursor
+    after it are written in **one transaction**, and a settlement's key is (creditor, id), so:
+    a re-run reads only what is new and can never store a settlement twice; a run that dies
+    (or whose request for one creditor fails) keeps every page it committed, and the next run
+    resumes each creditor from its own cursor, without a gap.
+``amili.cases`` (a current-state snapshot)
+    one row per case and invoice as Amili holds them now (status, sub-status, original, paid,
+    credited and remaining amounts, closed date, Amili's ids and our source id). Every
+    creditor is read first; only then is the table replaced, in one transaction, so a failed
+    read leaves yesterday's whole snapshot rather than half of today's.
+
+Our source id comes from ``amili.acknowledged_invoices`` (our invoice id -> Amili's id, kept by
+the results stage) where Amili's answer lacks it; ``handed_over`` is false for a case whose
+invoice we never sent. Amounts are exact DECIMAL(18, 2) from Decimal, never floats.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+
+import duckdb
+
+from amili import jsonio
+from amili.client import AmiliAuthError, AmiliClient, AmiliError
+from amili.models import CaseLine, SettlementLine
+from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.ledger import ensure_schema
+
+log = logging.getLogger("amili.pipeline.readback")
+
+DDL: tuple[str, ...] = (
+    "CREATE SCHEMA IF NOT EXISTS amili",
+    """
+    CREATE TABLE IF NOT EXISTS amili.settlements (
+        creditor_idnumber VARCHAR NOT NULL,    -- the creditor Amili remitted to
+        settlement_id BIGINT NOT NULL,         -- Amili's id; the lastsettlementid cursor
+        amili_invoice_id VARCHAR,              -- the case's invoice (its ledgerref)
+        unique_source_invoice_id VARCHAR,      -- our invoice id (NULL: not one we sent)
+        casenumber VARCHAR,
+        customerref VARCHAR,
+        referencenumber VARCHAR,               -- the invoice number
+        amount DECIMAL(18, 2),
+        currency VARCHAR,
+        remittance_date DATE,
+        raw_json VARCHAR NOT NULL,             -- the settlement as Amili sent it, unknown
+                                               -- fields included
+        read_at TIMESTAMPTZ NOT NULL,
+        PRIMARY KEY (creditor_idnumber, settlement_id)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS amili.settlement_cursors (
+        creditor_idnumber VARCHAR PRIMARY KEY,
+        last_settlement_id BIGINT NOT NULL,    -- the next read asks for ids above this
+        updated_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS amili.cases (
+        creditor_idnumber VARCHAR NOT NULL,
+        casenumber VARCHAR,
+        case_id VARCHAR,                       -- newest revision only (a UUID)
+        amili_invoice_id VARCHAR,              -- Amili's id of the invoice (ledgerref)
+        unique_source_invoice_id VARCHAR,      -- our invoice id
+        invoice_number VARCHAR,
+        status VARCHAR,                        -- OPEN | CLOSED | ... as Amili says
+        sub_status VARCHAR,
+        currency VARCHAR,
+        original_amount DECIMAL(18, 2),
+        paid_amount DECIMAL(18, 2),
+        credited_amount DECIMAL(18, 2),
+        remaining_amount DECIMAL(18, 2),
+        registered_at TIMESTAMPTZ,
+        closed_at TIMESTAMPTZ,
+        handed_over BOOLEAN NOT NULL,          -- false: a case for an invoice we never sent
+        read_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+)
+
+
+def ensure_readback_schema(con: duckdb.DuckDBPyConnection) -> None:
+    """The ledger's tables (``acknowledged_invoices`` is joined) and the read-back tables."""
+    ensure_schema(con)
+    for statement in DDL:
+        con.execute(statement)
+
+
+def handed_over_creditors(
+    con: duckdb.DuckDBPyConnection, creditors_relation: str = "batch.batch_creditors_json"
+) -> list[str]:
+    """The idnumbers of the creditors Amili acknowledged from us, sorted.
+
+    The ledger keeps our creditor ids (``amili.acknowledged_creditors``); their idnumbers
+    (what Amili files cases under) are in the payloads dbt built. A database dbt has not
+    written yet has none.
+    """
+    try:
+        rows = con.execute(
+            f"""SELECT DISTINCT json_extract_string(c.payload, '$.idnumber') AS idnumber
+                FROM {creditors_relation} AS c
+                JOIN amili.acknowledged_creditors AS a ON a.source_id = c.creditor_id
+                WHERE idnumber IS NOT NULL ORDER BY idnumber""").fetchall()
+    except duckdb.CatalogException:
+        return []
+    return [row[0] for row in rows]
+
+
+@dataclass
+class SettlementsRead:
+    """What one read of settlements did, per creditor and in total."""
+
+    inserted: int = 0
+    already_stored: int = 0
+    pages: int = 0
+    by_creditor: dict[str, int] = field(default_factory=dict)
+    amount: Decimal = Decimal(0)
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def raise_for_failures(self) -> None:
+        if self.failures:
+            detail = "; ".join(f"{c}: {e}" for c, e in sorted(self.failures.items()))
+            raise AmiliError(
+                f"settlements of {len(self.failures)} creditor(s) could not be read (the "
+                f"others were stored; the next run resumes each from its cursor): {detail}")
+
+
+_INSERT_SETTLEMENTS = """
+    INSERT INTO amili.settlements
+    SELECT s.creditor_idnumber, s.settlement_id, s.ledgerref,
+        coalesce(a.unique_source_invoice_id, s.source_id), s.casenumber, s.customerref,
+        s.referencenumber, s.amount, s.currency, s.remittance_date, s.raw_json, now()
+    FROM (SELECT $creditor AS creditor_idnumber,
+                 unnest($ids::BIGINT[]) AS settlement_id,
+                 unnest($refs::VARCHAR[]) AS ledgerref,
+                 unnest($sources::VARCHAR[]) AS source_id,
+                 unnest($cases::VARCHAR[]) AS casenumber,
+                 unnest($customers::VARCHAR[]) AS customerref,
+                 unnest($numbers::VARCHAR[]) AS referencenumber,
+                 unnest($amounts::VARCHAR[])::DECIMAL(18, 2) AS amount,
+                 unnest($currencies::VARCHAR[]) AS currency,
+                 unnest($dates::DATE[]) AS remittance_date,
+                 unnest($raw::VARCHAR[]) AS raw_json) AS s
+    LEFT JOIN (SELECT amili_invoice_id, any_value(unique_source_invoice_id)
+                      AS unique_source_invoice_id
+               FROM amili.acknowledged_invoices GROUP BY amili_invoice_id) AS a
+        ON a.amili_invoice_id = s.ledgerref
+    ON CONFLICT DO NOTHING
+"""
+
+
+def read_settlements(
+    pipeline_db: str | Path,
+    client: AmiliClient,
+    creditors: Sequence[str] | None = None,
+    *,
+    creditors_relation: str = "batch.batch_creditors_json",
+) -> SettlementsRead:
+    """Read each creditor's new settlements into ``amili.settlements``, exactly once.
+
+    ``creditors`` defaults to :func:`handed_over_creditors`. A creditor whose read fails is
+    recorded in ``failures`` and the others are still read (call
+    :meth:`SettlementsRead.raise_for_failures`); a refused token stops at once.
+    """
+    started = time.perf_counter()
+    summary = SettlementsRead()
+    with connect_writer(pipeline_db) as con:
+        ensure_readback_schema(con)
+        names = list(creditors) if creditors is not None else handed_over_creditors(
+            con, creditors_relation)
+        for creditor in names:
+            row = con.execute(
+                "SELECT last_settlement_id FROM amili.settlement_cursors "
+                "WHERE creditor_idnumber = ?", [creditor]).fetchone()
+            cursor = int(row[0]) if row else 0
+            summary.by_creditor.setdefault(creditor, 0)
+            pages = client.iter_settlement_pages(creditor, cursor)
+            try:
+                for page in pages:
+                    inserted = _store_page(con, creditor, page.settlements, page.cursor)
+                    summary.pages += 1
+                    summary.inserted += inserted
+                    summary.already_stored += len(page.settlements) - inserted
+                    summary.by_creditor[creditor] += inserted
+                    summary.amount += sum((s.amount or Decimal(0) for s in page.settlements),
+                                          Decimal(0))
+            except AmiliAuthError:
+                raise
+            except AmiliError as exc:
+                log.warning("settlements of creditor %s: %s", creditor, exc)
+                summary.failures[creditor] = str(exc)[:500]
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _store_page(con: duckdb.DuckDBPyConnection, creditor: str,
+                settlements: Sequence[SettlementLine], cursor: int) -> int:
+    """One page and the cursor after it, in one transaction; returns the rows inserted."""
+    items = list(settlements)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        before = con.execute("SELECT count(*) FROM amili.settlements WHERE "
+                             "creditor_idnumber = ?", [creditor]).fetchone()[0]
+        con.execute(_INSERT_SETTLEMENTS, {
+            "creditor": creditor,
+            "ids": [s.settlement_id for s in items],
+            "refs": [s.ledgerref for s in items],
+            "sources": [None for _ in items],
+            "cases": [s.casenumber for s in items],
+            "customers": [s.customerref for s in items],
+            "numbers": [s.referencenumber for s in items],
+            "amounts": [None if s.amount is None else format(s.amount, "f") for s in items],
+            "currencies": [s.currency for s in items],
+            "dates": [s.remittance_date for s in items],
+            "raw": [jsonio.dumps(jsonio.to_jsonable(s.source) if s.source is not None
+                                 else {}).decode() for s in items],
+        })
+        after = con.execute("SELECT count(*) FROM amili.settlements WHERE "
+                            "creditor_idnumber = ?", [creditor]).fetchone()[0]
+        con.execute(
+            """INSERT INTO amili.settlement_cursors VALUES (?, ?, now())
+               ON CONFLICT (creditor_idnumber) DO UPDATE SET
+                   last_settlement_id = greatest(settlement_cursors.last_settlement_id,
+                                                 excluded.last_settlement_id),
+                   updated_at = excluded.updated_at""", [creditor, cursor])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return int(after - before)
+
+
+@dataclass
+class CasesRead:
+    """What one snapshot of cases holds."""
+
+    requests: int = 0
+    rows: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+    not_handed_over: int = 0
+    remaining: Decimal = Decimal(0)
+    seconds: float = 0.0
+
+
+def read_cases(
+    pipeline_db: str | Path,
+    client: AmiliClient,
+    creditors: Sequence[str] | None = None,
+    *,
+    creditors_relation: str = "batch.batch_creditors_json",
+) -> CasesRead:
+    """Replace ``amili.cases`` with every case Amili holds now for our creditors.
+
+    All creditors are read before anything is written: a failure raises and leaves the
+    previous snapshot in place.
+    """
+    started = time.perf_counter()
+    summary = CasesRead()
+    with connect_writer(pipeline_db) as con:
+        ensure_readback_schema(con)
+        names = list(creditors) if creditors is not None else handed_over_creditors(
+            con, creditors_relation)
+    lines: list[tuple[str, CaseLine]] = []
+    for creditor in names:  # no connection held while waiting for Amili
+        answer = client.get_cases(creditor)
+        summary.requests += 1
+        lines.extend((creditor, line) for line in answer.case_lines())
+    with connect_writer(pipeline_db) as con:
+        ensure_readback_schema(con)
+        con.execute("BEGIN TRANSACTION")
+        try:
+            con.execute("DELETE FROM amili.cases")
+            con.execute(_INSERT_CASES, _case_columns(lines))
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        for status, n, not_ours, remaining in con.execute(
+                "SELECT coalesce(status, '?'), count(*), count(*) FILTER (NOT handed_over), "
+                "coalesce(sum(remaining_amount), 0) FROM amili.cases GROUP BY ALL").fetchall():
+            summary.by_status[status] = n
+            summary.rows += n
+            summary.not_handed_over += not_ours
+            summary.remaining += Decimal(remaining)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+_INSERT_CASES = """
+    INSERT INTO amili.cases
+    SELECT c.creditor_idnumber, c.casenumber, c.case_id, c.ledgerref,
+        coalesce(a.unique_source_invoice_id, c.source_id), c.invoice_number, c.status,
+        c.sub_status, c.currency, c.original_amount, c.paid_amount, c.credited_amount,
+        c.remaining_amount, c.registered_at, c.closed_at, a.amili_invoice_id IS NOT NULL, now()
+    FROM (SELECT unnest($creditors::VARCHAR[]) AS creditor_idnumber,
+                 unnest($casenumbers::VARCHAR[]) AS casenumber,
+                 unnest($case_ids::VARCHAR[]) AS case_id,
+                 unnest($ledgerrefs::VARCHAR[]) AS ledgerref,
+                 unnest($sources::VARCHAR[]) AS source_id,
+                 unnest($numbers::VARCHAR[]) AS invoice_number,
+                 unnest($statuses::VARCHAR[]) AS status,
+                 unnest($sub_statuses::VARCHAR[]) AS sub_status,
+                 unnest($currencies::VARCHAR[]) AS currency,
+                 unnest($original::VARCHAR[])::DECIMAL(18, 2) AS original_amount,
+                 unnest($paid::VARCHAR[])::DECIMAL(18, 2) AS paid_amount,
+                 unnest($credited::VARCHAR[])::DECIMAL(18, 2) AS credited_amount,
+                 unnest($remaining::VARCHAR[])::DECIMAL(18, 2) AS remaining_amount,
+                 unnest($registered::TIMESTAMPTZ[]) AS registered_at,
+                 unnest($closed::TIMESTAMPTZ[]) AS closed_at) AS c
+    LEFT JOIN (SELECT amili_invoice_id, any_value(unique_source_invoice_id)
+                      AS unique_source_invoice_id
+               FROM amili.acknowledged_invoices GROUP BY amili_invoice_id) AS a
+        ON a.amili_invoice_id = c.ledgerref
+"""
+
+
+def _text(value: Decimal | None) -> str | None:
+    return None if value is None else format(value, "f")
+
+
+def _case_columns(lines: list[tuple[str, CaseLine]]) -> dict[str, list]:
+    """The parameters of :data:`_INSERT_CASES`: one list per column, in line order."""
+    return {
+        "creditors": [c for c, _ in lines],
+        "casenumbers": [x.casenumber for _, x in lines],
+        "case_ids": [x.case_id for _, x in lines],
+        "ledgerrefs": [x.ledgerref for _, x in lines],
+        "sources": [x.unique_source_invoice_id for _, x in lines],
+        "numbers": [x.invoice_number for _, x in lines],
+        "statuses": [x.status for _, x in lines],
+        "sub_statuses": [x.sub_status for _, x in lines],
+        "currencies": [x.currency for _, x in lines],
+        "original": [_text(x.original_amount) for _, x in lines],
+        "paid": [_text(x.paid_amount) for _, x in lines],
+        "credited": [_text(x.credited_amount) for _, x in lines],
+        "remaining": [_text(x.remaining_amount) for _, x in lines],
+        "registered": [x.registered_at for _, x in lines],
+        "closed": [x.closed_at for _, x in lines],
+    }

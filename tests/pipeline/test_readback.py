@@ -1,0 +1,268 @@
+"""Reading cases and settlements back, against the real sandbox over loopback, its clock advanced.
+
+Invoices of two creditors are handed over by the real submission, some are paid by a later
+payment batch, and the sandbox's clock is moved on so its deterministic rules collect, credit
+and close cases. What ``amili.cases`` and ``amili.settlements`` must hold is computed from what
+was sent and from the sandbox's public fate function, never written down by hand.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import httpx
+import pytest
+from pydantic import SecretStr
+
+from amili import jsonio
+from amili.client import AmiliClient, AmiliError
+from amili.examples import example_creditor, example_invoice
+from amili.models import BatchRequest
+from amili.pipeline.ledger import record_results
+from amili.pipeline.readback import handed_over_creditors, read_cases, read_settlements
+from amili.pipeline.submission import submit_window
+from amili.sandbox.lifecycle import LifecycleRules, case_fate, fate_amount
+from amili.sandbox.server import SandboxServer
+from amili.sandbox.settings import SandboxSettings
+from amili.settings import ClientSettings, load
+from tests.pipeline.test_submission import (
+    DAY,
+    NEXT,
+    ORGNR_2,
+    Inputs,
+    creditor_payload,
+)
+
+ORGNR_1 = example_creditor().idnumber
+CREDITOR_2 = "CR02"
+RELATION = "main.batch_creditors_json"
+RULES = {
+    "seed": 11,
+    "settlement_page_size": 3,
+    "rules": [
+        {"fate": "collected", "share": 0.4, "after_days": 10},
+        {"fate": "collected", "share": 0.2, "after_days": 5, "fraction": "0.5"},
+        {"fate": "credited", "share": 0.15, "after_days": 20},
+        {"fate": "closed", "share": 0.1, "after_days": 30},
+    ],
+}
+#: direct payments of the later payment batch: invoice -> amount (one in full, some in part)
+PAID_DIRECTLY = {"A-0001": Decimal("101.25"), "A-0002": Decimal("40.00"),
+                 "A-0005": Decimal("0.35"), "A-0008": Decimal("100.00")}
+
+
+def amount_of(source_id: str) -> Decimal:
+    return Decimal(100 + int(source_id[-4:])) + Decimal("0.25")
+
+
+def invoices(prefix: str, count: int) -> list[tuple[str, str]]:
+    rows = []
+    for k in range(count):
+        source = f"{prefix}{k:04d}"
+        payload = jsonio.to_jsonable(example_invoice(source, amount=amount_of(source)))
+        rows.append((source, jsonio.dumps(payload).decode()))
+    return rows
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(load(SandboxSettings, port=0, lifecycle=RULES)) as server:
+        yield server
+
+
+def move_clock(server: SandboxServer, **body: Any) -> None:
+    httpx.post(f"{server.base_url}/sandbox/clock", json=body).raise_for_status()
+
+
+def client_for(server: SandboxServer, **overrides: Any) -> AmiliClient:
+    values: dict[str, Any] = {
+        "base_url": server.base_url, "token": SecretStr(server.issue_token()),
+        "sender_id": "readback-sender", "backoff_initial_seconds": 0.01,
+        "backoff_max_seconds": 0.05, "timeout_seconds": 10.0, **overrides}
+    return AmiliClient(load(ClientSettings, **values))
+
+
+def settlement_gets(server: SandboxServer) -> int:
+    stats = httpx.get(f"{server.base_url}/sandbox/stats").json()
+    return sum(stats["requests"].get("GET /webapi/api/Batch", {}).values())
+
+
+@pytest.fixture
+def handed_over(tmp_path: Path, sandbox: SandboxServer) -> Inputs:
+    """Day 1: 12 invoices of creditor 1, 7 of creditor 2. Day 2 (a day later on the sandbox's
+    clock): the direct payments. Then 40 days pass: every fate is due."""
+    inputs = Inputs(tmp_path / "pipeline.duckdb")
+    move_clock(sandbox, now="2026-11-24T07:00:00Z")
+    inputs.creditor()
+    inputs.creditor(CREDITOR_2, creditor_payload(idnumber=ORGNR_2, fullname="Annen AS"))
+    inputs.invoices(invoices("A-", 12))
+    inputs.invoices(invoices("B-", 7), creditor_id=CREDITOR_2)
+    with client_for(sandbox) as client:
+        submit_window(inputs.path, client, DAY, NEXT, max_objects=10, max_bytes=1_000_000)
+        record_results(inputs.path, DAY, NEXT)
+        ids = dict(inputs.sql("SELECT unique_source_invoice_id, amili_invoice_id "
+                              "FROM amili.acknowledged_invoices"))
+        assert len(ids) == 19
+        move_clock(sandbox, advance_days=1)
+        inputs.creditor(day=NEXT)
+        for k, (source, amount) in enumerate(PAID_DIRECTLY.items()):
+            inputs.payment(f"PAY-{k}", source, ids[source], str(amount), day=NEXT)
+        day2 = submit_window(inputs.path, client, NEXT, NEXT + timedelta(days=1),
+                             max_objects=10, max_bytes=1_000_000).days[0]
+        assert day2.objects["payment"].accepted == len(PAID_DIRECTLY)
+    move_clock(sandbox, advance_days=40)
+    return inputs
+
+
+def expected_history() -> tuple[dict[str, tuple[str, Decimal, Decimal, Decimal]],
+                                set[tuple[str, str, Decimal]]]:
+    """Per invoice (status, paid, credited, remaining), and the settlements
+    (creditor, invoice, amount), from what was sent and the fate rules."""
+    rules = LifecycleRules.model_validate(RULES)
+    cases: dict[str, tuple[str, Decimal, Decimal, Decimal]] = {}
+    settlements: set[tuple[str, str, Decimal]] = set()
+    for prefix, count, idnumber in (("A-", 12, ORGNR_1), ("B-", 7, ORGNR_2)):
+        for k in range(count):
+            source = f"{prefix}{k:04d}"
+            total = amount_of(source)
+            paid = PAID_DIRECTLY.get(source, Decimal("0.00"))
+            still_open = total - paid
+            credited = Decimal("0.00")
+            status = "CLOSED" if still_open == 0 else "OPEN"
+            rule = case_fate(rules, source)
+            if rule is not None and still_open > 0:
+                taken = fate_amount(rule, still_open)
+                if rule.fate == "collected":
+                    paid += taken
+                    settlements.add((idnumber, source, taken))
+                    status = "CLOSED" if taken == still_open else "OPEN"
+                elif rule.fate == "credited":
+                    credited = taken
+                    status = "CLOSED"
+                else:
+                    status = "CLOSED"
+            cases[source] = (status, paid, credited, total - paid - credited)
+    return cases, settlements
+
+
+def stored_settlements(inputs: Inputs) -> list[tuple[str, str, Decimal]]:
+    return [(c, s, a) for c, s, a in inputs.sql(
+        "SELECT creditor_idnumber, unique_source_invoice_id, amount FROM amili.settlements "
+        "ORDER BY settlement_id")]
+
+
+def test_cases_and_settlements_are_what_amili_holds_and_a_rerun_adds_nothing(
+    handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    inputs = handed_over
+    cases, settlements = expected_history()
+    # the history exercises every fate and the direct payments
+    assert {s for s, _, _, _ in cases.values()} == {"OPEN", "CLOSED"}
+    assert any(c[2] > 0 for c in cases.values()) and len(settlements) > 6
+    with duckdb_ro(inputs.path) as con:
+        assert handed_over_creditors(con, RELATION) == sorted([ORGNR_1, ORGNR_2])
+
+    with client_for(sandbox) as client:
+        first = read_settlements(inputs.path, client, creditors_relation=RELATION)
+        snapshot = read_cases(inputs.path, client, creditors_relation=RELATION)
+    first.raise_for_failures()
+    got = stored_settlements(inputs)
+    assert len(got) == len(set(got)) == first.inserted
+    assert set(got) == settlements
+    assert first.amount == sum((a for _, _, a in settlements), Decimal(0))
+    assert first.pages >= 3  # page size 3: more than one page for a creditor
+
+    rows = inputs.sql(
+        "SELECT unique_source_invoice_id, status, paid_amount, credited_amount, "
+        "remaining_amount, handed_over, creditor_idnumber, amili_invoice_id, sub_status, "
+        "closed_at IS NOT NULL FROM amili.cases")
+    assert snapshot.rows == len(rows) == len(cases) == 19 and snapshot.not_handed_over == 0
+    assert {r[0]: (r[1], r[2], r[3], r[4]) for r in rows} == cases
+    ids = dict(inputs.sql("SELECT unique_source_invoice_id, amili_invoice_id "
+                          "FROM amili.acknowledged_invoices"))
+    assert all(r[5] and r[7] == ids[r[0]] for r in rows)
+    assert {r[6] for r in rows if r[0].startswith("B-")} == {ORGNR_2}
+    assert all(r[9] == (r[1] == "CLOSED") for r in rows)
+    assert ("PAID" in {r[8] for r in rows}) and ("CREDITED" in {r[8] for r in rows})
+
+    # a second run reads one answer per creditor and stores nothing
+    before = settlement_gets(sandbox)
+    with client_for(sandbox) as client:
+        again = read_settlements(inputs.path, client, creditors_relation=RELATION)
+        read_cases(inputs.path, client, creditors_relation=RELATION)
+    assert (again.inserted, again.already_stored, again.pages) == (0, 0, 0)
+    assert settlement_gets(sandbox) - before == 2 + 2  # settlements and cases, 2 creditors
+    assert stored_settlements(inputs) == got
+    assert len(inputs.sql("SELECT * FROM amili.cases")) == 19
+
+
+def test_a_run_failing_on_the_second_creditor_resumes_without_gap_or_duplicate(
+    handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    inputs = handed_over
+    _, settlements = expected_history()
+    httpx.post(f"{sandbox.base_url}/sandbox/faults", json={"faults": [
+        {"kind": "status", "status": 503, "method": "GET", "query": {"creditorid": ORGNR_2}},
+    ]}).raise_for_status()
+    with client_for(sandbox, max_retries=1) as client:
+        broken = read_settlements(inputs.path, client, creditors_relation=RELATION)
+    assert set(broken.failures) == {ORGNR_2} and "503" in broken.failures[ORGNR_2]
+    with pytest.raises(AmiliError, match=f"resumes each from its cursor.*{ORGNR_2}.*HTTP 503"):
+        broken.raise_for_failures()
+    first_only = {s for s in settlements if s[0] == ORGNR_1}
+    assert set(stored_settlements(inputs)) == first_only
+    assert inputs.sql("SELECT creditor_idnumber FROM amili.settlement_cursors") == [(ORGNR_1,)]
+
+    httpx.delete(f"{sandbox.base_url}/sandbox/faults").raise_for_status()
+    with client_for(sandbox) as client:
+        resumed = read_settlements(inputs.path, client, creditors_relation=RELATION)
+    resumed.raise_for_failures()
+    assert resumed.by_creditor == {ORGNR_1: 0, ORGNR_2: len(settlements - first_only)}
+    got = stored_settlements(inputs)
+    assert len(got) == len(set(got)) and set(got) == settlements
+
+
+def test_a_run_dying_between_two_pages_of_one_creditor_keeps_the_first_and_resumes(
+    handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    inputs = handed_over
+    _, settlements = expected_history()
+    with client_for(sandbox) as client:
+        first_page = client.get_batches(creditorid=ORGNR_1, lastsettlementid=0).settlement
+    cursor = max(s.line().settlement_id or 0 for s in first_page)
+    httpx.post(f"{sandbox.base_url}/sandbox/faults", json={"faults": [
+        {"kind": "drop", "method": "GET",
+         "query": {"creditorid": ORGNR_1, "lastsettlementid": str(cursor)}},
+    ]}).raise_for_status()
+    with client_for(sandbox, max_retries=0) as client:
+        broken = read_settlements(inputs.path, client, [ORGNR_1])
+    assert set(broken.failures) == {ORGNR_1} and broken.inserted == len(first_page) == 3
+    assert inputs.sql("SELECT last_settlement_id FROM amili.settlement_cursors") == [(cursor,)]
+    httpx.delete(f"{sandbox.base_url}/sandbox/faults").raise_for_status()
+    with client_for(sandbox) as client:
+        read_settlements(inputs.path, client, [ORGNR_1, ORGNR_2]).raise_for_failures()
+    got = stored_settlements(inputs)
+    assert len(got) == len(set(got)) and set(got) == settlements
+
+
+def duckdb_ro(path: Path) -> duckdb.DuckDBPyConnection:
+    return duckdb.connect(str(path), read_only=True)
+
+
+def test_a_case_for_an_invoice_we_never_sent_is_marked(
+    handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    inputs = handed_over
+    # another system of the same sender hands an invoice of creditor 1 over directly
+    with client_for(sandbox) as client:
+        client.post_batch(BatchRequest(batchid="elsewhere", creditor=[example_creditor()],
+                                       invoice=[example_invoice("NOT-OURS")]))
+        read_cases(inputs.path, client, creditors_relation=RELATION)
+    rows = inputs.sql("SELECT unique_source_invoice_id, handed_over FROM amili.cases "
+                      "WHERE NOT handed_over")
+    assert rows == [("NOT-OURS", False)]
