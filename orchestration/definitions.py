@@ -4,9 +4,22 @@ from __future__ import annotations
 
 from dagster import Definitions, in_process_executor, load_assets_from_modules
 
-from assets import api_health, dbt_models, extract, reconciliation, reporting, submission
+from assets import (
+    api_health,
+    dbt_models,
+    extract,
+    readback,
+    reconciliation,
+    reporting,
+    submission,
+)
 from orchestration import dagster_fixes
-from orchestration.jobs import amili_daily_job, daily_schedule
+from orchestration.jobs import (
+    amili_daily_job,
+    daily_schedule,
+    readback_job,
+    readback_schedule,
+)
 from orchestration.pool_watchdog import pool_watchdog
 from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
 
@@ -15,7 +28,7 @@ dagster_fixes.apply()
 
 defs = Definitions(
     assets=load_assets_from_modules(
-        [api_health, extract, dbt_models, submission, reconciliation, reporting]
+        [api_health, extract, dbt_models, submission, reconciliation, reporting, readback]
     ),
     asset_checks=[
         reconciliation.every_krone_is_accounted_for,
@@ -23,11 +36,11 @@ defs = Definitions(
         reconciliation.no_object_changed_after_handover,
         reconciliation.rejection_rate_is_low,
     ],
-    jobs=[amili_daily_job],
+    jobs=[amili_daily_job, readback_job],
     # Also for the implicit asset job that runs UI backfills from the asset graph (it does
     # not use amili_daily's executor): one process per run, not one per step.
     executor=in_process_executor,
-    schedules=[daily_schedule()],
+    schedules=[daily_schedule(), readback_schedule()],
     # a killed run must not hold the writers' pool for good (README: If a run was killed)
     sensors=[pool_watchdog],
     resources={

@@ -266,3 +266,58 @@ def test_a_case_for_an_invoice_we_never_sent_is_marked(
     rows = inputs.sql("SELECT unique_source_invoice_id, handed_over FROM amili.cases "
                       "WHERE NOT handed_over")
     assert rows == [("NOT-OURS", False)]
+
+
+def test_the_dagster_assets_materialize_resume_and_add_nothing_the_second_time(
+    handed_over: Inputs, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    """Both assets through Dagster's own API on a real (temporary) instance: a run failing on
+    the second creditor fails loudly but keeps the first's settlements; the next run completes
+    them; a third stores nothing."""
+    from dagster import DagsterInstance, materialize
+
+    from assets.readback import amili_cases, amili_settlements
+    from orchestration.resources import AmiliApiResource, PipelineResource
+
+    inputs = handed_over
+    cases, settlements = expected_history()
+    monkeypatch.setenv("AMILI_TOKEN", sandbox.issue_token())
+    resources = {
+        "amili": AmiliApiResource(base_url=sandbox.base_url, sender_id="readback-sender"),
+        "pipeline": PipelineResource(pipeline_db=str(inputs.path)),
+    }
+    config = {"creditors_relation": RELATION}
+    run_config = {"ops": {"amili__settlements": {"config": config},
+                          "amili__cases": {"config": config}}}
+    monkeypatch.setenv("AMILI_MAX_RETRIES", "0")
+
+    def run() -> Any:
+        return materialize([amili_settlements, amili_cases], resources=resources,
+                           run_config=run_config, instance=instance, raise_on_error=False)
+
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        httpx.post(f"{sandbox.base_url}/sandbox/faults", json={"faults": [
+            {"kind": "status", "status": 503, "method": "GET",
+             "query": {"creditorid": ORGNR_2, "lastsettlementid": "0"}}]}).raise_for_status()
+        failed = run()
+        assert not failed.success
+        assert set(stored_settlements(inputs)) == {s for s in settlements if s[0] == ORGNR_1}
+        httpx.delete(f"{sandbox.base_url}/sandbox/faults").raise_for_status()
+
+        done = run()
+        assert done.success
+        meta = {e.asset_key.path[-1]: e.materialization.metadata
+                for e in done.get_asset_materialization_events()}
+        assert meta["settlements"]["settlements_added"].value == len(
+            [s for s in settlements if s[0] == ORGNR_2])
+        assert meta["cases"]["dagster/row_count"].value == len(cases)
+        got = stored_settlements(inputs)
+        assert len(got) == len(set(got)) and set(got) == settlements
+
+        again = run()
+        assert again.success
+        meta = {e.asset_key.path[-1]: e.materialization.metadata
+                for e in again.get_asset_materialization_events()}
+        assert meta["settlements"]["settlements_added"].value == 0
+        assert stored_settlements(inputs) == got
