@@ -118,7 +118,6 @@ class SandboxState:
         names = ("duplicates", "replays", "conflicts", "objects_accepted", "objects_rejected",
                  "injected_rejections")
         return {
-            "clock": self.clock.now_text(),
             "requests": self.requests.snapshot(),
             **counts,
             **{name: counters.get(name, 0) for name in names},
