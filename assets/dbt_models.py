@@ -36,11 +36,13 @@ translator = DagsterDbtTranslator(settings=DagsterDbtTranslatorSettings(enable_a
 
 #: The reconciliation marts read the submission's ledger, so they run after it, separately.
 MARTS = "amili.marts"  # the models/marts folder, by its dbt FQN (path: resolves from the cwd)
+#: The read-back marts (models/readback) are not partitioned: assets/readback.py runs them.
+READBACK_MARTS = "amili.readback"
 
 
 @dbt_assets(
     manifest=dbt_manifest(),
-    exclude=MARTS,
+    exclude=f"{MARTS} {READBACK_MARTS}",
     dagster_dbt_translator=translator,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),

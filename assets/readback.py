@@ -12,7 +12,12 @@ their own daily schedule after the submission (:data:`readback_job`, :func:`read
 """
 
 
+import os
+from pathlib import Path
+
 from dagster import (
+    AssetCheckResult,
+    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetSelection,
@@ -20,17 +25,35 @@ from dagster import (
     MaterializeResult,
     MetadataValue,
     asset,
+    asset_check,
 )
+from dagster_dbt import DbtCliResource, dbt_assets
 from pydantic import Field
 
-from amili.pipeline.readback import read_cases, read_settlements
+from amili.pipeline.duckdb_io import (
+    connect_writer,
+    dbt_connect_attempts,
+    lock_wait_seconds,
+    wait_for_writer_lock,
+)
+from amili.pipeline.readback import (
+    CASE_GRACE_DAYS,
+    case_divergences,
+    missing_cases,
+    read_cases,
+    read_settlements,
+)
+from assets.dbt_models import READBACK_MARTS, translator
 from assets.metadata import metadata_table
 from assets.submission import LEDGER_KEYS, RESULT_KEYS
+from orchestration.dbt_project import dbt_manifest
 from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import AmiliApiResource, PipelineResource
 
 SETTLEMENTS_KEY = AssetKey(["amili", "settlements"])
 CASES_KEY = AssetKey(["amili", "cases"])
+#: The metadata tables show the first rows; the mart holds all of them.
+MAX_ROWS = 20
 
 
 class ReadbackConfig(Config):
@@ -124,5 +147,91 @@ def amili_cases(
     })
 
 
-#: The read-back assets: not partitioned, so outside the daily partitioned job.
-READBACK = AssetSelection.assets(SETTLEMENTS_KEY, CASES_KEY)
+@dbt_assets(
+    manifest=dbt_manifest(),
+    select=READBACK_MARTS,
+    dagster_dbt_translator=translator,
+    pool=PIPELINE_DB_POOL,
+    name="amili_readback_models",
+)
+def amili_readback_models(
+    context: AssetExecutionContext, dbt: DbtCliResource, pipeline: PipelineResource
+):
+    """``dbt build`` of rpt_handover_status and rpt_settlements_monthly: current-state
+    tables over the read-back, rebuilt whole (no partition window)."""
+    pipeline_db = Path(pipeline.settings().pipeline_db).resolve()
+    wait = lock_wait_seconds()
+    env = {"AMILI_PIPELINE_DB": str(pipeline_db),
+           "AMILI_DBT_CONNECT_ATTEMPTS": str(dbt_connect_attempts(wait))}
+    saved = {name: os.environ.get(name) for name in env}
+    os.environ.update(env)  # DbtCliResource passes this process's environment to dbt
+    try:
+        wait_for_writer_lock(pipeline_db, wait_seconds=wait, log=context.log)
+        yield from dbt.cli(["build", "--exclude-resource-type", "unit_test"],
+                           context=context).stream()
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def _grace_days() -> float:
+    return float(os.environ.get("AMILI_CASE_GRACE_DAYS", CASE_GRACE_DAYS))
+
+
+@asset_check(
+    asset=CASES_KEY,
+    pool=PIPELINE_DB_POOL,
+    description="Fails (severity ERROR) when an invoice Amili acknowledged has no case at "
+    f"Amili after a grace period (AMILI_CASE_GRACE_DAYS, default {CASE_GRACE_DAYS} days "
+    "before the cases were read).",
+)
+def every_acknowledged_invoice_has_a_case(pipeline: PipelineResource) -> AssetCheckResult:
+    grace = _grace_days()
+    with connect_writer(pipeline.settings().pipeline_db) as con:
+        missing = missing_cases(con, grace)
+    return AssetCheckResult(
+        passed=not missing,
+        severity=AssetCheckSeverity.ERROR,
+        description=None if not missing else (
+            f"{len(missing)} acknowledged invoice(s) have no case at Amili {grace:g} day(s) "
+            "on; see marts.rpt_handover_status (divergence_reason 'case missing')"),
+        metadata={"missing": len(missing), "grace_days": MetadataValue.float(grace),
+                  "first_missing": metadata_table(
+                      [("unique_source_invoice_id", "string"), ("amili_invoice_id", "string"),
+                       ("acknowledged_at", "string")], missing[:MAX_ROWS])},
+    )
+
+
+@asset_check(
+    asset=CASES_KEY,
+    pool=PIPELINE_DB_POOL,
+    description="Warns when a case at Amili differs from what Amili acknowledged from us "
+    "(another original amount or currency) or is for an invoice we never sent; the list is "
+    "marts.rpt_handover_status where diverges.",
+)
+def cases_match_what_we_handed_over(pipeline: PipelineResource) -> AssetCheckResult:
+    with connect_writer(pipeline.settings().pipeline_db) as con:
+        rows = case_divergences(con)
+    reasons: dict[str, int] = {}
+    for row in rows:
+        reasons[str(row["reason"])] = reasons.get(str(row["reason"]), 0) + 1
+    return AssetCheckResult(
+        passed=not rows,
+        severity=AssetCheckSeverity.WARN,
+        description=None if not rows else ", ".join(
+            f"{n} {reason}" for reason, n in sorted(reasons.items())),
+        metadata={"divergences": len(rows), **{f"reason: {r}": n for r, n in reasons.items()},
+                  "first_divergences": metadata_table(
+                      [("unique_source_invoice_id", "string"), ("amili_invoice_id", "string"),
+                       ("creditor_idnumber", "string"), ("acknowledged_amount", "string"),
+                       ("case_amount", "string"), ("reason", "string")], rows[:MAX_ROWS])},
+    )
+
+
+#: The read-back assets and their marts: not partitioned, so outside the daily job.
+READBACK = AssetSelection.assets(SETTLEMENTS_KEY, CASES_KEY) | AssetSelection.assets(
+    amili_readback_models)
+READBACK_CHECKS = [every_acknowledged_invoice_has_a_case, cases_match_what_we_handed_over]

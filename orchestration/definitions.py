@@ -35,6 +35,7 @@ defs = Definitions(
         reconciliation.every_sent_object_is_answered,
         reconciliation.no_object_changed_after_handover,
         reconciliation.rejection_rate_is_low,
+        *readback.READBACK_CHECKS,
     ],
     jobs=[amili_daily_job, readback_job],
     # Also for the implicit asset job that runs UI backfills from the asset graph (it does

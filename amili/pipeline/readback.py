@@ -23,6 +23,7 @@ invoice we never sent. Amounts are exact DECIMAL(18, 2) from Decimal, never floa
 from __future__ import annotations
 
 import logging
+import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -349,3 +350,76 @@ def _case_columns(lines: list[tuple[str, CaseLine]]) -> dict[str, list]:
         "registered": [x.registered_at for _, x in lines],
         "closed": [x.closed_at for _, x in lines],
     }
+
+
+#: Days Amili may take to open a case for an acknowledged invoice before it counts as missing.
+CASE_GRACE_DAYS = 2
+
+
+def missing_cases(con: duckdb.DuckDBPyConnection, grace_days: float = CASE_GRACE_DAYS
+                  ) -> list[dict[str, object]]:
+    """Invoices Amili acknowledged more than ``grace_days`` before the cases were last read,
+    with no case at Amili. Nothing before the cases were ever read."""
+    ensure_readback_schema(con)
+    rows = con.execute(
+        """SELECT a.unique_source_invoice_id, a.amili_invoice_id, a.acknowledged_at
+           FROM amili.acknowledged_invoices AS a,
+                (SELECT max(read_at) AS read_at FROM amili.cases) AS r
+           WHERE r.read_at IS NOT NULL
+             AND a.acknowledged_at <= r.read_at - to_microseconds(
+                 CAST($grace * 86400000000 AS BIGINT))
+             AND NOT EXISTS (SELECT 1 FROM amili.cases AS c
+                             WHERE c.amili_invoice_id = a.amili_invoice_id)
+           ORDER BY a.acknowledged_at, a.unique_source_invoice_id""",
+        {"grace": grace_days}).fetchall()
+    return [{"unique_source_invoice_id": r[0], "amili_invoice_id": r[1],
+             "acknowledged_at": r[2]} for r in rows]
+
+
+def case_divergences(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
+    """Cases that differ from what Amili acknowledged from us (the same rules as the mart
+    ``rpt_handover_status``, the missing cases aside): another original amount or currency
+    than our first accepted payload, or a case for an invoice we never sent."""
+    ensure_readback_schema(con)
+    rows = con.execute(
+        """WITH sent AS (
+               SELECT source_id, arg_min(amount, partition_date) AS amount,
+                      arg_min(currency, partition_date) AS currency
+               FROM amili.ledger_objects
+               WHERE objectname = 'invoice' AND outcome = 'accepted' GROUP BY source_id)
+           SELECT coalesce(a.unique_source_invoice_id, c.unique_source_invoice_id),
+                  c.amili_invoice_id, c.creditor_idnumber, s.amount, c.original_amount,
+                  CASE WHEN a.amili_invoice_id IS NULL
+                           THEN 'case for an invoice we never sent'
+                       WHEN c.original_amount <> s.amount THEN 'amount differs'
+                       ELSE 'currency differs' END AS reason
+           FROM amili.cases AS c
+           LEFT JOIN amili.acknowledged_invoices AS a ON a.amili_invoice_id = c.amili_invoice_id
+           LEFT JOIN sent AS s ON s.source_id = a.unique_source_invoice_id
+           WHERE a.amili_invoice_id IS NULL OR c.original_amount <> s.amount
+              OR c.currency <> s.currency
+           ORDER BY reason, 1""").fetchall()
+    return [{"unique_source_invoice_id": r[0], "amili_invoice_id": r[1],
+             "creditor_idnumber": r[2], "acknowledged_amount": r[3], "case_amount": r[4],
+             "reason": r[5]} for r in rows]
+
+
+#: The dbt project's copy of :data:`DDL`: dbt's on-run-start hook creates the read-back tables
+#: the readback marts read as sources, on a database no read-back has written yet. Written by
+#: :func:`dbt_macros` (``python -m amili.pipeline.readback``); a test holds the file to it.
+DBT_MACROS_FILE = Path(__file__).resolve().parents[2] / "dbt_project/macros/amili_readback.sql"
+
+
+def dbt_macros() -> str:
+    """The text of :data:`DBT_MACROS_FILE`: one macro creating every table of :data:`DDL`."""
+    statements = [textwrap.dedent(s).strip() for s in DDL if "CREATE TABLE" in s]
+    body = ";\n".join(statements)
+    return ("{#\n  GENERATED from amili/pipeline/readback.py (DDL) by\n"
+            "  `python -m amili.pipeline.readback`: do not edit. dbt's on-run-start hook\n"
+            "  (dbt_project.yml) creates the read-back tables the readback marts read.\n#}\n"
+            f"{{% macro create_amili_readback_tables() %}}\n{body}\n{{% endmacro %}}\n")
+
+
+if __name__ == "__main__":
+    DBT_MACROS_FILE.write_text(dbt_macros())
+    print(f"wrote {DBT_MACROS_FILE}")

@@ -8,7 +8,7 @@ was sent and from the sandbox's public fate function, never written down by hand
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -94,10 +94,19 @@ def settlement_gets(server: SandboxServer) -> int:
 
 @pytest.fixture
 def handed_over(tmp_path: Path, sandbox: SandboxServer) -> Inputs:
+    return hand_over(tmp_path, sandbox)
+
+
+def hand_over(tmp_path: Path, sandbox: SandboxServer,
+              before: Callable[[AmiliClient], None] | None = None) -> Inputs:
     """Day 1: 12 invoices of creditor 1, 7 of creditor 2. Day 2 (a day later on the sandbox's
-    clock): the direct payments. Then 40 days pass: every fate is due."""
+    clock): the direct payments. Then 40 days pass: every fate is due. ``before`` runs
+    against the sandbox first (as another system of ours might)."""
     inputs = Inputs(tmp_path / "pipeline.duckdb")
     move_clock(sandbox, now="2026-11-24T07:00:00Z")
+    if before is not None:
+        with client_for(sandbox) as client:
+            before(client)
     inputs.creditor()
     inputs.creditor(CREDITOR_2, creditor_payload(idnumber=ORGNR_2, fullname="Annen AS"))
     inputs.invoices(invoices("A-", 12))
@@ -321,3 +330,94 @@ def test_the_dagster_assets_materialize_resume_and_add_nothing_the_second_time(
                 for e in again.get_asset_materialization_events()}
         assert meta["settlements"]["settlements_added"].value == 0
         assert stored_settlements(inputs) == got
+
+
+
+def test_the_marts_and_checks_flag_divergences_missing_cases_and_book_settlements(
+    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:
+    """Real ``dbt build`` of the read-back marts through Dagster, with the checks.
+
+    Amili holds another amount for A-0003 than the pipeline sent: an earlier post of the same
+    uniqueSourceInvoiceId (as another system of ours might have made) was kept, and the
+    pipeline's own post was answered DUPLICATE. NOT-OURS is a case for an invoice the
+    pipeline never sent. A missing case is simulated by one row added to
+    amili.acknowledged_invoices for an id Amili never issued (Amili cannot be made to lose a
+    case)."""
+    from dagster import DagsterInstance, materialize
+
+    from assets.readback import (
+        READBACK_CHECKS,
+        amili_cases,
+        amili_readback_models,
+        amili_settlements,
+    )
+    from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
+
+    other = Decimal("999.99")
+
+    def earlier_posts(client: AmiliClient) -> None:
+        answer = client.post_batch(BatchRequest(
+            batchid="elsewhere", creditor=[example_creditor()],
+            invoice=[example_invoice("A-0003", amount=other), example_invoice("NOT-OURS")]))
+        assert answer.response.statuscode == 0, answer.response.errors
+
+    inputs = hand_over(tmp_path, sandbox, earlier_posts)
+    inputs.sql("INSERT INTO amili.acknowledged_invoices VALUES ('LOST-1', 'never-issued', "
+               "TIMESTAMPTZ '2026-11-20 10:00:00+00')")
+    monkeypatch.setenv("AMILI_TOKEN", sandbox.issue_token())
+    monkeypatch.setenv("AMILI_PIPELINE_DB", str(inputs.path))
+    resources = {
+        "amili": AmiliApiResource(base_url=sandbox.base_url, sender_id="readback-sender"),
+        "pipeline": PipelineResource(pipeline_db=str(inputs.path)),
+        "dbt": dbt_resource(),
+    }
+    config = {"creditors_relation": RELATION}
+    run_config = {"ops": {"amili__settlements": {"config": config},
+                          "amili__cases": {"config": config}}}
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        result = materialize(
+            [amili_settlements, amili_cases, amili_readback_models, *READBACK_CHECKS],
+            resources=resources, run_config=run_config, instance=instance,
+            raise_on_error=False)
+    checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
+    missing = checks["every_acknowledged_invoice_has_a_case"]
+    assert not missing.passed and missing.severity.value == "ERROR"
+    assert missing.metadata["missing"].value == 1
+    diverging = checks["cases_match_what_we_handed_over"]
+    assert not diverging.passed and diverging.severity.value == "WARN"
+    assert diverging.metadata["reason: amount differs"].value == 1
+    assert diverging.metadata["reason: case for an invoice we never sent"].value == 1
+    assert all(c.passed for name, c in checks.items() if name not in (
+        "every_acknowledged_invoice_has_a_case", "cases_match_what_we_handed_over")), [
+        name for name, c in checks.items() if not c.passed]
+    materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}
+    assert {"rpt_handover_status", "rpt_settlements_monthly", "cases", "settlements"
+            } <= materialized
+
+    flagged = inputs.sql(
+        "SELECT unique_source_invoice_id, divergence_reason, acknowledged_amount, "
+        "case_original_amount, amount_difference FROM marts.rpt_handover_status "
+        "WHERE diverges ORDER BY 1")
+    assert flagged == [
+        ("A-0003", "amount differs", amount_of("A-0003"), other, other - amount_of("A-0003")),
+        ("LOST-1", "case missing", None, None, None),
+        ("NOT-OURS", "case for an invoice we never sent", None, Decimal("1250.00"), None),
+    ]
+    assert inputs.sql("SELECT count(*) FROM marts.rpt_handover_status WHERE NOT diverges"
+                      ) == [(19 - 1,)]
+    booked = inputs.sql(
+        "SELECT creditor_idnumber, month, settled_amount, settlements "
+        "FROM marts.rpt_settlements_monthly ORDER BY 1, 2")
+    stored = inputs.sql(
+        "SELECT creditor_idnumber, date_trunc('month', remittance_date)::DATE, sum(amount), "
+        "count(*) FROM amili.settlements GROUP BY ALL ORDER BY 1, 2")
+    assert booked == stored and len(booked) >= 2
+    assert sum(row[3] for row in booked) == len(inputs.sql("SELECT * FROM amili.settlements"))
+
+
+def test_the_dbt_macro_creates_exactly_the_readback_tables() -> None:
+    from amili.pipeline.readback import DBT_MACROS_FILE, dbt_macros
+
+    assert DBT_MACROS_FILE.read_text() == dbt_macros(), (
+        "run `python -m amili.pipeline.readback` after changing its DDL")
