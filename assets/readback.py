@@ -13,7 +13,9 @@ their own daily schedule after the submission (:data:`readback_job`, :func:`read
 
 
 import os
+from datetime import date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from dagster import (
     AssetCheckResult,
@@ -38,7 +40,9 @@ from amili.pipeline.duckdb_io import (
 )
 from amili.pipeline.readback import (
     CASE_GRACE_DAYS,
+    EXPORT_TIMEZONE,
     case_divergences,
+    export_day,
     missing_cases,
     read_cases,
     read_settlements,
@@ -140,10 +144,48 @@ def amili_cases(
         "requests": read.requests,
         "not_handed_over": read.not_handed_over,
         "remaining_amount": str(read.remaining),
+        "status_changes": read.changes,
         "seconds": MetadataValue.float(round(read.seconds, 3)),
         "by_status": metadata_table(
             [("status", "string"), ("rows", "int")],
             [{"status": s, "rows": n} for s, n in sorted(read.by_status.items())]),
+    })
+
+
+class ExportConfig(Config):
+    """Run config of the ERP write-back export."""
+
+    out_dir: str = Field(default="data/exports", description="Where the files go")
+    day: str | None = Field(
+        default=None, description="The Oslo day (YYYY-MM-DD) whose reads to export; "
+        "default: today")
+
+
+EXPORT_KEY = AssetKey(["amili", "erp_export"])
+
+
+@asset(
+    key=EXPORT_KEY,
+    deps=[SETTLEMENTS_KEY, CASES_KEY],
+    group_name="amili_readback",
+    kinds={"csv", "parquet"},
+    pool=PIPELINE_DB_POOL,
+    description="The day's write-back files for the ERP, in data/exports/: the settlements "
+    "read that day and the case status changes seen that day, each as CSV and Parquet "
+    "(columns in the README, 'Write-back files'). Each settlement and change is in exactly "
+    "one day's files (the Oslo day it was read).",
+)
+def amili_erp_export(config: ExportConfig, pipeline: PipelineResource) -> MaterializeResult:
+    """Writes the day's files; re-running a day writes the same files again."""
+    day = (date.fromisoformat(config.day) if config.day
+           else datetime.now(ZoneInfo(EXPORT_TIMEZONE)).date())
+    files = export_day(pipeline.settings().pipeline_db, day, config.out_dir)
+    return MaterializeResult(metadata={
+        "day": day.isoformat(),
+        "settlements": files.settlements,
+        "case_changes": files.case_changes,
+        "settlements_csv": MetadataValue.path(str(files.settlements_csv.resolve())),
+        "case_changes_csv": MetadataValue.path(str(files.case_changes_csv.resolve())),
     })
 
 
@@ -232,6 +274,6 @@ def cases_match_what_we_handed_over(pipeline: PipelineResource) -> AssetCheckRes
 
 
 #: The read-back assets and their marts: not partitioned, so outside the daily job.
-READBACK = AssetSelection.assets(SETTLEMENTS_KEY, CASES_KEY) | AssetSelection.assets(
-    amili_readback_models)
+READBACK = AssetSelection.assets(SETTLEMENTS_KEY, CASES_KEY, EXPORT_KEY) | (
+    AssetSelection.assets(amili_readback_models))
 READBACK_CHECKS = [every_acknowledged_invoice_has_a_case, cases_match_what_we_handed_over]

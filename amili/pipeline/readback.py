@@ -27,6 +27,7 @@ import textwrap
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -86,6 +87,25 @@ DDL: tuple[str, ...] = (
         closed_at TIMESTAMPTZ,
         handed_over BOOLEAN NOT NULL,          -- false: a case for an invoice we never sent
         read_at TIMESTAMPTZ NOT NULL
+    )
+    """,
+    # What changed from one snapshot of amili.cases to the next (a first snapshot: every
+    # case, from nothing); appended by each read, for the ERP's write-back file.
+    """
+    CREATE TABLE IF NOT EXISTS amili.case_status_changes (
+        detected_at TIMESTAMPTZ NOT NULL,      -- the read that saw the change
+        creditor_idnumber VARCHAR NOT NULL,
+        casenumber VARCHAR,
+        amili_invoice_id VARCHAR,
+        unique_source_invoice_id VARCHAR,
+        previous_status VARCHAR,               -- NULL: the case is new to us
+        status VARCHAR,
+        previous_sub_status VARCHAR,
+        sub_status VARCHAR,
+        paid_amount DECIMAL(18, 2),
+        credited_amount DECIMAL(18, 2),
+        remaining_amount DECIMAL(18, 2),
+        closed_at TIMESTAMPTZ
     )
     """,
 )
@@ -252,6 +272,8 @@ class CasesRead:
     by_status: dict[str, int] = field(default_factory=dict)
     not_handed_over: int = 0
     remaining: Decimal = Decimal(0)
+    changes: int = 0
+    """Cases new or changed (status, sub-status or an amount) since the previous snapshot."""
     seconds: float = 0.0
 
 
@@ -282,8 +304,14 @@ def read_cases(
         ensure_readback_schema(con)
         con.execute("BEGIN TRANSACTION")
         try:
+            con.execute("CREATE OR REPLACE TEMP TABLE new_cases AS "
+                        "SELECT * FROM amili.cases LIMIT 0")
+            con.execute(_INSERT_CASES.replace("INSERT INTO amili.cases",
+                                              "INSERT INTO new_cases"), _case_columns(lines))
+            summary.changes = con.execute(_RECORD_CHANGES).fetchone()[0]
             con.execute("DELETE FROM amili.cases")
-            con.execute(_INSERT_CASES, _case_columns(lines))
+            con.execute("INSERT INTO amili.cases SELECT * FROM new_cases")
+            con.execute("DROP TABLE new_cases")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -324,6 +352,25 @@ _INSERT_CASES = """
                       AS unique_source_invoice_id
                FROM amili.acknowledged_invoices GROUP BY amili_invoice_id) AS a
         ON a.amili_invoice_id = c.ledgerref
+"""
+
+
+_RECORD_CHANGES = """
+    INSERT INTO amili.case_status_changes
+    SELECT n.read_at, n.creditor_idnumber, n.casenumber, n.amili_invoice_id,
+        n.unique_source_invoice_id, o.status, n.status, o.sub_status, n.sub_status,
+        n.paid_amount, n.credited_amount, n.remaining_amount, n.closed_at
+    FROM new_cases AS n
+    LEFT JOIN amili.cases AS o
+        ON o.creditor_idnumber = n.creditor_idnumber
+        AND o.amili_invoice_id IS NOT DISTINCT FROM n.amili_invoice_id
+        AND o.casenumber IS NOT DISTINCT FROM n.casenumber
+    WHERE o.read_at IS NULL
+        OR o.status IS DISTINCT FROM n.status
+        OR o.sub_status IS DISTINCT FROM n.sub_status
+        OR o.paid_amount IS DISTINCT FROM n.paid_amount
+        OR o.credited_amount IS DISTINCT FROM n.credited_amount
+        OR o.remaining_amount IS DISTINCT FROM n.remaining_amount
 """
 
 
@@ -402,6 +449,76 @@ def case_divergences(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
     return [{"unique_source_invoice_id": r[0], "amili_invoice_id": r[1],
              "creditor_idnumber": r[2], "acknowledged_amount": r[3], "case_amount": r[4],
              "reason": r[5]} for r in rows]
+
+
+#: The ERP write-back files' columns, in order (documented in the README).
+SETTLEMENT_EXPORT_COLUMNS = (
+    "creditor_idnumber", "settlement_id", "remittance_date", "unique_source_invoice_id",
+    "amili_invoice_id", "casenumber", "invoice_number", "customerref", "amount", "currency",
+    "read_at")
+CASE_CHANGE_EXPORT_COLUMNS = (
+    "creditor_idnumber", "unique_source_invoice_id", "amili_invoice_id", "casenumber",
+    "previous_status", "status", "previous_sub_status", "sub_status", "paid_amount",
+    "credited_amount", "remaining_amount", "closed_at", "detected_at")
+
+#: The day of a read (its file) is the Oslo calendar day, like the pipeline's partitions.
+EXPORT_TIMEZONE = "Europe/Oslo"
+
+
+@dataclass(frozen=True)
+class ExportFiles:
+    """The files one day's export wrote, and their rows."""
+
+    settlements_csv: Path
+    settlements_parquet: Path
+    case_changes_csv: Path
+    case_changes_parquet: Path
+    settlements: int
+    case_changes: int
+
+
+def export_day(pipeline_db: str | Path, day: date, out_dir: str | Path) -> ExportFiles:
+    """Write the day's ERP write-back files: CSV and Parquet of the settlements read that
+    day and of the case status changes detected that day (Oslo days of ``read_at`` /
+    ``detected_at``), so each settlement and each change is in exactly one day's files.
+
+    Re-writing a day gives the same files (sorted, no time of writing inside); amounts are
+    exact decimals (``DECIMAL(18,2)`` in Parquet, plain ``1234.50`` in CSV).
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    names = {kind: {ext: out / f"amili-{kind}-{day.isoformat()}.{ext}"
+                    for ext in ("csv", "parquet")}
+             for kind in ("settlements", "case-changes")}
+    settlements_sql = f"""
+        SELECT creditor_idnumber, settlement_id, remittance_date, unique_source_invoice_id,
+            amili_invoice_id, casenumber, referencenumber AS invoice_number, customerref,
+            amount, currency, read_at
+        FROM amili.settlements
+        WHERE (timezone('{EXPORT_TIMEZONE}', read_at))::DATE = DATE '{day.isoformat()}'
+        ORDER BY creditor_idnumber, settlement_id"""
+    changes_sql = f"""
+        SELECT {", ".join(CASE_CHANGE_EXPORT_COLUMNS)}
+        FROM amili.case_status_changes
+        WHERE (timezone('{EXPORT_TIMEZONE}', detected_at))::DATE = DATE '{day.isoformat()}'
+        ORDER BY creditor_idnumber, unique_source_invoice_id, casenumber, detected_at"""
+    counts = {}
+    with connect_writer(pipeline_db) as con:
+        ensure_readback_schema(con)
+        con.execute("SET TimeZone = 'UTC'")  # timestamps in the files are UTC
+        for kind, sql in (("settlements", settlements_sql), ("case-changes", changes_sql)):
+            counts[kind] = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+            for ext, options in (("csv", "FORMAT csv, HEADER true"),
+                                 ("parquet", "FORMAT parquet")):
+                target = names[kind][ext]
+                partial = target.with_suffix(f".{ext}.partial")
+                quoted = str(partial).replace("'", "''")
+                con.execute(f"COPY ({sql}) TO '{quoted}' ({options})")
+                partial.replace(target)  # a reader never sees half a file
+    return ExportFiles(
+        names["settlements"]["csv"], names["settlements"]["parquet"],
+        names["case-changes"]["csv"], names["case-changes"]["parquet"],
+        counts["settlements"], counts["case-changes"])
 
 
 #: The dbt project's copy of :data:`DDL`: dbt's on-run-start hook creates the read-back tables

@@ -43,5 +43,20 @@ CREATE TABLE IF NOT EXISTS amili.cases (
     closed_at TIMESTAMPTZ,
     handed_over BOOLEAN NOT NULL,          -- false: a case for an invoice we never sent
     read_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE IF NOT EXISTS amili.case_status_changes (
+    detected_at TIMESTAMPTZ NOT NULL,      -- the read that saw the change
+    creditor_idnumber VARCHAR NOT NULL,
+    casenumber VARCHAR,
+    amili_invoice_id VARCHAR,
+    unique_source_invoice_id VARCHAR,
+    previous_status VARCHAR,               -- NULL: the case is new to us
+    status VARCHAR,
+    previous_sub_status VARCHAR,
+    sub_status VARCHAR,
+    paid_amount DECIMAL(18, 2),
+    credited_amount DECIMAL(18, 2),
+    remaining_amount DECIMAL(18, 2),
+    closed_at TIMESTAMPTZ
 )
 {% endmacro %}

@@ -421,3 +421,72 @@ def test_the_dbt_macro_creates_exactly_the_readback_tables() -> None:
 
     assert DBT_MACROS_FILE.read_text() == dbt_macros(), (
         "run `python -m amili.pipeline.readback` after changing its DDL")
+
+
+def test_status_changes_are_recorded_and_the_day_is_exported_as_csv_and_parquet(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """A first read sees every case as new; 40 days later the second sees the fates that
+    happened; the day's files hold every settlement and change read that day, exactly."""
+    import csv
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from amili.pipeline.readback import (
+        CASE_CHANGE_EXPORT_COLUMNS,
+        SETTLEMENT_EXPORT_COLUMNS,
+        export_day,
+    )
+
+    inputs = Inputs(tmp_path / "pipeline.duckdb")
+    move_clock(sandbox, now="2026-11-24T07:00:00Z")
+    inputs.creditor()
+    inputs.invoices(invoices("A-", 12))
+    with client_for(sandbox) as client:
+        submit_window(inputs.path, client, DAY, NEXT, max_objects=10, max_bytes=1_000_000)
+        record_results(inputs.path, DAY, NEXT)
+        first = read_cases(inputs.path, client, creditors_relation=RELATION)
+        assert first.changes == 12  # every case is new to us
+        assert read_cases(inputs.path, client, creditors_relation=RELATION).changes == 0
+        move_clock(sandbox, advance_days=40)
+        later = read_cases(inputs.path, client, creditors_relation=RELATION)
+        read_settlements(inputs.path, client, creditors_relation=RELATION).raise_for_failures()
+    cases, _ = expected_history()
+    ours = {k: v for k, v in cases.items() if k.startswith("A-")}
+    # without the direct payments of the other tests: every fate changes its case
+    rules = LifecycleRules.model_validate(RULES)
+    assert later.changes == sum(1 for k in ours if case_fate(rules, k) is not None) > 0
+    changes = inputs.sql("SELECT unique_source_invoice_id, previous_status, status "
+                         "FROM amili.case_status_changes WHERE previous_status IS NOT NULL")
+    assert len(changes) == later.changes
+    assert all(prev == "OPEN" for _, prev, _ in changes)
+
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date()
+    files = export_day(inputs.path, today, tmp_path / "exports")
+    assert files.settlements_csv.name == f"amili-settlements-{today}.csv"
+    with files.settlements_csv.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert tuple(rows[0]) == SETTLEMENT_EXPORT_COLUMNS
+    stored = inputs.sql("SELECT settlement_id, unique_source_invoice_id, amount "
+                        "FROM amili.settlements ORDER BY settlement_id")
+    assert [(int(r["settlement_id"]), r["unique_source_invoice_id"], Decimal(r["amount"]))
+            for r in rows] == stored == sorted(stored)
+    with duckdb.connect() as con:
+        parquet = con.execute(
+            f"SELECT settlement_id, unique_source_invoice_id, amount FROM "
+            f"'{files.settlements_parquet}' ORDER BY settlement_id").fetchall()
+        kinds = dict(con.execute(
+            f"SELECT column_name, column_type FROM (DESCRIBE SELECT * FROM "
+            f"'{files.settlements_parquet}')").fetchall())
+        changed = con.execute(f"SELECT count(*) FROM '{files.case_changes_parquet}'"
+                              ).fetchone()[0]
+    assert parquet == stored and kinds["amount"] == "DECIMAL(18,2)"
+    assert changed == files.case_changes == 12 + later.changes
+    with files.case_changes_csv.open(newline="") as handle:
+        assert tuple(next(csv.reader(handle))) == CASE_CHANGE_EXPORT_COLUMNS
+    # another day has nothing; the same day again gives the same bytes
+    before = files.settlements_csv.read_bytes()
+    assert export_day(inputs.path, today, tmp_path / "exports").settlements_csv.read_bytes(
+        ) == before
+    empty = export_day(inputs.path, today.replace(year=today.year - 1), tmp_path / "exports")
+    assert (empty.settlements, empty.case_changes) == (0, 0)
