@@ -12,13 +12,15 @@ this process:
 
 Requests are counted by the sandbox (``/sandbox/stats``), not by the client.
 
-Usage: ``uv run --frozen python -m bench.readback [--invoices 100000] [--creditors 4]``.
+Usage: ``uv run --frozen python -m bench.readback [--invoices 100000] [--creditors 4]
+[--page-size 1000]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from decimal import Decimal
@@ -60,10 +62,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--invoices", type=int, default=100_000)
     parser.add_argument("--creditors", type=int, default=4)
+    parser.add_argument("--page-size", type=int, default=None,
+                        help="the sandbox's settlements per answer (default: its 1,000)")
     args = parser.parse_args()
+    if args.page_size is not None:  # the sandbox process reads it from its environment
+        os.environ["AMILI_SANDBOX_LIFECYCLE"] = json.dumps(
+            {"settlement_page_size": args.page_size})
     template = example_creditor()
     idnumbers = creditor_ids(args.creditors)
-    figures: dict[str, object] = {"invoices": args.invoices, "creditors": args.creditors}
+    figures: dict[str, object] = {"invoices": args.invoices, "creditors": args.creditors,
+                                  "settlement_page_size": args.page_size or 1000}
     with receiver("full") as sandbox, tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "pipeline.duckdb"
         httpx.post(f"{sandbox.base_url}/sandbox/clock",
