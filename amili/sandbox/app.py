@@ -105,7 +105,8 @@ class SandboxState:
         self.store = Store(settings.db_path)
         self.clock = SandboxClock()
         self.processor = BatchProcessor(
-            self.store, self.assumptions, self.clock, settings.lifecycle)
+            self.store, self.assumptions, self.clock, settings.lifecycle,
+            settings.case_revision)
         self.faults = FaultBook(list(settings.faults))
         self.requests = RequestStats()
         #: Bumped by every reset; a request remembers the value it arrived under.

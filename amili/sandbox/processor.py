@@ -23,8 +23,12 @@ from amili.models import (
     Action,
     BatchQueryResponse,
     Case,
+    CaseDebtor,
+    CaseInvoice,
     Creditor,
     CreditorInfo,
+    CurrentCase,
+    CurrentSettlement,
     Invoice,
     ObjectName,
     Payment,
@@ -111,6 +115,28 @@ def _debtor_name(invoice: Invoice) -> tuple[str | None, str | None]:
     return name, debtor.customerNumber
 
 
+def _newest_case(case: Case, row: InvoiceRow, number: int) -> CurrentCase:
+    """The same case in the newest documented revision (S5): camelCase, ``invoices[]``,
+    ``currency`` an object; ids derived from the invoice's, so they are stable."""
+    extra = case.model_extra or {}
+    case_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"amili-sandbox-case:{row.ledgerref}"))
+    return CurrentCase(
+        caseId=case_id, caseNumber=number, creditorNumber=row.creditor_id,
+        status=case.status_statuscode, subStatus=extra.get("substatus"),
+        type=row.invoice_type, registeredAt=case.regdate, closedAt=case.closuredate,
+        invoices=[CaseInvoice(
+            invoiceId=row.ledgerref, invoiceNumber=row.invoice_number, caseId=case_id,
+            invoiceDate=case.billdate, dueDate=case.duedate, registeredAt=case.regdate,
+            originalAmount=case.originalsum, remainingAmount=case.remainingsum,
+            remainingPrincipal=case.remainingsum,
+            uniqueSourceInvoiceId=row.unique_source_invoice_id, paidAmount=case.paidsum,
+            creditedAmount=extra.get("creditedsum"), currency={"code": row.currency},
+        )],
+        debtors=[CaseDebtor(type="PRIVATE", customerNumber=row.customer_number,
+                            fullName=row.debtor_name)],
+    )
+
+
 class BatchProcessor:
     """Processes batches into a :class:`Store` and answers queries from it."""
 
@@ -120,11 +146,13 @@ class BatchProcessor:
         assumptions: ApiContract,
         clock: SandboxClock | None = None,
         lifecycle: LifecycleRules | None = None,
+        case_revision: str = "older",
     ) -> None:
         self.store = store
         self.a = assumptions
         self.clock = clock or SandboxClock()
         self.lifecycle = lifecycle or LifecycleRules()
+        self.case_revision = case_revision
 
     # ---- POST ------------------------------------------------------------------------------
 
@@ -480,7 +508,7 @@ class BatchProcessor:
             last_by_creditor = store.last_settlement_ids(senderid)
 
         by_ledgerref: dict[str, InvoiceRow] = {row.ledgerref: row for row in invoices}
-        cases: list[Case] = []
+        cases: list[Case | CurrentCase] = []
         for row in invoices:
             paid_sum, last_paid_at = paid.get(row.ledgerref, (Decimal(0), ""))
             credited = Decimal(0)
@@ -537,13 +565,25 @@ class BatchProcessor:
             extra.update(creditedsum=_money(credited), substatus=substatus,
                          uniqueSourceInvoiceId=row.unique_source_invoice_id,
                          creditorid=row.creditor_id)
-            cases.append(case)
+            cases.append(case if self.case_revision == "older" else _newest_case(
+                case, row, self.a.casenumber_start + row.id))
 
-        settlements: list[Settlement] = []
+        settlements: list[Settlement | CurrentSettlement] = []
         for srow in settlement_rows:
             invoice = by_ledgerref.get(srow["invoice_ledgerref"]) or store.invoice(
                 senderid, srow["invoice_ledgerref"])
             if invoice is None:
+                continue
+            if self.case_revision == "newest":
+                settlements.append(CurrentSettlement(
+                    settlementId=srow["settlementid"],
+                    settlementDate=date.fromisoformat(srow["remittancedate"]),
+                    caseNumber=self.a.casenumber_start + invoice.id,
+                    collectionType="REMINDER", currency=srow["currency"],
+                    customerReference=invoice.customer_number, invoiceId=invoice.ledgerref,
+                    invoiceNumber=invoice.invoice_number, creditorId=srow["creditor_id"],
+                    amount=_money(Decimal(srow["amount"])),
+                ))
                 continue
             settlements.append(Settlement(
                 settlementid=srow["settlementid"],

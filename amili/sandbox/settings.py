@@ -58,3 +58,8 @@ class SandboxSettings(_Settings):
         description="What happens to cases over (sandbox) time: fates, their shares and "
         "delays, the seed, the settlement page size (amili.sandbox.lifecycle)",
     )
+    case_revision: Literal["older", "newest"] = Field(
+        default="older",
+        description="Which documented revision GET Batch answers cases and settlements in: "
+        "the older lower-case one (S3/S4) or the newest camelCase one (S5, §3.8)",
+    )

@@ -490,3 +490,26 @@ def test_status_changes_are_recorded_and_the_day_is_exported_as_csv_and_parquet(
         ) == before
     empty = export_day(inputs.path, today.replace(year=today.year - 1), tmp_path / "exports")
     assert (empty.settlements, empty.case_changes) == (0, 0)
+
+
+def test_the_newest_revision_reads_back_the_same_rows(tmp_path: Path) -> None:
+    """The sandbox answering in the newest documented revision (camelCase cases holding
+    ``invoices[]``, camelCase settlements): the same tables as with the older one."""
+    settings = load(SandboxSettings, port=0, lifecycle=RULES, case_revision="newest")
+    with SandboxServer(settings) as sandbox:
+        inputs = hand_over(tmp_path, sandbox)
+        raw = httpx.get(f"{sandbox.base_url}/webapi/api/Batch", params={
+            "senderid": "readback-sender", "creditorid": ORGNR_1, "includeclosed": "true"},
+            headers={"Authorization": f"Bearer {sandbox.issue_token()}"}).json()
+        assert "caseId" in raw["case"][0] and "invoices" in raw["case"][0]
+        assert "settlementId" in raw["settlement"][0]
+        with client_for(sandbox) as client:
+            read_settlements(inputs.path, client, creditors_relation=RELATION
+                             ).raise_for_failures()
+            read_cases(inputs.path, client, creditors_relation=RELATION)
+    cases, settlements = expected_history()
+    assert set(stored_settlements(inputs)) == settlements
+    rows = inputs.sql("SELECT unique_source_invoice_id, status, paid_amount, credited_amount, "
+                      "remaining_amount, case_id IS NOT NULL, currency FROM amili.cases")
+    assert {r[0]: (r[1], r[2], r[3], r[4]) for r in rows} == cases
+    assert all(r[5] and r[6] == "NOK" for r in rows)
