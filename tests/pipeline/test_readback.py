@@ -513,3 +513,66 @@ def test_the_newest_revision_reads_back_the_same_rows(tmp_path: Path) -> None:
                       "remaining_amount, case_id IS NOT NULL, currency FROM amili.cases")
     assert {r[0]: (r[1], r[2], r[3], r[4]) for r in rows} == cases
     assert all(r[5] and r[6] == "NOK" for r in rows)
+
+
+def test_the_readback_job_after_the_daily_job_end_to_end(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The project's own definitions: the daily job hands a demo day over (real extract, dbt
+    and submission), 40 days pass at the sandbox, then the amili_readback job reads back,
+    builds the marts, runs the checks and writes the day's files."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from dagster import DagsterInstance
+
+    from orchestration.definitions import defs
+    from tests.helpers import demo_pipeline_env
+
+    for name, value in demo_pipeline_env(tmp_path, sandbox, end_date=DAY).items():
+        monkeypatch.setenv(name, value)
+    db = tmp_path / "pipeline.duckdb"
+    move_clock(sandbox, now="2026-11-25T05:00:00Z")
+    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
+        daily = defs.resolve_job_def("amili_daily").execute_in_process(
+            partition_key=DAY.isoformat(), instance=instance, raise_on_error=False)
+        assert daily.success
+        move_clock(sandbox, advance_days=40)
+        exports = tmp_path / "exports"
+        readback = defs.resolve_job_def("amili_readback").execute_in_process(
+            instance=instance, raise_on_error=False,
+            run_config={"ops": {"amili__erp_export": {"config": {"out_dir": str(exports)}}}})
+    assert readback.success
+    checks = {c.check_name: c.passed for c in readback.get_asset_check_evaluations()}
+    assert checks["every_acknowledged_invoice_has_a_case"] is True
+    assert checks["cases_match_what_we_handed_over"] is True
+
+    with duckdb.connect(str(db), read_only=True) as con:
+        acknowledged = con.execute("SELECT count(*) FROM amili.acknowledged_invoices"
+                                   ).fetchone()[0]
+        assert acknowledged > 0
+        assert con.execute("SELECT count(*), count(*) FILTER (handed_over) FROM amili.cases"
+                           ).fetchone() == (acknowledged, acknowledged)
+        assert con.execute("SELECT count(*) FROM marts.rpt_handover_status WHERE diverges"
+                           ).fetchone()[0] == 0
+        # the settlements are the rules' collections of what was handed over
+        claims = dict(con.execute(
+            """SELECT a.unique_source_invoice_id, c.remaining_amount + c.paid_amount
+                   + c.credited_amount
+               FROM amili.acknowledged_invoices AS a
+               JOIN amili.cases AS c USING (amili_invoice_id)""").fetchall())
+        stored = set(con.execute("SELECT unique_source_invoice_id, amount "
+                                 "FROM amili.settlements").fetchall())
+        booked = con.execute("SELECT sum(settled_amount) FROM marts.rpt_settlements_monthly"
+                             ).fetchone()[0]
+    rules = LifecycleRules.model_validate(RULES)  # the rules this file's sandbox plays
+    expected = set()
+    for source, claim in claims.items():
+        rule = case_fate(rules, source)
+        if rule is not None and rule.fate == "collected":
+            expected.add((source, fate_amount(rule, claim)))
+    assert stored == expected and expected
+    assert booked == sum(amount for _, amount in stored)
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date()
+    assert (exports / f"amili-settlements-{today}.csv").is_file()
+    assert (exports / f"amili-case-changes-{today}.parquet").is_file()
