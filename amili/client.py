@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from amili import jsonio
-from amili.models import BatchQueryResponse, BatchRequest, BatchResponse
+from amili.models import BatchQueryResponse, BatchRequest, BatchResponse, SettlementLine
 from amili.settings import ClientSettings, SettingsError, load
 
 log = logging.getLogger("amili.client")
@@ -174,6 +174,18 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
 
 
 @dataclass(frozen=True)
+class SettlementPage:
+    """One answer's new settlements of a creditor and the cursor after them."""
+
+    creditorid: str
+    settlements: list[SettlementLine]
+    cursor: int
+    """The highest settlement id of the page: the ``lastsettlementid`` of the next request."""
+    last_known: int | None
+    """The creditor's ``lastsettlementid`` as the answer reported it (None: not reported)."""
+
+
+@dataclass(frozen=True)
 class PostResult:
     """One acknowledged POST: Amili's answer plus what it took to get it."""
 
@@ -309,7 +321,15 @@ class AmiliClient:
         remittancedate: date | None = None,
         languagecode: str | None = None,
     ) -> BatchQueryResponse:
-        """Legacy ``GET /webapi/api/Batch``: creditors, cases and settlements by filter."""
+        """Legacy ``GET /webapi/api/Batch``: creditors, cases and settlements by filter.
+
+        Same retries as the POST (429, 502-504, dropped connections; ``Retry-After``
+        honoured). The answer is typed by :class:`~amili.models.BatchQueryResponse`, which
+        takes every documented revision of cases and settlements and keeps unknown fields;
+        a 2xx body that is not such an answer raises :class:`AmiliUnreadableAnswerError`.
+        """
+        if lastsettlementid is not None and lastsettlementid < 0:
+            raise ValueError("lastsettlementid must not be negative")
         params: dict[str, str] = {}
         for name, value in (
             ("creditorid", creditorid),
@@ -328,8 +348,53 @@ class AmiliClient:
                 params[name] = value.isoformat()
             else:
                 params[name] = str(value)
-        response, _ = self._request("GET", BATCH_PATH, params=params)
-        return BatchQueryResponse.model_validate(jsonio.loads(response.content))
+        response, attempts = self._request("GET", BATCH_PATH, params=params)
+        try:
+            return BatchQueryResponse.model_validate(jsonio.loads(response.content))
+        except ValueError as exc:  # not JSON, or JSON of another shape
+            raise AmiliUnreadableAnswerError(
+                "GET", BATCH_PATH, response, attempts, None, exc) from None
+
+    def get_cases(self, creditorid: str, *, includeclosed: bool = True) -> BatchQueryResponse:
+        """Every case of one creditor (closed ones too by default): one request.
+
+        The legacy API documents no paging of cases, so a creditor's cases come in one answer.
+        """
+        return self.get_batches(creditorid=creditorid, includeclosed=includeclosed)
+
+    def iter_settlement_pages(
+        self, creditorid: str, after: int = 0, *, max_pages: int = 100_000
+    ) -> Iterator[SettlementPage]:
+        """Settlements of one creditor with ids above ``after``, page by page, oldest first.
+
+        ``lastsettlementid`` is the documented incremental cursor: each request asks for what
+        follows the highest id seen so far. An answer may hold only part of what is there
+        (Amili documents no page size), so the reading goes on until the creditor's own
+        ``lastsettlementid`` (reported with it) is reached, or a page brings nothing new.
+        Each page is yielded before the next is asked for, so the caller can store it and its
+        cursor together: a crash loses at most the page in hand, and a restart from the
+        stored cursor neither skips nor repeats a settlement.
+        """
+        cursor = after
+        for _ in range(max_pages):
+            answer = self.get_batches(creditorid=creditorid, lastsettlementid=cursor)
+            lines = [line for line in answer.settlement_lines()
+                     if line.settlement_id is None or line.settlement_id > cursor]
+            missing = [line for line in lines if line.settlement_id is None]
+            if missing:
+                raise AmiliError(
+                    f"GET {BATCH_PATH} for creditor {creditorid} answered {len(missing)} "
+                    "settlement(s) without a numeric settlement id: they cannot be read "
+                    "incrementally with lastsettlementid")
+            last_known = answer.last_settlement_id(creditorid)
+            if not lines:
+                return
+            cursor = max(line.settlement_id or 0 for line in lines)
+            yield SettlementPage(creditorid=creditorid, settlements=lines, cursor=cursor,
+                                 last_known=last_known)
+            if last_known is not None and cursor >= last_known:
+                return
+        raise AmiliError(f"settlements of creditor {creditorid}: more than {max_pages} pages")
 
     def post_batches(
         self, batches: Iterable[T], *, max_concurrency: int | None = None

@@ -188,7 +188,8 @@ PING_REQUIRES_SENDERID = True
 
 # ASSUMPTION: GET /webapi/api/Batch needs senderid like POST does, and answers only that
 # sender's data; a case is CLOSED when its remainingsum is 0 and is listed only with
-# includeclosed=true; a settlement is one stored payment, remittancedate = the payment's date.
+# includeclosed=true; a settlement is a remittance of what Amili collected (never a direct
+# payment), with its own increasing settlementid (docs/sandbox-assumptions.md).
 GET_REQUIRES_SENDERID = True
 
 

@@ -16,6 +16,7 @@ Money is ``Decimal`` from end to end and is written to JSON as an exact number
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from enum import StrEnum
@@ -26,8 +27,10 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    Discriminator,
     Field,
     PlainSerializer,
+    Tag,
 )
 
 # --------------------------------------------------------------------------------------------
@@ -314,13 +317,42 @@ class BatchResponse(ApiModel):
 
 
 # --------------------------------------------------------------------------------------------
-# GET /webapi/api/Batch answer (the older, documented "case" style; see reference §2.4)
+# GET /webapi/api/Batch answer (reference §2.4, §3.7, §3.8). Three documented revisions differ:
+# the older "case" style (S3, S4: lower-case sums, one invoice per case), the newest (S5:
+# camelCase, a case holding ``invoices[]``) and the settlement shapes (legacy lower case, and
+# the new API's camelCase). Each revision is a model; a discriminator picks one per object by
+# its keys, unknown fields are kept (``model_extra``), and every sum is an exact Decimal.
 # --------------------------------------------------------------------------------------------
+
+
+Money = Annotated[
+    Decimal,
+    Field(allow_inf_nan=False),
+    BeforeValidator(_reject_float),
+]
+"""An amount Amili reports back: exact Decimal, negative allowed (a credit may be signed)."""
+
+
+def _extra(model: BaseModel, *names: str) -> Any:
+    """The first of ``names`` present among a model's unknown fields (else None)."""
+    extra = model.model_extra or {}
+    for name in names:
+        if extra.get(name) is not None:
+            return extra[name]
+    return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
 
 
 class CreditorInfo(ApiModel):
     idnumber: str
     parentidnumber: str | None = None
+    onlydebtcollection: bool | None = None
+    vattype: int | None = None
     fullname: str | None = None
     street: str | None = None
     city: str | None = None
@@ -329,12 +361,18 @@ class CreditorInfo(ApiModel):
     bankaccountno: str | None = None
     contact: Contact | None = None
     casehandler: Contact | None = None
+    sourceid: int | None = None
+    reminderflow: int | None = None
+    debtcollectiontransfer: int | None = None
+    invoicearchive: int | None = None
+    hasforeigndebtors: bool | None = None
+    hasforeigncurrency: bool | None = None
     disabled: bool | None = None
     lastsettlementid: int | None = None
 
 
 class PaymentDetails(ApiModel):
-    paymentValue: Decimal | None = None
+    paymentValue: Money | None = None
     currency: str | None = None
     kid: str | None = None
     bankAccount: str | None = None
@@ -350,7 +388,39 @@ class CaseHistory(ApiModel):
     attachmentid: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class CaseLine:
+    """One case and one of its invoices, flat: what ``amili.cases`` stores per row.
+
+    The same shape whichever revision Amili answered in; a field that revision lacks is None.
+    """
+
+    casenumber: str | None
+    case_id: str | None
+    ledgerref: str | None
+    """Amili's id of the invoice (the ``ledgerref`` its POST answer gave)."""
+    unique_source_invoice_id: str | None
+    invoice_number: str | None
+    creditor_id: str | None
+    status: str | None
+    sub_status: str | None
+    currency: str | None
+    original_amount: Decimal | None
+    paid_amount: Decimal | None
+    credited_amount: Decimal | None
+    remaining_amount: Decimal | None
+    registered_at: datetime | None
+    closed_at: datetime | None
+
+
 class Case(ApiModel):
+    """A case in the older revision (S3, S4): one invoice per case, sums in lower case.
+
+    Credited amounts, a sub-status, our source id and the creditor are not documented in this
+    revision; when an answer carries them anyway (``creditedsum``, ``substatus``,
+    ``uniqueSourceInvoiceId``, ``creditorid``, as the sandbox does) :meth:`lines` uses them.
+    """
+
     customerref: str | None = None
     customername: str | None = None
     ledgerref: str
@@ -362,12 +432,18 @@ class Case(ApiModel):
     billdate: UtcDateTime | None = None
     duedate: UtcDateTime | None = None
     isdebtcollection: bool | None = None
-    originalsum: Decimal | None = None
-    paidsum: Decimal | None = None
-    remainingsum: Decimal | None = None
-    originalprincipal: Decimal | None = None
-    paidprincipal: Decimal | None = None
-    remainingprincipal: Decimal | None = None
+    originalsum: Money | None = None
+    paidsum: Money | None = None
+    remainingsum: Money | None = None
+    originalprincipal: Money | None = None
+    paidprincipal: Money | None = None
+    remainingprincipal: Money | None = None
+    originalfee: Money | None = None
+    paidfee: Money | None = None
+    remainingfee: Money | None = None
+    originalinterest: Money | None = None
+    paidinterest: Money | None = None
+    remaininginterest: Money | None = None
     service_description: str | None = None
     status_statuscode: str | None = None
     reminders: int | None = None
@@ -375,17 +451,213 @@ class Case(ApiModel):
     history: list[CaseHistory] = Field(default_factory=list)
     paymentDetails: PaymentDetails | None = None
 
+    def lines(self) -> list[CaseLine]:
+        return [CaseLine(
+            casenumber=self.casenumber,
+            case_id=None,
+            ledgerref=self.ledgerref,
+            unique_source_invoice_id=_extra(self, "uniqueSourceInvoiceId"),
+            invoice_number=self.referencenumber,
+            creditor_id=_extra(self, "creditorid"),
+            status=self.status_statuscode,
+            sub_status=_extra(self, "substatus", "subStatus"),
+            currency=self.currencycode,
+            original_amount=self.originalsum,
+            paid_amount=self.paidsum,
+            credited_amount=_decimal(_extra(self, "creditedsum")),
+            remaining_amount=self.remainingsum,
+            registered_at=self.regdate,
+            closed_at=self.closuredate,
+        )]
+
+
+def _currency_code(value: Any) -> str | None:
+    """The newest revision shows ``currency`` as an object: take its code, whatever it is
+    called; a plain string is kept."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("code", "isoCode", "currencyCode", "name"):
+            if isinstance(value.get(key), str):
+                return value[key]
+    return str(value)
+
+
+class CaseInvoice(ApiModel):
+    """An invoice of a newest-revision case (S5)."""
+
+    invoiceId: str | None = None
+    invoiceNumber: str | None = None
+    caseId: str | None = None
+    invoiceDate: UtcDateTime | None = None
+    dueDate: UtcDateTime | None = None
+    batchId: str | None = None
+    registeredAt: UtcDateTime | None = None
+    originalAmount: Money | None = None
+    remainingAmount: Money | None = None
+    remainingPrincipal: Money | None = None
+    uniqueSourceInvoiceId: str | None = None
+    paidAmount: Money | None = None
+    creditedAmount: Money | None = None
+    currency: Any = None
+
+
+class CaseDebtor(ApiModel):
+    debtorId: str | None = None
+    type: str | None = None
+    debtorNumber: str | int | None = None
+    customerNumber: str | None = None
+    firstName: str | None = None
+    lastName: str | None = None
+    fullName: str | None = None
+
+
+class CurrentCase(ApiModel):
+    """A case in the newest revision (S5): camelCase, one case holding several invoices."""
+
+    caseId: str | None = None
+    caseNumber: int | str | None = None
+    organizationId: str | None = None
+    creditorId: str | None = None
+    creditorNumber: str | int | None = None
+    status: str | None = None
+    subStatus: str | None = None
+    type: str | None = None
+    description: str | None = None
+    registeredAt: UtcDateTime | None = None
+    closedAt: UtcDateTime | None = None
+    caseToken: str | None = None
+    invoices: list[CaseInvoice] = Field(default_factory=list)
+    debtors: list[CaseDebtor] = Field(default_factory=list)
+
+    def lines(self) -> list[CaseLine]:
+        number = None if self.caseNumber is None else str(self.caseNumber)
+        creditor = None if self.creditorNumber is None else str(self.creditorNumber)
+        invoices = self.invoices or [CaseInvoice()]
+        return [CaseLine(
+            casenumber=number,
+            case_id=self.caseId,
+            ledgerref=invoice.invoiceId,
+            unique_source_invoice_id=invoice.uniqueSourceInvoiceId,
+            invoice_number=invoice.invoiceNumber,
+            creditor_id=creditor,
+            status=self.status,
+            sub_status=self.subStatus,
+            currency=_currency_code(invoice.currency),
+            original_amount=invoice.originalAmount,
+            paid_amount=invoice.paidAmount,
+            credited_amount=invoice.creditedAmount,
+            remaining_amount=invoice.remainingAmount,
+            registered_at=invoice.registeredAt or self.registeredAt,
+            closed_at=self.closedAt,
+        ) for invoice in invoices]
+
+
+def _case_revision(value: Any) -> str:
+    if isinstance(value, CurrentCase) or (
+        isinstance(value, dict) and ("caseId" in value or "invoices" in value)
+    ):
+        return "current"
+    return "legacy"
+
+
+AnyCase = Annotated[
+    Annotated[Case, Tag("legacy")] | Annotated[CurrentCase, Tag("current")],
+    Discriminator(_case_revision),
+]
+"""A case of either revision, told apart by its keys (``caseId``/``invoices``: newest)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SettlementLine:
+    """One settlement (a remittance to the creditor), flat: what ``amili.settlements`` stores."""
+
+    settlement_id: int | None
+    creditor_id: str | None
+    ledgerref: str | None
+    casenumber: str | None
+    customerref: str | None
+    referencenumber: str | None
+    amount: Decimal | None
+    currency: str | None
+    remittance_date: date | None
+    source: BaseModel | None = field(default=None, compare=False, repr=False)
+    """The settlement as parsed, unknown fields included (to store it as Amili sent it)."""
+
+
+def _int_id(value: Any) -> int | None:
+    """A settlement id as the integer cursor ``lastsettlementid`` compares (None if not one)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return None
+
 
 class Settlement(ApiModel):
-    settlementid: int
+    """A settlement in the legacy lower-case revision (S4; the id and sums are assumed)."""
+
+    settlementid: int | None = None
     creditorid: str | None = None
     customerref: str | None = None
     ledgerref: str | None = None
     referencenumber: str | None = None
     casenumber: str | None = None
-    amount: Decimal | None = None
+    amount: Money | None = None
     currency: str | None = None
     remittancedate: IsoDate | None = None
+
+    def line(self) -> SettlementLine:
+        return SettlementLine(
+            settlement_id=self.settlementid, creditor_id=self.creditorid,
+            ledgerref=self.ledgerref, casenumber=self.casenumber, customerref=self.customerref,
+            referencenumber=self.referencenumber, amount=self.amount, currency=self.currency,
+            remittance_date=self.remittancedate, source=self,
+        )
+
+
+class CurrentSettlement(ApiModel):
+    """A settlement in the camelCase revision (S3 mid/newest, the new API's §3.8; the
+    ``SETTLEMENT_CREATED`` webhook names ``settlementId`` and ``settlementDate``)."""
+
+    settlementId: int | str | None = None
+    settlementDate: IsoDate | None = None
+    caseNumber: int | str | None = None
+    collectionType: str | None = None
+    currency: Any = None
+    customerReference: str | None = None
+    exchangeRate: Money | None = None
+    invoiceId: str | None = None
+    invoiceNumber: str | None = None
+    creditorId: str | None = None
+    amount: Money | None = None
+
+    def line(self) -> SettlementLine:
+        return SettlementLine(
+            settlement_id=_int_id(self.settlementId), creditor_id=self.creditorId,
+            ledgerref=self.invoiceId,
+            casenumber=None if self.caseNumber is None else str(self.caseNumber),
+            customerref=self.customerReference, referencenumber=self.invoiceNumber,
+            amount=self.amount if self.amount is not None else _decimal(
+                _extra(self, "settledAmount", "paidAmount")),
+            currency=_currency_code(self.currency), remittance_date=self.settlementDate,
+            source=self,
+        )
+
+
+def _settlement_revision(value: Any) -> str:
+    if isinstance(value, CurrentSettlement) or (
+        isinstance(value, dict) and ("settlementId" in value or "caseNumber" in value
+                                     or "collectionType" in value)
+    ):
+        return "current"
+    return "legacy"
+
+
+AnySettlement = Annotated[
+    Annotated[Settlement, Tag("legacy")] | Annotated[CurrentSettlement, Tag("current")],
+    Discriminator(_settlement_revision),
+]
 
 
 class BatchQueryResponse(ApiModel):
@@ -394,5 +666,19 @@ class BatchQueryResponse(ApiModel):
     batchid: str | None = None
     offline: bool | None = None
     creditor: list[CreditorInfo] = Field(default_factory=list)
-    case: list[Case] = Field(default_factory=list)
-    settlement: list[Settlement] = Field(default_factory=list)
+    case: list[AnyCase] = Field(default_factory=list)
+    settlement: list[AnySettlement] = Field(default_factory=list)
+
+    def case_lines(self) -> list[CaseLine]:
+        """Every case as one line per case and invoice, whichever revision it came in."""
+        return [line for case in self.case for line in case.lines()]
+
+    def settlement_lines(self) -> list[SettlementLine]:
+        return [settlement.line() for settlement in self.settlement]
+
+    def last_settlement_id(self, creditorid: str) -> int | None:
+        """The creditor's ``lastsettlementid`` as the answer reports it (None: not given)."""
+        for creditor in self.creditor:
+            if creditor.idnumber == creditorid:
+                return creditor.lastsettlementid
+        return None

@@ -32,14 +32,16 @@ from orchestration.pools import PIPELINE_DB_POOL
 from orchestration.resources import PipelineResource
 
 #: The lineage's stages, left to right: each asset is in the group of its stage.
-STAGE_GROUPS = ("extract", "staging", "batch", "submission", "results", "marts", "reporting")
+STAGE_GROUPS = ("extract", "staging", "batch", "submission", "results", "marts", "reporting",
+                "readback")
 
 
 class StageTranslator(DagsterDbtTranslator):
     """dbt resources in the group of their stage: a model in the group named by its folder
-    (models/staging, models/batch, models/marts), seeds and the sources staging reads in
-    ``staging``. Never Dagster's ``default`` group: the global lineage then reads left to
-    right, extract → staging → batch → submission → results → marts → reporting."""
+    (models/staging, models/batch, models/marts, models/readback), seeds and the sources
+    staging reads in ``staging``. Never Dagster's ``default`` group: the global lineage then
+    reads left to right, extract → staging → batch → submission → results → marts → reporting, and the
+    read-back of what Amili holds (its own job) last."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn") or []
@@ -69,11 +71,13 @@ ACKNOWLEDGED_INVOICES = AssetSpec(
 
 #: The reconciliation marts read the submission's ledger, so they run after it, separately.
 MARTS = "amili.marts"  # the models/marts folder, by its dbt FQN (path: resolves from the cwd)
+#: The read-back marts (models/readback) are not partitioned: assets/readback.py runs them.
+READBACK_MARTS = "amili.readback"
 
 
 @dbt_assets(
     manifest=dbt_manifest(),
-    exclude=MARTS,
+    exclude=f"{MARTS} {READBACK_MARTS}",
     dagster_dbt_translator=translator,
     partitions_def=daily_partitions,
     backfill_policy=BackfillPolicy.single_run(),

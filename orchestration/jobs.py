@@ -17,6 +17,7 @@ from dagster import (
 )
 
 from amili.settings import PipelineSettings, load
+from assets.readback import READBACK
 from orchestration.partitions import OSLO, daily_partitions
 
 #: Six hours: far above a normal day, short enough that a stuck run frees the pool the same day.
@@ -24,7 +25,7 @@ MAX_RUNTIME_SECONDS = 6 * 60 * 60
 
 #: Everything partitioned: extract, dbt models, submission, results, reconciliation, and the
 #: reporting snapshot and sign-off report (assets/reporting.py).
-CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping")
+CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping") - READBACK
 
 amili_daily_job = define_asset_job(
     name="amili_daily",
@@ -78,3 +79,31 @@ def daily_schedule() -> ScheduleDefinition:
         return RunRequest(run_key=key, partition_key=key, tags={COLLECTION_DAY_TAG: key})
 
     return amili_daily_schedule
+
+
+readback_job = define_asset_job(
+    name="amili_readback",
+    selection=READBACK,
+    description="Read back from Amili what it holds (cases) and what it paid out "
+    "(settlements), after the day's submission. Not partitioned: see assets/readback.py.",
+    executor_def=in_process_executor,
+    tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE",
+          "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},
+)
+
+#: How long after the daily submission's schedule the read-back runs.
+READBACK_DELAY_HOURS = 2
+
+
+def readback_schedule() -> ScheduleDefinition:
+    """Daily, :data:`READBACK_DELAY_HOURS` after the submission's time (Europe/Oslo); the
+    writers' pool makes it wait should the submission still be running."""
+    at: time = load(PipelineSettings).schedule_time
+    hour = (at.hour + READBACK_DELAY_HOURS) % 24
+    return ScheduleDefinition(
+        job=readback_job,
+        cron_schedule=f"{at.minute} {hour} * * *",
+        execution_timezone="Europe/Oslo",
+        description=f"Every day at {hour:02d}:{at.minute:02d} Europe/Oslo, "
+        f"{READBACK_DELAY_HOURS} h after the submission.",
+    )

@@ -28,7 +28,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, MutableMapping
-from datetime import date
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request, Security
@@ -36,7 +36,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.json_schema import models_json_schema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
@@ -45,6 +45,7 @@ from amili import jsonio
 from amili.contract import ACCEPTED_CONTENT_TYPES, PING_STATUS
 from amili.models import BatchQueryResponse, BatchRequest, BatchResponse
 from amili.sandbox.faults import FaultBook, FaultRule
+from amili.sandbox.lifecycle import ClockError, SandboxClock
 from amili.sandbox.processor import BatchProcessor, Outcome, batch_error, envelope, now_utc
 from amili.sandbox.settings import SandboxSettings
 from amili.sandbox.store import Store
@@ -102,7 +103,10 @@ class SandboxState:
         self.settings = settings
         self.assumptions = settings.assumptions
         self.store = Store(settings.db_path)
-        self.processor = BatchProcessor(self.store, self.assumptions)
+        self.clock = SandboxClock()
+        self.processor = BatchProcessor(
+            self.store, self.assumptions, self.clock, settings.lifecycle,
+            settings.case_revision)
         self.faults = FaultBook(list(settings.faults))
         self.requests = RequestStats()
         #: Bumped by every reset; a request remembers the value it arrived under.
@@ -125,6 +129,7 @@ class SandboxState:
         with self.store.transaction():
             self.store.reset()
             self.generation += 1
+        self.clock.release()
         self.faults.clear()
         self.requests.clear()
 
@@ -224,7 +229,10 @@ class SandboxApp(FastAPI):
             await send(message)
 
         generation = self.sandbox.generation
-        take = faults.take
+        query = scope.get("query_string", b"").decode("latin-1")
+
+        def take(kind: Any, method: str, path: str, **kwargs: Any) -> FaultRule | None:
+            return faults.take(kind, method, path, query=query, **kwargs)
         slow = take("slow", method, path)
         if slow is not None:
             receive = _replaying(await _read_all(receive), receive)
@@ -329,6 +337,16 @@ def _is_loopback(request: Request) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+class ClockChange(BaseModel):
+    """Body of ``POST /sandbox/clock``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    now: datetime | None = None
+    advance_days: float = 0
+    advance_seconds: float = 0
 
 
 class FaultList(BaseModel):
@@ -587,6 +605,31 @@ def create_app(settings: SandboxSettings) -> FastAPI:
     async def reset() -> dict[str, bool]:
         await run_in_threadpool(state.reset)
         return {"reset": True}
+
+    @app.get("/sandbox/clock", summary="The sandbox's now", **admin)
+    async def get_clock() -> dict[str, Any]:
+        return {"now": state.clock.now_text(), "fixed": state.clock.fixed}
+
+    @app.post("/sandbox/clock", summary="Set or advance the sandbox's now", **admin)
+    async def set_clock(request: Request) -> Response:
+        """Body ``{"now": "2026-12-01T00:00:00Z"}`` or ``{"advance_days": 3}`` (and/or
+        ``advance_seconds``). The clock never goes back (409); case fates due by the new now
+        are stored at once, so their settlement ids are fixed before anyone reads."""
+        try:
+            data = ClockChange.model_validate(jsonio.loads(await request.body() or b"{}"))
+        except (ValueError, ValidationError) as exc:
+            return _json({"error": f"invalid clock change: {exc}"}, 400)
+        try:
+            if data.now is not None:
+                state.clock.set(data.now)
+            delta = timedelta(days=data.advance_days, seconds=data.advance_seconds)
+            if delta:
+                state.clock.advance(delta)
+        except ClockError as exc:
+            return _json({"error": str(exc)}, 409)
+        realized = await run_in_threadpool(state.processor.realize)
+        return _json({"now": state.clock.now_text(), "fixed": state.clock.fixed,
+                      "fates_stored": realized})
 
     @app.post("/sandbox/token", summary="Issue a bearer token (for manual use)", **admin)
     async def token(

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from typing import Any, Literal, Self
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -61,6 +62,9 @@ class FaultRule(BaseModel):
     after_processing: bool = False
     share: float | None = Field(default=None, ge=0, le=1)
     seed: int = 0
+    query: dict[str, str] | None = Field(
+        default=None, description="only requests whose query string has these parameters "
+        "with these values (e.g. {\"creditorid\": \"123456785\"})")
 
     @model_validator(mode="after")
     def _kind_fields(self) -> Self:
@@ -71,8 +75,12 @@ class FaultRule(BaseModel):
             raise ValueError(f"a {self.kind!r} fault needs {field!r}")
         return self
 
-    def matches(self, method: str, path: str) -> bool:
-        """Whether this rule is about a request with this method and path."""
+    def matches(self, method: str, path: str, query: str = "") -> bool:
+        """Whether this rule is about a request with this method, path and query string."""
+        if self.query:
+            given = dict(parse_qsl(query, keep_blank_values=True))
+            if any(given.get(name) != value for name, value in self.query.items()):
+                return False
         if path.startswith(ADMIN_PREFIX):
             return False
         if self.method != "*" and self.method.upper() != method.upper():
@@ -135,7 +143,8 @@ class FaultBook:
             return [active.as_json() for active in self._rules]
 
     def take(
-        self, kind: FaultKind, method: str, path: str, *, after_processing: bool | None = None
+        self, kind: FaultKind, method: str, path: str, *, after_processing: bool | None = None,
+        query: str = "",
     ) -> FaultRule | None:
         """The first live rule of ``kind`` matching the request, counted as applied once."""
         with self._lock:
@@ -145,7 +154,7 @@ class FaultBook:
                     continue
                 if after_processing is not None and rule.after_processing != after_processing:
                     continue
-                if rule.matches(method, path):
+                if rule.matches(method, path, query):
                     active.applied += 1
                     return rule
             return None

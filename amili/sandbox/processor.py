@@ -13,7 +13,7 @@ import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -23,8 +23,12 @@ from amili.models import (
     Action,
     BatchQueryResponse,
     Case,
+    CaseDebtor,
+    CaseInvoice,
     Creditor,
     CreditorInfo,
+    CurrentCase,
+    CurrentSettlement,
     Invoice,
     ObjectName,
     Payment,
@@ -33,6 +37,18 @@ from amili.models import (
     format_utc_millis,
 )
 from amili.sandbox.faults import REJECT_MESSAGE, FaultRule, fault_key, fault_rejects
+from amili.sandbox.lifecycle import (
+    SUBSTATUS_CREDITED,
+    SUBSTATUS_PAID,
+    SUBSTATUS_PARTIALLY_PAID,
+    SUBSTATUS_WRITTEN_OFF,
+    FateRule,
+    LifecycleRules,
+    SandboxClock,
+    case_fate,
+    fate_amount,
+    parse_utc,
+)
 from amili.sandbox.store import InvoiceRow, Store
 from amili.sandbox.validation import (
     ObjectCheck,
@@ -99,12 +115,44 @@ def _debtor_name(invoice: Invoice) -> tuple[str | None, str | None]:
     return name, debtor.customerNumber
 
 
+def _newest_case(case: Case, row: InvoiceRow, number: int) -> CurrentCase:
+    """The same case in the newest documented revision (S5): camelCase, ``invoices[]``,
+    ``currency`` an object; ids derived from the invoice's, so they are stable."""
+    extra = case.model_extra or {}
+    case_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"amili-sandbox-case:{row.ledgerref}"))
+    return CurrentCase(
+        caseId=case_id, caseNumber=number, creditorNumber=row.creditor_id,
+        status=case.status_statuscode, subStatus=extra.get("substatus"),
+        type=row.invoice_type, registeredAt=case.regdate, closedAt=case.closuredate,
+        invoices=[CaseInvoice(
+            invoiceId=row.ledgerref, invoiceNumber=row.invoice_number, caseId=case_id,
+            invoiceDate=case.billdate, dueDate=case.duedate, registeredAt=case.regdate,
+            originalAmount=case.originalsum, remainingAmount=case.remainingsum,
+            remainingPrincipal=case.remainingsum,
+            uniqueSourceInvoiceId=row.unique_source_invoice_id, paidAmount=case.paidsum,
+            creditedAmount=extra.get("creditedsum"), currency={"code": row.currency},
+        )],
+        debtors=[CaseDebtor(type="PRIVATE", customerNumber=row.customer_number,
+                            fullName=row.debtor_name)],
+    )
+
+
 class BatchProcessor:
     """Processes batches into a :class:`Store` and answers queries from it."""
 
-    def __init__(self, store: Store, assumptions: ApiContract) -> None:
+    def __init__(
+        self,
+        store: Store,
+        assumptions: ApiContract,
+        clock: SandboxClock | None = None,
+        lifecycle: LifecycleRules | None = None,
+        case_revision: str = "older",
+    ) -> None:
         self.store = store
         self.a = assumptions
+        self.clock = clock or SandboxClock()
+        self.lifecycle = lifecycle or LifecycleRules()
+        self.case_revision = case_revision
 
     # ---- POST ------------------------------------------------------------------------------
 
@@ -199,7 +247,7 @@ class BatchProcessor:
     ) -> Outcome:
         """Create what the batch creates and build its answer; runs inside a transaction."""
         a, store = self.a, self.store
-        received = now_utc()
+        received = self.clock.now_text()
         batch_id = store.add_batch(senderid, batchid, fingerprint, received, count)
         responses: list[dict[str, Any]] = []
         duplicates = 0
@@ -305,7 +353,8 @@ class BatchProcessor:
                 )
                 continue
             if invoice_row is not None and a.reject_overpayment:
-                still_open = invoice_row.claims_amount - store.paid_amount(invoice_row.ledgerref)
+                still_open = (invoice_row.claims_amount - store.paid_amount(invoice_row.ledgerref)
+                              - store.fate_amount(invoice_row.ledgerref))
                 if payment.amount > still_open:
                     check.reject(
                         f"{head}.amount: {payment.amount} exceeds the open amount "
@@ -380,6 +429,48 @@ class BatchProcessor:
         store.bump("objects_accepted", len(responses) - duplicates)
         return Outcome(200, content)
 
+    # ---- case lifecycle --------------------------------------------------------------------
+
+    def realize(self) -> int:
+        """Store the fates that are due by the clock's now (see :mod:`.lifecycle`).
+
+        Runs inside the store's transaction; a now already realized costs one lookup. Fates
+        are stored in the order they happen (their time, then the case's registration), so
+        settlement ids increase with remittance time. Returns how many were stored.
+        """
+        now = self.clock.now()
+        store = self.store
+        with store.transaction():
+            done = store.meta("realized_until")
+            if done is not None and parse_utc(done) >= now:
+                return 0
+            due: list[tuple[datetime, int, InvoiceRow, FateRule]] = []
+            for row in store.invoices_without_fate():
+                rule = case_fate(self.lifecycle, row.unique_source_invoice_id)
+                if rule is None:
+                    continue
+                at = parse_utc(row.received_at) + timedelta(days=rule.after_days)
+                if at <= now:
+                    due.append((at, row.id, row, rule))
+            paid = store.direct_paid() if due else {}
+            due.sort(key=lambda item: (item[0], item[1]))
+            for at, _, row, rule in due:
+                still_open = row.claims_amount - paid.get(row.ledgerref, Decimal(0))
+                if still_open <= 0:
+                    continue  # paid directly before the fate: nothing left to happen
+                amount = fate_amount(rule, still_open)
+                when = format_utc_millis(at)
+                event_id = store.add_case_event(row.ledgerref, rule.fate, amount, when)
+                if rule.fate == "collected" and amount > 0:
+                    store.add_settlement({
+                        "senderid": row.senderid, "creditor_id": row.creditor_id,
+                        "invoice_ledgerref": row.ledgerref, "event_id": event_id,
+                        "amount": format(amount, "f"), "currency": row.currency,
+                        "remittancedate": at.date().isoformat(),
+                    })
+            store.set_meta("realized_until", format_utc_millis(now))
+            return len(due)
+
     # ---- GET -------------------------------------------------------------------------------
 
     def query(
@@ -392,23 +483,57 @@ class BatchProcessor:
         lastsettlementid: int = 0,
         remittancedate: date | None = None,
     ) -> bytes:
-        """The ``GET /webapi/api/Batch`` answer: creditors, cases and settlements, as JSON."""
+        """The ``GET /webapi/api/Batch`` answer: creditors, cases and settlements, as JSON.
+
+        Fates due by the clock are stored first. A case is one stored invoice: direct
+        payments and a collected fate are its ``paidsum``, a credited fate its ``creditedsum``
+        (a sandbox extra), and it is CLOSED when nothing is left, or by a ``closed`` fate.
+        Settlements come from collected fates only, at most ``settlement_page_size`` per
+        answer, lowest ids first.
+        """
+        self.realize()
         store = self.store
         with store.transaction():  # one consistent snapshot
             invoices = store.invoices(senderid, creditorid, customerref, ledgerref)
             paid = store.paid_by_invoice(senderid)
+            events = store.case_events(senderid)
             creditors = store.creditors(senderid, creditorid)
-            payments = store.payments(senderid, 0)
+            narrowed = customerref is not None or ledgerref is not None
+            settlement_rows = store.settlement_rows(
+                senderid, creditorid, lastsettlementid,
+                remittancedate.isoformat() if remittancedate else None,
+                {row.ledgerref for row in invoices} if narrowed else None,
+                self.lifecycle.settlement_page_size,
+            )
+            last_by_creditor = store.last_settlement_ids(senderid)
 
         by_ledgerref: dict[str, InvoiceRow] = {row.ledgerref: row for row in invoices}
-        cases: list[Case] = []
+        cases: list[Case | CurrentCase] = []
         for row in invoices:
             paid_sum, last_paid_at = paid.get(row.ledgerref, (Decimal(0), ""))
-            remaining = row.claims_amount - paid_sum
-            closed = remaining <= 0
+            credited = Decimal(0)
+            fate = events.get(row.ledgerref)
+            closed_at: str | None = None
+            substatus: str | None = None
+            if fate is not None:
+                kind, amount, happened_at = fate
+                if kind == "collected":
+                    paid_sum += amount
+                    last_paid_at = max(last_paid_at, happened_at)
+                elif kind == "credited":
+                    credited = amount
+                    closed_at, substatus = happened_at, SUBSTATUS_CREDITED
+                else:
+                    closed_at, substatus = happened_at, SUBSTATUS_WRITTEN_OFF
+            remaining = row.claims_amount - paid_sum - credited
+            if closed_at is None and remaining <= 0:
+                closed_at, substatus = last_paid_at, SUBSTATUS_PAID
+            elif closed_at is None and paid_sum > 0:
+                substatus = SUBSTATUS_PARTIALLY_PAID
+            closed = closed_at is not None
             if closed and not includeclosed:
                 continue
-            cases.append(Case(
+            case = Case(
                 ledgerref=row.ledgerref,
                 customerref=row.customer_number,
                 customername=row.debtor_name,
@@ -416,7 +541,7 @@ class BatchProcessor:
                 casenumber=str(self.a.casenumber_start + row.id),
                 currencycode=row.currency,
                 regdate=row.received_at,  # type: ignore[arg-type]
-                closuredate=last_paid_at if closed else None,  # type: ignore[arg-type]
+                closuredate=closed_at,  # type: ignore[arg-type]
                 billdate=row.invoice_date,  # type: ignore[arg-type]
                 duedate=row.due_date,  # type: ignore[arg-type]
                 isdebtcollection=False,
@@ -426,35 +551,50 @@ class BatchProcessor:
                 service_description=row.invoice_type,
                 status_statuscode="CLOSED" if closed else "OPEN",
                 paymentDetails=PaymentDetails(
-                    paymentValue=_money(max(remaining, Decimal(0))),
+                    paymentValue=_money(max(remaining, Decimal(0))) if not closed else
+                    Decimal("0.00"),
                     currency=row.currency,
                     kid=row.kid,
                     dueDate=row.due_date,  # type: ignore[arg-type]
                 ),
-            ))
+            )
+            # Not in the documented older revision; sent as extra fields (the client keeps
+            # unknown fields): credited amount, sub-status, our id and the creditor.
+            extra = case.__pydantic_extra__
+            assert extra is not None
+            extra.update(creditedsum=_money(credited), substatus=substatus,
+                         uniqueSourceInvoiceId=row.unique_source_invoice_id,
+                         creditorid=row.creditor_id)
+            cases.append(case if self.case_revision == "older" else _newest_case(
+                case, row, self.a.casenumber_start + row.id))
 
-        settlements: list[Settlement] = []
-        last_by_creditor: dict[str, int] = {}
-        for payment in payments:
-            invoice = by_ledgerref.get(payment.invoice_ledgerref)
+        settlements: list[Settlement | CurrentSettlement] = []
+        for srow in settlement_rows:
+            invoice = by_ledgerref.get(srow["invoice_ledgerref"]) or store.invoice(
+                senderid, srow["invoice_ledgerref"])
             if invoice is None:
                 continue
-            last_by_creditor[invoice.creditor_id] = payment.settlementid
-            if payment.settlementid <= lastsettlementid:
-                continue
-            paid_on = date.fromisoformat(payment.payment_date[:10])
-            if remittancedate is not None and paid_on != remittancedate:
+            if self.case_revision == "newest":
+                settlements.append(CurrentSettlement(
+                    settlementId=srow["settlementid"],
+                    settlementDate=date.fromisoformat(srow["remittancedate"]),
+                    caseNumber=self.a.casenumber_start + invoice.id,
+                    collectionType="REMINDER", currency=srow["currency"],
+                    customerReference=invoice.customer_number, invoiceId=invoice.ledgerref,
+                    invoiceNumber=invoice.invoice_number, creditorId=srow["creditor_id"],
+                    amount=_money(Decimal(srow["amount"])),
+                ))
                 continue
             settlements.append(Settlement(
-                settlementid=payment.settlementid,
-                creditorid=invoice.creditor_id,
+                settlementid=srow["settlementid"],
+                creditorid=srow["creditor_id"],
                 customerref=invoice.customer_number,
                 ledgerref=invoice.ledgerref,
                 referencenumber=invoice.invoice_number,
                 casenumber=str(self.a.casenumber_start + invoice.id),
-                amount=_money(payment.amount),
-                currency=payment.currency,
-                remittancedate=paid_on,
+                amount=_money(Decimal(srow["amount"])),
+                currency=srow["currency"],
+                remittancedate=date.fromisoformat(srow["remittancedate"]),
             ))
 
         info_fields = set(CreditorInfo.model_fields) - {"lastsettlementid", "casehandler"}

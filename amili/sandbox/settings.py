@@ -14,6 +14,7 @@ from pydantic_settings import SettingsConfigDict
 
 from amili.contract import ApiContract
 from amili.sandbox.faults import FaultRule
+from amili.sandbox.lifecycle import LifecycleRules
 from amili.settings import _Settings
 
 
@@ -51,4 +52,14 @@ class SandboxSettings(_Settings):
         default_factory=ApiContract,
         description="The API contract the sandbox enforces (amili.contract); "
         "AMILI_SANDBOX_ASSUMPTIONS__<FIELD> changes one choice",
+    )
+    lifecycle: LifecycleRules = Field(
+        default_factory=LifecycleRules,
+        description="What happens to cases over (sandbox) time: fates, their shares and "
+        "delays, the seed, the settlement page size (amili.sandbox.lifecycle)",
+    )
+    case_revision: Literal["older", "newest"] = Field(
+        default="older",
+        description="Which documented revision GET Batch answers cases and settlements in: "
+        "the older lower-case one (S3/S4) or the newest camelCase one (S5, §3.8)",
     )

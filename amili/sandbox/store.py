@@ -90,13 +90,36 @@ CREATE TABLE IF NOT EXISTS actions (
     batch_id          INTEGER NOT NULL,
     raw_json          TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS case_events (
+    id                INTEGER PRIMARY KEY AUTOINCREMENT,
+    invoice_ledgerref TEXT NOT NULL UNIQUE,   -- at most one fate per case
+    fate              TEXT NOT NULL,          -- collected | credited | closed
+    amount            TEXT NOT NULL,          -- collected or credited (0 for closed)
+    happened_at       TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS settlements (
+    settlementid      INTEGER PRIMARY KEY AUTOINCREMENT,
+    senderid          TEXT NOT NULL,
+    creditor_id       TEXT NOT NULL,
+    invoice_ledgerref TEXT NOT NULL,
+    event_id          INTEGER NOT NULL UNIQUE,
+    amount            TEXT NOT NULL,
+    currency          TEXT NOT NULL,
+    remittancedate    TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS settlements_creditor ON settlements (senderid, creditor_id);
+CREATE TABLE IF NOT EXISTS meta (
+    name  TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
 """
 
-_TABLES = ("batches", "creditors", "invoices", "payments", "actions", "counters")
+_TABLES = ("batches", "creditors", "invoices", "payments", "actions", "case_events",
+           "settlements", "meta", "counters")
 
 
 @dataclass(frozen=True, slots=True)
@@ -402,6 +425,93 @@ class Store:
             totals[payment.invoice_ledgerref] = (paid + payment.amount, payment.received_at)
         return totals
 
+    def direct_paid(self) -> dict[str, Decimal]:
+        """Sum of the stored (direct) payments per invoice ledgerref, of every sender."""
+        totals: dict[str, Decimal] = {}
+        for row in self._query("SELECT invoice_ledgerref, amount FROM payments"):
+            ref = row["invoice_ledgerref"]
+            totals[ref] = totals.get(ref, Decimal(0)) + Decimal(row["amount"])
+        return totals
+
+    # ---- case lifecycle and settlements ----------------------------------------------------
+
+    def invoices_without_fate(self) -> list[InvoiceRow]:
+        """Invoices whose case has no fate stored yet, in the order they were received."""
+        rows = self._query(
+            "SELECT * FROM invoices AS i WHERE NOT EXISTS (SELECT 1 FROM case_events AS e "
+            "WHERE e.invoice_ledgerref = i.ledgerref) ORDER BY id")
+        return [_invoice(row) for row in rows]
+
+    def add_case_event(self, invoice_ledgerref: str, fate: str, amount: Decimal,
+                       happened_at: str) -> int:
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT INTO case_events (invoice_ledgerref, fate, amount, happened_at) "
+                "VALUES (?, ?, ?, ?)", (invoice_ledgerref, fate, format(amount, "f"),
+                                        happened_at))
+            return int(cursor.lastrowid or 0)
+
+    def fate_amount(self, invoice_ledgerref: str) -> Decimal:
+        """What a stored fate took off a case (collected or credited; 0 without one)."""
+        row = self._one("SELECT amount FROM case_events WHERE invoice_ledgerref = ?",
+                        (invoice_ledgerref,))
+        return Decimal(0) if row is None else Decimal(row["amount"])
+
+    def add_settlement(self, row: dict[str, Any]) -> int:
+        """Store one settlement; returns its settlementid (the next of one sequence)."""
+        with self._lock:
+            cursor = self._conn.execute(
+                "INSERT INTO settlements (senderid, creditor_id, invoice_ledgerref, event_id, "
+                "amount, currency, remittancedate) VALUES (:senderid, :creditor_id, "
+                ":invoice_ledgerref, :event_id, :amount, :currency, :remittancedate)", row)
+            return int(cursor.lastrowid or 0)
+
+    def case_events(self, senderid: str | None) -> dict[str, tuple[str, Decimal, str]]:
+        """Per invoice ledgerref: (fate, amount, when) of the fates stored for a sender."""
+        sql = ("SELECT e.invoice_ledgerref, e.fate, e.amount, e.happened_at FROM case_events "
+               "AS e JOIN invoices AS i ON i.ledgerref = e.invoice_ledgerref")
+        params: list[Any] = []
+        if senderid is not None:
+            sql += " WHERE i.senderid = ?"
+            params.append(senderid)
+        return {row[0]: (row[1], Decimal(row[2]), row[3]) for row in self._query(sql, params)}
+
+    def settlement_rows(
+        self, senderid: str | None, creditor_id: str | None, after: int,
+        remittancedate: str | None, ledgerrefs: set[str] | None, limit: int,
+    ) -> list[sqlite3.Row]:
+        """Settlements with ids above ``after``, lowest first, at most ``limit``."""
+        sql = "SELECT * FROM settlements WHERE settlementid > ?"
+        params: list[Any] = [after]
+        for column, value in (("senderid", senderid), ("creditor_id", creditor_id),
+                              ("remittancedate", remittancedate)):
+            if value is not None:
+                sql += f" AND {column} = ?"
+                params.append(value)
+        rows = self._query(sql + " ORDER BY settlementid", params)
+        if ledgerrefs is not None:
+            rows = [row for row in rows if row["invoice_ledgerref"] in ledgerrefs]
+        return rows[:limit]
+
+    def last_settlement_ids(self, senderid: str | None) -> dict[str, int]:
+        """The highest settlementid per creditor of a sender."""
+        sql = "SELECT creditor_id, max(settlementid) FROM settlements"
+        params: list[Any] = []
+        if senderid is not None:
+            sql += " WHERE senderid = ?"
+            params.append(senderid)
+        return {row[0]: row[1] for row in self._query(sql + " GROUP BY creditor_id", params)}
+
+    def meta(self, name: str) -> str | None:
+        row = self._one("SELECT value FROM meta WHERE name = ?", (name,))
+        return None if row is None else row["value"]
+
+    def set_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO meta (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+                "SET value = excluded.value", (name, value))
+
     # ---- actions ---------------------------------------------------------------------------
 
     def add_action(self, row: dict[str, Any]) -> None:
@@ -428,7 +538,8 @@ class Store:
         with self._lock:
             return {
                 table: self._conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-                for table in ("batches", "creditors", "invoices", "payments", "actions")
+                for table in ("batches", "creditors", "invoices", "payments", "actions",
+                              "case_events", "settlements")
             }
 
     def reset(self) -> None:

@@ -378,8 +378,7 @@ def test_payment_duplicates_and_settlement_visibility(api: Api) -> None:
     again = api.answer(batch("pay-2", payment=[payment(ledgerref, 1, "200.00")]))
     assert again["responses"][0] == {**first["responses"][0], "status_statuscode": "DUPLICATE"}
     answer = api.query()
-    assert [s["ledgerref"] for s in answer["settlement"]] == [ledgerref]
-    assert answer["settlement"][0]["amount"] == Decimal("200.00")
+    assert answer["settlement"] == []  # a direct payment is no remittance by Amili
     assert answer["case"][0]["paidsum"] == Decimal("200.00")
     assert answer["case"][0]["remainingsum"] == Decimal("1300.00")
 
