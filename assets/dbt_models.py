@@ -40,8 +40,8 @@ class StageTranslator(DagsterDbtTranslator):
     """dbt resources in the group of their stage: a model in the group named by its folder
     (models/staging, models/batch, models/marts, models/readback), seeds and the sources
     staging reads in ``staging``. Never Dagster's ``default`` group: the global lineage then
-    reads left to right, extract → staging → batch → submission → results → marts → reporting, and the
-    read-back of what Amili holds (its own job) last."""
+    reads left to right, extract → staging → batch → submission → results → marts →
+    reporting, and the read-back of what Amili holds (its own job) last."""
 
     def get_group_name(self, dbt_resource_props: Mapping[str, Any]) -> str | None:
         fqn = dbt_resource_props.get("fqn") or []
