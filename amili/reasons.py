@@ -13,9 +13,10 @@ what follows from another row), so a row with several problems is grouped under 
 fundamental one; the full text still lists them all. A text no pattern knows is ``other``,
 and is grouped by its text with the values masked (``normalize_reason`` in dbt).
 
-The patterns are written for both Python's :mod:`re` and DuckDB's RE2, so the pipeline
-derives codes in SQL as it writes the ledger (:func:`code_sql`, :func:`value_sql`: no work
-per row in Python) and a dry run in Python (:func:`classify`); a test holds the two equal.
+The patterns are written for both Python's :mod:`re` and DuckDB's RE2: the submission
+classifies its quarantined rows in Python as it writes them (:func:`classify`, a few µs a
+row), the results and older ledgers in SQL (:func:`code_sql`, :func:`value_sql`); a test
+holds the two equal.
 dbt reads the messages from ``macros/amili_reasons.sql``, written by
 ``python -m amili.reasons`` (a test holds the file to this module).
 """
@@ -24,7 +25,6 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 #: The code of a text no pattern knows.
@@ -142,31 +142,10 @@ CATALOGUE: tuple[Reason, ...] = (
 #: code -> the message for it.
 MESSAGES: dict[str, str] = {r.code: r.message for r in CATALOGUE}
 
-_COMPILED: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
-    (r.code, re.compile(p)) for r in CATALOGUE for p in r.patterns)
-
-
-@lru_cache(maxsize=4096)
-def classify(text: str | None) -> tuple[str | None, str | None]:
-    """``(code, value)`` of a reason's text; ``(None, None)`` for no text."""
-    if text is None:
-        return None, None
-    for code, pattern in _COMPILED:
-        match = pattern.search(text)
-        if match is not None:
-            value = match.group(1) if pattern.groups else None
-            return code, value or None
-    return OTHER, None
-
-
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _hint(pattern: str) -> str:
-    """The longest run of plain characters every match of ``pattern`` contains: DuckDB
-    tests it with ``contains`` (a substring search) before it runs the regular expression,
-    which makes the codes of a day's quarantine several times cheaper."""
+    """The longest run of plain characters every match of ``pattern`` contains: a substring
+    search for it (``in`` here, ``contains`` in DuckDB) comes before the regular expression,
+    which makes classifying a day's reasons several times cheaper."""
     best = run = ""
     for op, arg in re._parser.parse(pattern):  # type: ignore[attr-defined]
         if op is re._constants.LITERAL:  # type: ignore[attr-defined]
@@ -174,6 +153,25 @@ def _hint(pattern: str) -> str:
         else:
             best, run = max(best, run, key=len), ""
     return max(best, run, key=len)
+
+
+_COMPILED: tuple[tuple[str, str, re.Pattern[str]], ...] = tuple(
+    (r.code, _hint(p), re.compile(p)) for r in CATALOGUE for p in r.patterns)
+
+
+def classify(text: str | None) -> tuple[str | None, str | None]:
+    """``(code, value)`` of a reason's text; ``(None, None)`` for no text."""
+    if text is None:
+        return None, None
+    for code, hint, pattern in _COMPILED:
+        if hint in text and (match := pattern.search(text)) is not None:
+            value = match.group(1) if pattern.groups else None
+            return code, value or None
+    return OTHER, None
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
 
 
 def _matches_sql(column: str, pattern: str) -> str:

@@ -682,18 +682,20 @@ def replace_quarantine_day(con: duckdb.DuckDBPyConnection, day: date) -> None:
 def insert_quarantine(
     con: duckdb.DuckDBPyConnection, day: date, rows: Sequence[tuple[str, str | None, str, str]]
 ) -> None:
-    """Insert quarantined rows ``(objectname, source_id, reason, payload)`` in one statement;
-    each reason's code and value are derived from its text there (:mod:`amili.reasons`)."""
+    """Insert quarantined rows ``(objectname, source_id, reason, payload)`` in one statement,
+    each with its reason's code and value (:func:`amili.reasons.classify`: a few µs a row in
+    Python, where the same patterns as SQL cost tens)."""
     if not rows:
         return
     names, ids, texts, payloads = (list(column) for column in zip(*rows, strict=True))
+    codes, values = (list(column) for column in zip(*map(reasons.classify, texts),
+                                                    strict=True))
     con.execute(
-        f"""INSERT INTO amili.quarantine
-           SELECT *, {reasons.value_sql("r", "code")}
-           FROM (SELECT *, now(), {reasons.code_sql("r")} AS code
-                 FROM (SELECT $day, unnest($names), unnest($ids), unnest($texts) AS r,
-                              unnest($payloads)))""",
-        {"day": day, "names": names, "ids": ids, "texts": texts, "payloads": payloads},
+        """INSERT INTO amili.quarantine
+           SELECT $day, unnest($names), unnest($ids), unnest($texts), unnest($payloads), now(),
+                  unnest($codes::VARCHAR[]), unnest($values::VARCHAR[])""",
+        {"day": day, "names": names, "ids": ids, "texts": texts, "payloads": payloads,
+         "codes": codes, "values": values},
     )
 
 
