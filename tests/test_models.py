@@ -90,6 +90,36 @@ def test_bad_amounts_are_rejected(amount: Any, reason: str) -> None:
         Claim(type="PRINCIPAL", remainingAmount=amount)
 
 
+@pytest.mark.parametrize(
+    ("amount", "error_type"),
+    [
+        (Decimal("1.555"), "decimal_max_places"),
+        (1.255, "decimal_max_places"),  # a float, through its shortest repr
+        (Decimal("-0.001"), "decimal_max_places"),
+        (Decimal("1E+20"), "decimal_max_digits"),
+        (10**18, "decimal_max_digits"),
+        (Decimal("123456789012345678.9"), "decimal_max_digits"),
+        (Decimal("NaN"), "finite_number"),
+        (Decimal("Infinity"), "finite_number"),
+        (Decimal("-1"), "value_error"),
+        ([], "decimal_type"),
+    ],
+)
+def test_amount_limits_are_pydantics_own_errors(amount: Any, error_type: str) -> None:
+    """The limits are checked by pydantic-core on the decimal (their place in ``Amount``),
+    with pydantic's own error types and messages, which the quarantine reasons quote."""
+    with pytest.raises(ValidationError) as caught:
+        Claim(type="PRINCIPAL", remainingAmount=amount)
+    assert [e["type"] for e in caught.value.errors()] == [error_type]
+
+
+@pytest.mark.parametrize("amount", [Decimal("0.00"), Decimal("1E+2"), 1.25,
+                                    Decimal("1234567890123456.78")])
+def test_amounts_within_the_limits_pass(amount: Any) -> None:
+    assert Claim(type="PRINCIPAL", remainingAmount=amount).remainingAmount == Decimal(
+        repr(amount) if isinstance(amount, float) else amount)
+
+
 def test_datetimes_serialize_as_utc_with_milliseconds() -> None:
     oslo_winter = timezone(timedelta(hours=1))
     payment = Payment(
