@@ -153,14 +153,27 @@ def test_ticking_a_reason_row_lists_its_objects_and_a_search_narrows_them(
 
     table = browser_page.get_by_role("table").filter(has_text="example_message").first
     before = table.get_by_role("row").all_inner_texts()
-    # sorted first (a click on a header): the ticked row must still be the one drilled into
-    table.get_by_role("columnheader", name="objects").click()
-    for _ in range(200):
-        if table.get_by_role("row").all_inner_texts() != before:
-            break
-        browser_page.wait_for_timeout(100)
+    # sorted first (the header's sort button): the ticked row must still be the one drilled
+    # into
+    [(counts,)] = snapshot_sql(reporting_run, f"""
+        SELECT count(DISTINCT n) FROM (SELECT count(*) AS n FROM report.problems
+                                       GROUP BY kind, {q.REASON_KEY}, currency)""")
+    # (a click that lands while the table is still being drawn is lost: click again; and
+    # reasons that all have as many objects keep their order when sorted by it)
+    for _attempt in range(4 if counts > 1 else 1):
+        # marimo's header has its own sort button (a click on the header's text does not sort)
+        table.get_by_role("columnheader", name="objects").get_by_role(
+            "button", name="Sort column ascending").click()
+        for _ in range(50):
+            if table.get_by_role("row").all_inner_texts() != before:
+                break
+            browser_page.wait_for_timeout(100)
+        else:
+            continue
+        break
     else:
-        pytest.fail("sorting the reasons by objects did not change their order")
+        if counts > 1:
+            pytest.fail(f"sorting the reasons by objects did not change their order: {before}")
     row = browser_page.get_by_role("row").filter(has_text=reason)
     row.scroll_into_view_if_needed()
     assert f"{objects}" in row.inner_text() and format_amount(amount) in row.inner_text()

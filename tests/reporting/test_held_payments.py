@@ -40,7 +40,8 @@ def test_a_payment_held_until_its_invoice_is_acknowledged_is_listed_once_while_h
             ('B2', 'payment', DATE '2026-11-02', 1, '["P2"]', repeat('0', 64), '[700]',
              '["NOK"]')""")
         con.execute("""INSERT INTO amili.ledger_object_answers VALUES
-            ('B2', 'payment', 0, DATE '2026-11-02', 'accepted', 'CREATED', 'L2', NULL)""")
+            ('B2', 'payment', 0, DATE '2026-11-02', 'accepted', 'CREATED', 'L2', NULL,
+             NULL, NULL)""")
         con.execute("INSERT INTO amili.acknowledged_invoices VALUES ('INV2', 'A2', now())")
 
     summary = publish_snapshot(pipeline, tmp_path / "reporting.duckdb")
