@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -13,6 +14,7 @@ from amili.client import AmiliClient
 from amili.sandbox.server import SandboxServer
 from amili.sandbox.settings import SandboxSettings
 from amili.settings import ClientSettings, load
+from tests.postgres_server import PostgresServer, postgres_available, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -76,3 +78,15 @@ def make_client(clean_sandbox: SandboxServer) -> Iterator[Callable[..., AmiliCli
     yield build
     for client in clients:
         client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One real PostgreSQL server for the session (see tests/postgres_server.py). In CI a
+    missing server fails the test; elsewhere it is skipped."""
+    if not postgres_available():
+        if os.environ.get("CI"):
+            pytest.fail("initdb/pg_ctl/postgres are not on PATH: CI needs PostgreSQL")
+        pytest.skip("PostgreSQL (initdb, pg_ctl, postgres) is not on PATH")
+    with running_postgres() as server:
+        yield server
