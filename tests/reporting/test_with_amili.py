@@ -11,6 +11,7 @@ queries are compared with SQL on the pipeline's own tables and marts.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from pathlib import Path
 
@@ -170,3 +171,73 @@ def test_a_pipeline_without_read_back_still_publishes(tmp_path: Path) -> None:
         assert (q.open_cases_by_age(con), q.amili_monthly(con), q.divergences(con)) == (
             [], [], [])
 
+
+
+def html_rows(html: str, heading: str) -> list[list[str]]:
+    """The body rows (cell texts) of the first table after ``heading`` in ``html``."""
+    from html.parser import HTMLParser
+
+    class Cells(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.rows: list[list[str]] = []
+            self.cell: str | None = None
+            self.in_body = False
+
+        def handle_starttag(self, tag: str, attrs: list) -> None:
+            if tag == "tbody":
+                self.in_body = True
+            elif tag == "tr" and self.in_body:
+                self.rows.append([])
+            elif tag == "td" and self.in_body:
+                self.cell = ""
+
+        def handle_endtag(self, tag: str) -> None:
+            if tag == "td" and self.cell is not None:
+                self.rows[-1].append(self.cell)
+                self.cell = None
+            elif tag == "tbody":
+                self.in_body = False
+
+        def handle_data(self, data: str) -> None:
+            if self.cell is not None:
+                self.cell += data
+
+    after = html[html.index(heading):]
+    parser = Cells()
+    parser.feed(after[:after.index("</table>") + len("</table>")])
+    return parser.rows
+
+
+def test_the_signoff_section_shows_the_figures_of_the_marts(with_amili: WithAmili) -> None:
+    from amili.reporting.display import parse_amount
+    from amili.reporting.signoff import with_amili_section
+
+    [(last,)] = pipeline_sql(with_amili, "SELECT max(remittance_date) FROM amili.settlements")
+    with q.connect_snapshot(with_amili.reporting_db) as con:
+        html = with_amili_section(con, last)
+    shown_open = {(c, age): (int(n), parse_amount(a))
+                  for c, age, n, a in html_rows(html, "Open cases")}
+    assert shown_open == {(c, age): (n, a) for c, age, n, a in pipeline_sql(with_amili, """
+        SELECT currency, CASE WHEN d <= 30 THEN '0-30' WHEN d <= 60 THEN '31-60'
+                              WHEN d <= 90 THEN '61-90' ELSE '90+' END, count(*),
+               sum(remaining_amount)
+        FROM (SELECT *, date_diff('day', registered_at, read_at) AS d FROM amili.cases)
+        WHERE status <> 'CLOSED' GROUP BY ALL""")}
+    shown_settled = {c: (int(n), parse_amount(a)) for c, n, a, _ in html_rows(html, "Settled")}
+    assert shown_settled == {c: (n, a) for c, n, a in pipeline_sql(with_amili, f"""
+        SELECT currency, count(*), sum(amount) FROM amili.settlements
+        WHERE date_trunc('month', remittance_date) = DATE '{last:%Y-%m-01}' GROUP BY 1""")}
+    [(count,)] = pipeline_sql(with_amili,
+                              "SELECT count(*) FROM marts.rpt_handover_status WHERE diverges")
+    assert f'data-figure="divergences">{count}<' in html and count == 3
+
+
+def test_the_signoff_section_says_when_nothing_was_read_back(tmp_path: Path) -> None:
+    from amili.reporting.signoff import with_amili_section
+
+    pipeline_db = tmp_path / "pipeline.duckdb"
+    duckdb.connect(str(pipeline_db)).close()
+    summary = publish_snapshot(pipeline_db, tmp_path / "reporting.duckdb")
+    with q.connect_snapshot(summary.path) as con:
+        assert 'data-with-amili="none"' in with_amili_section(con, date(2026, 12, 1))
