@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -241,3 +242,88 @@ def test_the_signoff_section_says_when_nothing_was_read_back(tmp_path: Path) -> 
     summary = publish_snapshot(pipeline_db, tmp_path / "reporting.duckdb")
     with q.connect_snapshot(summary.path) as con:
         assert 'data-with-amili="none"' in with_amili_section(con, date(2026, 12, 1))
+
+
+def snapshot_sql(run: WithAmili, sql: str) -> list[tuple]:
+    with q.connect_snapshot(run.reporting_db) as con:
+        return con.execute(sql).fetchall()
+
+
+def test_the_dashboard_shows_the_with_amili_view_and_drills_into_a_divergence(
+    with_amili: WithAmili, chromium: Any,
+) -> None:
+    """The view's figures read off the page equal SQL on the snapshot, per currency; ticking
+    a divergence shows the case Amili holds for that invoice."""
+    from amili.reporting.dashboard import DashboardServer
+    from amili.reporting.display import format_amount, parse_amount
+
+    open_cases = snapshot_sql(with_amili, """
+        SELECT currency, CASE WHEN d <= 30 THEN '0-30' WHEN d <= 60 THEN '31-60'
+                              WHEN d <= 90 THEN '61-90' ELSE '90+' END, count(*),
+               sum(remaining_amount)
+        FROM (SELECT *, date_diff('day', registered_at, read_at) AS d
+              FROM report.amili_cases WHERE status <> 'CLOSED') GROUP BY ALL""")
+    settled = snapshot_sql(with_amili, """
+        SELECT month, currency, sum(settlements), sum(settled_amount)
+        FROM marts.rpt_settlements_monthly GROUP BY ALL""")
+    collected = snapshot_sql(with_amili, """
+        SELECT currency, sum(collected_amount) FROM report.amili_collected_monthly
+        GROUP BY ALL""")
+    diverging = snapshot_sql(with_amili, """
+        SELECT coalesce(case_currency, acknowledged_currency), count(*)
+        FROM marts.rpt_handover_status WHERE diverges GROUP BY ALL""")
+    [(casenumber, original)] = snapshot_sql(with_amili, """
+        SELECT casenumber, original_amount FROM report.amili_cases
+        WHERE unique_source_invoice_id = 'A-0003'""")
+    assert open_cases and settled and collected and diverging
+
+    with DashboardServer(with_amili.reporting_db) as server:
+        context = chromium.new_context(viewport={"width": 1400, "height": 1000})
+        try:
+            page = context.new_page()
+            page.goto(server.url)
+            page.locator('[data-with-amili="read"]').wait_for(timeout=90_000)
+
+            def figure(table: str, mark: str, value: str, currency: str | None,
+                       name: str) -> str:
+                row = (f'table.amili-with-{table} tr[data-{mark}="{value}"]'
+                       + (f'[data-currency="{currency}"]' if currency is not None else
+                          '[data-currency=""]'))
+                return page.locator(f'{row} [data-figure="{name}"]').inner_text()
+
+            for currency, age, cases, remaining in open_cases:
+                assert int(figure("age", "age", age, currency, "cases")) == cases
+                assert parse_amount(figure("age", "age", age, currency,
+                                           "remaining_amount")) == remaining
+            assert page.locator("table.amili-with-age tbody tr").count() == len(open_cases)
+            for month, currency, count, amount in settled:
+                assert int(figure("month", "month", month.isoformat(), currency,
+                                  "settlements")) == count
+                assert parse_amount(figure("month", "month", month.isoformat(), currency,
+                                           "settled_amount")) == amount
+            shown_collected: dict[str, Decimal] = {}
+            for row in page.locator("table.amili-with-month tbody tr").all():
+                currency = row.get_attribute("data-currency")
+                shown_collected[currency] = shown_collected.get(currency, Decimal(0)) + \
+                    parse_amount(row.locator('[data-figure="collected_amount"]').inner_text())
+            assert shown_collected == dict(collected)
+            shown_diverging: dict[str | None, int] = {}
+            for row in page.locator("table.amili-with-reason tbody tr").all():
+                currency = row.get_attribute("data-currency") or None
+                shown_diverging[currency] = shown_diverging.get(currency, 0) + int(
+                    row.locator('[data-figure="invoices"]').inner_text())
+            assert shown_diverging == dict(diverging)
+
+            # the drill-down: tick A-0003's divergence, see the case Amili holds
+            row = page.get_by_role("row").filter(has_text="A-0003").filter(
+                has_text="amount differs")
+            row.scroll_into_view_if_needed()
+            row.get_by_role("checkbox", name="Select row").click()
+            page.locator('[data-drill-down="A-0003"]').wait_for(timeout=60_000)
+            held = page.get_by_role("table").filter(has_text="remaining_amount").filter(
+                has_text=casenumber).get_by_role("row").filter(has_text="A-0003")
+            held.wait_for()
+            assert format_amount(original) in held.inner_text()
+            assert format_amount(OTHER) == format_amount(original)
+        finally:
+            context.close()
