@@ -42,16 +42,20 @@ class SnapshotTable:
     query: str
     #: Relations (schema.name) of the pipeline database the query reads; all must exist.
     sources: tuple[str, ...]
+    #: Absent until a later stage has run (the read-back): left out without being named in
+    #: ``missing``, and the dashboard says that nothing was read back yet.
+    optional: bool = False
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
 
 
-def _copy(schema: str, name: str, exclude: str = "") -> SnapshotTable:
+def _copy(schema: str, name: str, exclude: str = "", *, optional: bool = False
+          ) -> SnapshotTable:
     columns = f"* EXCLUDE ({exclude})" if exclude else "*"
     return SnapshotTable(schema, name, f"SELECT {columns} FROM {schema}.{name}",
-                         (f"{schema}.{name}",))
+                         (f"{schema}.{name}",), optional)
 
 
 #: Held payments: dbt held them back because Amili had not acknowledged their invoice yet.
@@ -271,11 +275,11 @@ SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
         ("batch.batch_invoices", "batch.batch_payments", "batch.batch_actions"),
     ),
     # read-back (issue 20): absent until the readback job ran; the view then says so
-    _copy("marts", "rpt_handover_status"),
-    _copy("marts", "rpt_settlements_monthly"),
-    SnapshotTable("report", "amili_cases", _AMILI_CASES, ("amili.cases",)),
+    _copy("marts", "rpt_handover_status", optional=True),
+    _copy("marts", "rpt_settlements_monthly", optional=True),
+    SnapshotTable("report", "amili_cases", _AMILI_CASES, ("amili.cases",), optional=True),
     SnapshotTable("report", "amili_collected_monthly", _AMILI_COLLECTED,
-                  ("amili.case_status_changes", "amili.cases")),
+                  ("amili.case_status_changes", "amili.cases"), optional=True),
     SnapshotTable(
         "report", "held_payments", _HELD_PAYMENTS,
         ("batch.batch_payments", "amili.ledger_objects", "amili.submission_ledger",
@@ -316,7 +320,8 @@ def publish_snapshot(
 
     The pipeline database is opened the way every writer opens it (waiting a bounded time
     for another writer), only read from, and closed before the rename. A table whose sources
-    do not exist yet (a fresh pipeline database) is left out and named in ``missing``.
+    do not exist yet (a fresh pipeline database) is left out and named in ``missing``
+    (unless it is ``optional``: the read-back's, before the readback job ran).
     ``window`` is recorded in ``report.snapshot_info`` only: every day is copied.
     """
     target = Path(reporting_db).resolve()
@@ -343,7 +348,8 @@ def publish_snapshot(
                     con.execute(f"CREATE SCHEMA reporting_snapshot.{schema}")
                 for table in SNAPSHOT_TABLES:
                     if not all(source in existing for source in table.sources):
-                        missing.append(table.qualified)
+                        if not table.optional:
+                            missing.append(table.qualified)
                         continue
                     con.execute(
                         f"CREATE TABLE reporting_snapshot.{table.qualified} AS {table.query}"
