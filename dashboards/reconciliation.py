@@ -434,10 +434,11 @@ def _(mo):
     run_sql = mo.ui.run_button(label="Run query")
     mo.vstack([
         mo.md("## Ad-hoc SQL\n\nAny read-only DuckDB query over the snapshot: schemas "
-              "`marts` (rpt_*), `amili` (responses, errors, quarantine, submission_ledger) "
-              "and `report` (problems, held_payments, creditors, object_invoices, "
-              "snapshot_info). At most 1000 rows. Sum amounts per `currency`: the tables "
-              "hold NOK, EUR and SEK side by side."),
+              "`marts` (rpt_*; rpt_handover_status and rpt_settlements_monthly once read "
+              "back), `amili` (responses, errors, quarantine, submission_ledger) and "
+              "`report` (problems, held_payments, creditors, object_invoices, amili_cases, "
+              "amili_collected_monthly, snapshot_info). At most 1000 rows. Sum amounts per "
+              "`currency`: the tables hold NOK, EUR and SEK side by side."),
         sql, run_sql,
     ])
     return run_sql, sql
