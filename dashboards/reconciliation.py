@@ -305,6 +305,97 @@ def _(SNAPSHOT, d, filters, mo, q, style):
 
 
 @app.cell
+def _(SNAPSHOT, d, date_style, escape, mo, q, reload):
+    # all read-back figures, whatever the days and creditor above (Amili's cases are a
+    # current state; the creditor filter is ours, Amili's cases carry the org. number)
+    _ = reload.value
+    _style = date_style.value
+    with q.connect_snapshot(SNAPSHOT) as _con:
+        amili_read_at = q.amili_read_at(_con)
+        _by_age = q.open_cases_by_age(_con)
+        _monthly = q.amili_monthly(_con)
+        _totals = q.divergence_totals(_con)
+        amili_divergences = q.divergences(_con)
+
+    def _figures(rows: list[dict], keys: tuple[str, ...], attr: str, row_key: str) -> str:
+        """An HTML table whose cells carry data-* marks, so figures can be found by name."""
+        head = "".join(f"<th>{escape(k.replace('_', ' '))}</th>" for k in keys)
+        body = "".join(
+            f'<tr data-{attr}="{escape(d.format_cell(r[row_key], _style))}" '
+            f'data-currency="{escape(r["currency"] or "")}">'
+            + "".join(
+                f'<td data-figure="{escape(k)}" style="text-align:'
+                + ("right" if k not in ("currency", row_key) else "left")
+                + f'">{escape(d.format_cell(r[k], _style))}</td>' for k in keys)
+            + "</tr>" for r in rows)
+        return (f'<table class="amili-with-{attr}" style="border-collapse:collapse">'
+                f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>")
+
+    amili_divergence_table = mo.ui.table(
+        amili_divergences, selection="single", show_column_summaries=False, page_size=20,
+        **d.table_options(amili_divergences, _style),
+        label="Tick a divergence (the box at the start of its row) to see the invoice")
+    if amili_read_at is None:
+        _body = [mo.Html('<p data-with-amili="none"><i>Nothing was read back from Amili '
+                         "yet: the snapshot has no cases or settlements (the readback job "
+                         "has not run).</i></p>")]
+    else:
+        _body = [
+            mo.Html('<p data-with-amili="read">Cases as Amili held them when last read, '
+                    f"<b>{escape(d.format_timestamp(amili_read_at, _style))}</b>; age is "
+                    "days from the case's registration to that read.</p>"),
+            mo.md("### Open cases and remaining amounts by age, per currency"),
+            mo.Html(_figures(_by_age, ("currency", "age", "cases", "remaining_amount"),
+                             "age", "age")) if _by_age else mo.md("_No open cases._"),
+            mo.md("### Collected and settled per month, per currency\n\nCollected: the "
+                  "growth of the cases' paid amounts, in the month of the read that saw it; "
+                  "settled: what Amili paid out to the creditors (remittance month)."),
+            mo.Html(_figures(_monthly, ("month", "currency", "collected_amount",
+                                        "settlements", "settled_amount"), "month", "month"))
+            if _monthly else mo.md("_Nothing collected or settled yet._"),
+            mo.md("### Divergences from what we handed over"),
+            mo.Html(_figures(_totals, ("currency", "reason", "invoices",
+                                       "acknowledged_amount", "case_original_amount",
+                                       "amount_difference"), "reason", "reason"))
+            if _totals else mo.md("_None: every case matches what we handed over._"),
+            amili_divergence_table if amili_divergences else mo.md(""),
+        ]
+    mo.vstack([
+        mo.Html('<h2 id="with-amili">With Amili</h2>'),
+        mo.md("What Amili holds and paid out, read back after hand-over (all creditors, all "
+              "days). Amounts per currency, never added across currencies."),
+        *_body,
+    ])
+    return amili_divergence_table, amili_divergences, amili_read_at
+
+
+@app.cell
+def _(SNAPSHOT, amili_divergence_table, d, date_style, mo, q):
+    mo.stop(not amili_divergence_table.value,
+            mo.md("_Tick a divergence above to see its invoice._"))
+    _chosen = amili_divergence_table.value[0]
+    _id = _chosen["invoice_id"] or _chosen["amili_invoice_id"]
+    _style = date_style.value
+    with q.connect_snapshot(SNAPSHOT) as _con:
+        _found = q.invoice_with_amili(_con, _id)
+    mo.vstack([
+        mo.Html(f'<h3 data-drill-down="{_id}">Invoice {_id}: {_chosen["reason"]}</h3>'),
+        mo.ui.table(_found["cases"], selection=None, show_column_summaries=False,
+                    **d.table_options(_found["cases"], _style), label="What Amili holds")
+        if _found["cases"] else mo.md("_Amili holds no case for it._"),
+        mo.ui.table(_found["fates"], selection=None, show_column_summaries=False,
+                    **d.table_options(_found["fates"], _style),
+                    label="Per day: fate, batch, outcome")
+        if _found["fates"] else mo.md("_No day of ours in the snapshot has it._"),
+        mo.ui.table(_found["answers"], selection=None, show_column_summaries=False,
+                    **d.table_options(_found["answers"], _style),
+                    label="Every batch and answer (times in Oslo)")
+        if _found["answers"] else mo.md("_No batch of ours in the snapshot carried it._"),
+    ])
+    return
+
+
+@app.cell
 def _(mo):
     prepare_xlsx = mo.ui.run_button(label="Prepare the Excel (XLSX) export")
     mo.vstack([
@@ -343,10 +434,11 @@ def _(mo):
     run_sql = mo.ui.run_button(label="Run query")
     mo.vstack([
         mo.md("## Ad-hoc SQL\n\nAny read-only DuckDB query over the snapshot: schemas "
-              "`marts` (rpt_*), `amili` (responses, errors, quarantine, submission_ledger) "
-              "and `report` (problems, held_payments, creditors, object_invoices, "
-              "snapshot_info). At most 1000 rows. Sum amounts per `currency`: the tables "
-              "hold NOK, EUR and SEK side by side."),
+              "`marts` (rpt_*; rpt_handover_status and rpt_settlements_monthly once read "
+              "back), `amili` (responses, errors, quarantine, submission_ledger) and "
+              "`report` (problems, held_payments, creditors, object_invoices, amili_cases, "
+              "amili_collected_monthly, snapshot_info). At most 1000 rows. Sum amounts per "
+              "`currency`: the tables hold NOK, EUR and SEK side by side."),
         sql, run_sql,
     ])
     return run_sql, sql

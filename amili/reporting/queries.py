@@ -426,3 +426,119 @@ def source_rows(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]:
                sum(row_count)::BIGINT AS "rows", sum(amount) AS amount
         FROM marts.rpt_source_reconciliation WHERE {filters.where(creditor_column="NULL")}
         GROUP BY ALL ORDER BY "table", bucket, currency""", filters.params)
+
+
+# --- "With Amili": what Amili holds and paid out, read back after hand-over (issue 20) ---
+
+#: Age buckets of open cases, days since Amili registered the case (at the read): label,
+#: first day, last day (None: no end).
+AGE_BUCKETS: tuple[tuple[str, int, int | None], ...] = (
+    ("0-30", 0, 30), ("31-60", 31, 60), ("61-90", 61, 90), ("90+", 91, None))
+
+
+def _age_bucket_sql(days: str) -> str:
+    parts = " ".join(
+        f"WHEN {days} <= {last} THEN '{label}'" if last is not None else f"ELSE '{label}'"
+        for label, _, last in AGE_BUCKETS)
+    return f"CASE {parts} END"
+
+
+def amili_read_at(con: duckdb.DuckDBPyConnection) -> Any:
+    """When the cases were last read back (a timestamp), or None: nothing was read back yet
+    (the snapshot has no read-back tables, or they are empty)."""
+    if not table_exists(con, "report.amili_cases"):
+        return None
+    return con.execute("SELECT max(read_at) FROM report.amili_cases").fetchone()[0]
+
+
+def open_cases_by_age(con: duckdb.DuckDBPyConnection) -> list[Row]:
+    """Open cases (not CLOSED) per currency and age bucket (days from registration to the
+    read): cases (int) and remaining amount (Decimal), buckets in :data:`AGE_BUCKETS` order,
+    NOK first. Empty before any read-back."""
+    if not table_exists(con, "report.amili_cases"):
+        return []
+    order = [label for label, _, _ in AGE_BUCKETS]
+    return rows(con, f"""
+        WITH open_cases AS (
+            SELECT currency, remaining_amount,
+                   {_age_bucket_sql("greatest(date_diff('day', registered_at, read_at), 0)")}
+                       AS age
+            FROM report.amili_cases WHERE status IS DISTINCT FROM 'CLOSED'
+        )
+        SELECT currency, age, count(*)::BIGINT AS cases,
+               coalesce(sum(remaining_amount), 0)::DECIMAL(38, 2) AS remaining_amount
+        FROM open_cases GROUP BY currency, age
+        ORDER BY currency <> 'NOK', currency, list_position($order, age)""",
+        {"order": order})
+
+
+def amili_monthly(con: duckdb.DuckDBPyConnection) -> list[Row]:
+    """Per month and currency: what Amili collected on the cases
+    (``report.amili_collected_monthly``) and what it settled (paid out) to the creditors
+    (``marts.rpt_settlements_monthly``), Decimals, all creditors; newest month first."""
+    parts = []
+    if table_exists(con, "report.amili_collected_monthly"):
+        parts.append("""SELECT month, currency, collected_amount, 0 AS settlements,
+                               0 AS settled_amount FROM report.amili_collected_monthly""")
+    if table_exists(con, "marts.rpt_settlements_monthly"):
+        parts.append("""SELECT month, currency, 0, settlements, settled_amount
+                        FROM marts.rpt_settlements_monthly""")
+    if not parts:
+        return []
+    return rows(con, f"""
+        SELECT month, currency, sum(collected_amount)::DECIMAL(38, 2) AS collected_amount,
+               sum(settlements)::BIGINT AS settlements,
+               sum(settled_amount)::DECIMAL(38, 2) AS settled_amount
+        FROM ({" UNION ALL ".join(parts)})
+        GROUP BY month, currency ORDER BY month DESC, currency <> 'NOK', currency""")
+
+
+def divergences(con: duckdb.DuckDBPyConnection) -> list[Row]:
+    """Invoices whose case at Amili does not match what we handed over
+    (``marts.rpt_handover_status`` where ``diverges``): the reason, the amount Amili
+    acknowledged from us and the case's amounts, in their currencies."""
+    if not table_exists(con, "marts.rpt_handover_status"):
+        return []
+    return rows(con, """
+        SELECT unique_source_invoice_id AS invoice_id, amili_invoice_id,
+               creditor_idnumber AS creditor_orgnr, casenumber, divergence_reason AS reason,
+               acknowledged_amount, acknowledged_currency, case_original_amount,
+               case_open_amount, case_currency, amount_difference, status
+        FROM marts.rpt_handover_status WHERE diverges
+        ORDER BY reason, invoice_id NULLS LAST, amili_invoice_id""")
+
+
+def divergence_totals(con: duckdb.DuckDBPyConnection) -> list[Row]:
+    """Divergences per currency (the case's, else the acknowledged one) and reason: count,
+    amount we handed over, Amili's original amount and the difference (Decimals)."""
+    if not table_exists(con, "marts.rpt_handover_status"):
+        return []
+    return rows(con, """
+        SELECT coalesce(case_currency, acknowledged_currency) AS currency,
+               divergence_reason AS reason, count(*)::BIGINT AS invoices,
+               sum(acknowledged_amount)::DECIMAL(38, 2) AS acknowledged_amount,
+               sum(case_original_amount)::DECIMAL(38, 2) AS case_original_amount,
+               sum(amount_difference)::DECIMAL(38, 2) AS amount_difference
+        FROM marts.rpt_handover_status WHERE diverges
+        GROUP BY 1, 2 ORDER BY currency <> 'NOK' NULLS LAST, currency, reason""")
+
+
+def invoice_with_amili(con: duckdb.DuckDBPyConnection, invoice_id: str) -> dict[str, list[Row]]:
+    """One invoice's drill-down: :func:`object_history` (what we sent and Amili answered)
+    and ``cases``, what Amili holds for it now (the rows of ``report.amili_cases``). The
+    history is empty in a snapshot without the daily marts (read-back alone)."""
+    history: dict[str, list[Row]] = {"fates": [], "answers": []}
+    if table_exists(con, "marts.rpt_object_fates") and table_exists(con, "amili.responses"):
+        history = object_history(con, invoice_id)
+    cases: list[Row] = []
+    if invoice_id.strip() and table_exists(con, "report.amili_cases"):
+        cases = rows(con, """
+            SELECT unique_source_invoice_id AS invoice_id, amili_invoice_id, casenumber,
+                   creditor_idnumber AS creditor_orgnr, status, sub_status, currency,
+                   original_amount, paid_amount, credited_amount, remaining_amount,
+                   registered_at, closed_at, read_at
+            FROM report.amili_cases
+            WHERE lower(unique_source_invoice_id) = lower($id)
+               OR lower(amili_invoice_id) = lower($id)
+            ORDER BY casenumber""", {"id": invoice_id.strip()})
+    return {**history, "cases": cases}

@@ -2,8 +2,9 @@
 
 It is the archived record of what was sent to Amili on a day and what came back: headline
 totals, the balance check's verdict, per-creditor reconciliation, charts drawn as inline SVG,
-the reasons for rejections and quarantine with every rejected object, unanswered batches
-and held payments. No script and nothing fetched: the file opens the same in ten years.
+the reasons for rejections and quarantine with every rejected object, unanswered batches,
+held payments, and what Amili holds (read back). No script and nothing fetched: the file
+opens the same in ten years.
 A re-run of a day writes a new report and keeps the earlier one under ``archive/``.
 """
 
@@ -141,6 +142,36 @@ reviewed and the balance verdict accepted (or the exceptions noted).</p>
 """
 
 
+def with_amili_section(con: duckdb.DuckDBPyConnection, day: date) -> str:
+    """The "with Amili" section: what Amili holds now (open cases by age), what it settled in
+    the month of ``day``, and the divergences from what we handed over, per currency; or a
+    line saying that nothing was read back yet (a pipeline before its first read-back)."""
+    head = '<h2 id="with-amili">With Amili</h2>'
+    read_at = q.amili_read_at(con)
+    if read_at is None:
+        return (head + '<p class="muted" data-with-amili="none">Nothing was read back from '
+                "Amili yet: no cases or settlements in the snapshot.</p>")
+    month = day.replace(day=1)
+    settled = [{k: r[k] for k in ("currency", "settlements", "settled_amount",
+                                  "collected_amount")}
+               for r in q.amili_monthly(con) if r["month"] == month]
+    totals = q.divergence_totals(con)
+    count = sum(r["invoices"] for r in totals)
+    return "".join([
+        head,
+        f'<p class="muted" data-with-amili="read">Cases as Amili held them when last read, '
+        f"{escape(format_timestamp(read_at))}; age is days from the case's registration to "
+        "that read.</p>",
+        "<h3>Open cases and remaining amounts by age, per currency</h3>",
+        _table(q.open_cases_by_age(con), empty="no open cases"),
+        f"<h3>Settled (paid out) and collected in {month:%Y-%m}, per currency</h3>",
+        _table(settled, empty="nothing settled or collected this month"),
+        f'<h3>Divergences from what we handed over: <span data-figure="divergences">{count}'
+        "</span></h3>",
+        _table(totals, empty="none: every case matches what we handed over"),
+    ])
+
+
 def render_signoff_report(con: duckdb.DuckDBPyConnection, day: date, *,
                           run_url: str | None = None) -> str:
     """The report of one day as a complete HTML document; ``run_url`` links back to the
@@ -193,6 +224,7 @@ def render_signoff_report(con: duckdb.DuckDBPyConnection, day: date, *,
         _table(q.unanswered_batches(con, one_day), empty="every batch was answered"),
         "<h2>Payments held back (their invoice has no Amili id yet)</h2>",
         _table(q.held_payments(con, one_day), empty="none held"),
+        with_amili_section(con, day),
         _SIGNOFF_BLOCK,
     ]
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

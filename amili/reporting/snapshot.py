@@ -42,16 +42,20 @@ class SnapshotTable:
     query: str
     #: Relations (schema.name) of the pipeline database the query reads; all must exist.
     sources: tuple[str, ...]
+    #: Absent until a later stage has run (the read-back): left out without being named in
+    #: ``missing``, and the dashboard says that nothing was read back yet.
+    optional: bool = False
 
     @property
     def qualified(self) -> str:
         return f"{self.schema}.{self.name}"
 
 
-def _copy(schema: str, name: str, exclude: str = "") -> SnapshotTable:
+def _copy(schema: str, name: str, exclude: str = "", *, optional: bool = False
+          ) -> SnapshotTable:
     columns = f"* EXCLUDE ({exclude})" if exclude else "*"
     return SnapshotTable(schema, name, f"SELECT {columns} FROM {schema}.{name}",
-                         (f"{schema}.{name}",))
+                         (f"{schema}.{name}",), optional)
 
 
 #: Held payments: dbt held them back because Amili had not acknowledged their invoice yet.
@@ -206,6 +210,43 @@ UNION ALL
 SELECT DISTINCT partition_date, 'action', action_id, invoice_id FROM batch.batch_actions
 """
 
+#: The cases Amili holds (``amili.cases``, read back; no debtor identity in it), for the
+#: "with Amili" view's open cases by age: each case's registration day and open amount.
+_AMILI_CASES = """
+SELECT creditor_idnumber, casenumber, amili_invoice_id, unique_source_invoice_id,
+       invoice_number, status, sub_status, currency, original_amount, paid_amount,
+       credited_amount, remaining_amount, registered_at, closed_at, handed_over, read_at
+FROM amili.cases
+"""
+
+#: What Amili collected per creditor, month and currency: the growth of each case's paid
+#: amount from one read to the next (``amili.case_status_changes`` keeps the amounts at each
+#: change), counted in the month of the read that saw it; a case's first read counts what was
+#: paid by then. Amili reports no payment dates on a case, so this is as near as the read-back
+#: comes; settlements (the payouts to the creditor) are ``rpt_settlements_monthly``.
+_AMILI_COLLECTED = """
+WITH changes AS (
+    SELECT c.creditor_idnumber, c.detected_at,
+           c.paid_amount - coalesce(lag(c.paid_amount) OVER (
+               PARTITION BY c.creditor_idnumber, c.amili_invoice_id, c.casenumber
+               ORDER BY c.detected_at), 0) AS collected,
+           k.currency
+    FROM amili.case_status_changes AS c
+    LEFT JOIN (SELECT creditor_idnumber, amili_invoice_id, casenumber,
+                      any_value(currency) AS currency
+               FROM amili.cases GROUP BY ALL) AS k
+           ON k.creditor_idnumber = c.creditor_idnumber
+          AND k.amili_invoice_id IS NOT DISTINCT FROM c.amili_invoice_id
+          AND k.casenumber IS NOT DISTINCT FROM c.casenumber
+)
+SELECT creditor_idnumber,
+       date_trunc('month', timezone('Europe/Oslo', detected_at))::DATE AS month, currency,
+       sum(collected)::DECIMAL(18, 2) AS collected_amount,
+       count(*) FILTER (WHERE collected <> 0)::BIGINT AS cases_collected_on
+FROM changes WHERE collected IS NOT NULL
+GROUP BY ALL
+"""
+
 #: What the snapshot holds, in the pipeline database's own schema and table names, so a
 #: query written against one runs on the other.
 SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
@@ -233,6 +274,12 @@ SNAPSHOT_TABLES: tuple[SnapshotTable, ...] = (
         "report", "object_invoices", _OBJECT_INVOICES,
         ("batch.batch_invoices", "batch.batch_payments", "batch.batch_actions"),
     ),
+    # read-back (issue 20): absent until the readback job ran; the view then says so
+    _copy("marts", "rpt_handover_status", optional=True),
+    _copy("marts", "rpt_settlements_monthly", optional=True),
+    SnapshotTable("report", "amili_cases", _AMILI_CASES, ("amili.cases",), optional=True),
+    SnapshotTable("report", "amili_collected_monthly", _AMILI_COLLECTED,
+                  ("amili.case_status_changes", "amili.cases"), optional=True),
     SnapshotTable(
         "report", "held_payments", _HELD_PAYMENTS,
         ("batch.batch_payments", "amili.ledger_objects", "amili.submission_ledger",
@@ -273,7 +320,8 @@ def publish_snapshot(
 
     The pipeline database is opened the way every writer opens it (waiting a bounded time
     for another writer), only read from, and closed before the rename. A table whose sources
-    do not exist yet (a fresh pipeline database) is left out and named in ``missing``.
+    do not exist yet (a fresh pipeline database) is left out and named in ``missing``
+    (unless it is ``optional``: the read-back's, before the readback job ran).
     ``window`` is recorded in ``report.snapshot_info`` only: every day is copied.
     """
     target = Path(reporting_db).resolve()
@@ -300,7 +348,8 @@ def publish_snapshot(
                     con.execute(f"CREATE SCHEMA reporting_snapshot.{schema}")
                 for table in SNAPSHOT_TABLES:
                     if not all(source in existing for source in table.sources):
-                        missing.append(table.qualified)
+                        if not table.optional:
+                            missing.append(table.qualified)
                         continue
                     con.execute(
                         f"CREATE TABLE reporting_snapshot.{table.qualified} AS {table.query}"

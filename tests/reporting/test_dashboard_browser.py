@@ -330,3 +330,19 @@ def test_the_signoff_report_shows_totals_per_currency_a_signoff_block_and_its_ru
         assert all(url.startswith("file:") for url in recorder.requests)  # nothing fetched
     finally:
         context.close()
+
+
+def test_before_any_read_back_the_with_amili_view_and_report_say_so(
+    page: tuple[Any, Recorder], reporting_run: ReportingRun
+) -> None:
+    """The daily job alone reads nothing back: the "With Amili" section of the page and of
+    the sign-off report say so instead of showing empty figures (the figures themselves:
+    tests/reporting/test_with_amili.py, on a real read-back)."""
+    browser_page, recorder = page
+    with q.connect_snapshot(reporting_run.reporting_db) as con:
+        assert q.amili_read_at(con) is None
+    browser_page.locator('[data-with-amili="none"]').wait_for(timeout=LOAD_TIMEOUT_MS)
+    assert browser_page.locator("table.amili-with-age").count() == 0
+    report = (reporting_run.reports_dir / f"{DAY.isoformat()}.html").read_text("utf-8")
+    assert 'data-with-amili="none"' in report
+    assert recorder.console_errors == []
