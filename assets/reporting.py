@@ -22,6 +22,7 @@ from amili.pipeline.partition_figures import mart_rows_per_day
 from amili.reporting.signoff import write_signoff_report
 from amili.reporting.snapshot import publish_snapshot
 from amili.settings import reporting_paths
+from assets.readback import CASES_KEY, SETTLEMENTS_KEY, amili_readback_models
 from assets.reconciliation import amili_reconciliation_models
 from assets.submission import LEDGER_KEYS, RESULT_KEYS
 from orchestration.partitions import daily_partitions, window_days
@@ -102,3 +103,30 @@ def signoff_report(
             metadata["previous_version"] = MetadataValue.path(str(report.archived))
         context.add_asset_metadata(metadata, partition_key=report.day.isoformat())
     yield MaterializeResult(metadata={"reports_in_run": len(written)})
+
+
+READBACK_SNAPSHOT_KEY = AssetKey(["amili", "readback_published"])
+
+
+@asset(
+    key=READBACK_SNAPSHOT_KEY,
+    deps=[CASES_KEY, SETTLEMENTS_KEY, *amili_readback_models.keys],
+    group_name="readback",
+    kinds={"duckdb"},
+    pool=PIPELINE_DB_POOL,
+    description="The reporting snapshot published again after a read-back, so the "
+    "dashboard's 'With Amili' view shows the cases and settlements just read instead of "
+    "waiting for the next daily run (the same file and atomic rename as "
+    "reporting/reporting_snapshot).",
+)
+def readback_published(pipeline: PipelineResource) -> MaterializeResult:
+    """Copies every day's tables and the read-back; not partitioned, like the read-back."""
+    settings = pipeline.settings()
+    summary = publish_snapshot(settings.pipeline_db,
+                               reporting_paths(settings.pipeline_db).reporting_db)
+    return MaterializeResult(metadata={
+        "path": MetadataValue.path(str(summary.path)),
+        "bytes": summary.bytes,
+        "file_row_counts_all_days": MetadataValue.json(summary.row_counts),
+        "missing_tables": MetadataValue.json(summary.missing),
+    })

@@ -18,14 +18,18 @@ from dagster import (
 
 from amili.settings import PipelineSettings, load
 from assets.readback import READBACK
+from assets.reporting import READBACK_SNAPSHOT_KEY
 from orchestration.partitions import OSLO, daily_partitions
 
 #: Six hours: far above a normal day, short enough that a stuck run frees the pool the same day.
 MAX_RUNTIME_SECONDS = 6 * 60 * 60
 
+#: The read-back (not partitioned) and the snapshot published again after it.
+READBACK_RUN = READBACK | AssetSelection.assets(READBACK_SNAPSHOT_KEY)
+
 #: Everything partitioned: extract, dbt models, submission, results, reconciliation, and the
 #: reporting snapshot and sign-off report (assets/reporting.py).
-CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping") - READBACK
+CHAIN = AssetSelection.all() - AssetSelection.assets("amili_api_ping") - READBACK_RUN
 
 amili_daily_job = define_asset_job(
     name="amili_daily",
@@ -83,9 +87,10 @@ def daily_schedule() -> ScheduleDefinition:
 
 readback_job = define_asset_job(
     name="amili_readback",
-    selection=READBACK,
+    selection=READBACK_RUN,
     description="Read back from Amili what it holds (cases) and what it paid out "
-    "(settlements), after the day's submission. Not partitioned: see assets/readback.py.",
+    "(settlements), after the day's submission, and publish the analysts' snapshot again. "
+    "Not partitioned: see assets/readback.py.",
     executor_def=in_process_executor,
     tags={"dagster/max_retries": "2", "dagster/retry_strategy": "FROM_FAILURE",
           "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)},

@@ -573,6 +573,14 @@ def test_the_readback_job_after_the_daily_job_end_to_end(
             expected.add((source, fate_amount(rule, claim)))
     assert stored == expected and expected
     assert booked == sum(amount for _, amount in stored)
+    # the analysts' snapshot was published again with what was just read
+    from amili.settings import reporting_paths
+
+    with duckdb.connect(str(reporting_paths(db).reporting_db), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM report.amili_cases").fetchone()[0] \
+            == acknowledged
+        assert con.execute("SELECT sum(settled_amount) FROM marts.rpt_settlements_monthly"
+                           ).fetchone()[0] == booked
     today = datetime.now(ZoneInfo("Europe/Oslo")).date()
     assert (exports / f"amili-settlements-{today}.csv").is_file()
     assert (exports / f"amili-case-changes-{today}.parquet").is_file()
