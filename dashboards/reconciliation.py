@@ -305,17 +305,22 @@ def _(SNAPSHOT, d, filters, mo, q, style):
 
 
 @app.cell
-def _(SNAPSHOT, d, date_style, escape, mo, q, reload):
-    # all read-back figures, whatever the days and creditor above (Amili's cases are a
-    # current state; the creditor filter is ours, Amili's cases carry the org. number)
+def _(SNAPSHOT, creditor, d, date_style, escape, mo, q, reload):
+    # the read-back figures for all days (Amili's cases are its state now), for the creditor
+    # chosen above: Amili knows it by its organisation number
     _ = reload.value
     _style = date_style.value
     with q.connect_snapshot(SNAPSHOT) as _con:
         amili_read_at = q.amili_read_at(_con)
-        _by_age = q.open_cases_by_age(_con)
-        _monthly = q.amili_monthly(_con)
-        _totals = q.divergence_totals(_con)
-        amili_divergences = q.divergences(_con)
+        _orgnr = q.creditor_orgnr(_con, creditor.value or None)
+        _by_age = q.open_cases_by_age(_con, _orgnr)
+        _monthly = q.amili_monthly(_con, _orgnr)
+        _totals = q.divergence_totals(_con, _orgnr)
+        amili_divergences = q.divergences(_con, _orgnr)
+    _scope = ("all creditors" if not creditor.value else
+              f"creditor {escape(creditor.value)}, organisation number "
+              f"{escape(_orgnr or 'unknown')} (a case missing at Amili carries no creditor: "
+              "see all creditors)")
 
     def _figures(rows: list[dict], keys: tuple[str, ...], attr: str, row_key: str) -> str:
         """An HTML table whose cells carry data-* marks, so figures can be found by name."""
@@ -362,8 +367,9 @@ def _(SNAPSHOT, d, date_style, escape, mo, q, reload):
         ]
     mo.vstack([
         mo.Html('<h2 id="with-amili">With Amili</h2>'),
-        mo.md("What Amili holds and paid out, read back after hand-over (all creditors, all "
-              "days). Amounts per currency, never added across currencies."),
+        mo.Html(f'<p data-with-amili-scope="{escape(_orgnr or "")}">What Amili holds and '
+                f"paid out, read back after hand-over ({_scope}; all days). Amounts per "
+                "currency, never added across currencies.</p>"),
         *_body,
     ])
     return amili_divergence_table, amili_divergences, amili_read_at

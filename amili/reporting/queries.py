@@ -114,6 +114,9 @@ def buckets(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def creditors(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Our creditor ids with a reconciliation; none in a snapshot of the read-back alone."""
+    if not table_exists(con, "marts.rpt_reconciliation_daily"):
+        return []
     return [c for (c,) in con.execute(
         """SELECT DISTINCT creditor_id FROM marts.rpt_reconciliation_daily
            WHERE creditor_id IS NOT NULL ORDER BY 1"""
@@ -138,6 +141,9 @@ def stale_days(con: duckdb.DuckDBPyConnection) -> list[date]:
 
 
 def day_range(con: duckdb.DuckDBPyConnection) -> tuple[date | None, date | None]:
+    """The first and last day reconciled (None, None: no daily marts in the snapshot)."""
+    if not table_exists(con, "marts.rpt_reconciliation_daily"):
+        return None, None
     first, last = con.execute(
         "SELECT min(partition_date), max(partition_date) FROM marts.rpt_reconciliation_daily"
     ).fetchone()
@@ -151,6 +157,21 @@ def creditor_names(con: duckdb.DuckDBPyConnection) -> dict[str, str]:
     return dict(con.execute(
         "SELECT creditor_id, creditor_name FROM report.creditors WHERE creditor_name IS NOT NULL"
     ).fetchall())
+
+
+def creditor_orgnr(con: duckdb.DuckDBPyConnection, creditor_id: str | None) -> str | None:
+    """The organisation number Amili knows a creditor of ours by (the read-back's
+    ``creditor_idnumber``), or None: no creditor chosen, or none known in the snapshot."""
+    if creditor_id is None or not table_exists(con, "report.creditors") or \
+            "creditor_orgnr" not in _columns(con, "report.creditors"):
+        return None
+    found = con.execute("SELECT creditor_orgnr FROM report.creditors WHERE creditor_id = $id",
+                        {"id": creditor_id}).fetchone()
+    return found[0] if found else None
+
+
+#: The read-back queries' creditor filter: Amili's cases carry the organisation number.
+_ORGNR_FILTER = "($orgnr IS NULL OR creditor_idnumber = $orgnr)"
 
 
 def _creditor_name(con: duckdb.DuckDBPyConnection, column: str) -> str:
@@ -451,10 +472,11 @@ def amili_read_at(con: duckdb.DuckDBPyConnection) -> Any:
     return con.execute("SELECT max(read_at) FROM report.amili_cases").fetchone()[0]
 
 
-def open_cases_by_age(con: duckdb.DuckDBPyConnection) -> list[Row]:
+def open_cases_by_age(con: duckdb.DuckDBPyConnection, orgnr: str | None = None
+                      ) -> list[Row]:
     """Open cases (not CLOSED) per currency and age bucket (days from registration to the
     read): cases (int) and remaining amount (Decimal), buckets in :data:`AGE_BUCKETS` order,
-    NOK first. Empty before any read-back."""
+    NOK first; one creditor's (by organisation number) or all. Empty before any read-back."""
     if not table_exists(con, "report.amili_cases"):
         return []
     order = [label for label, _, _ in AGE_BUCKETS]
@@ -463,26 +485,28 @@ def open_cases_by_age(con: duckdb.DuckDBPyConnection) -> list[Row]:
             SELECT currency, remaining_amount,
                    {_age_bucket_sql("greatest(date_diff('day', registered_at, read_at), 0)")}
                        AS age
-            FROM report.amili_cases WHERE status IS DISTINCT FROM 'CLOSED'
+            FROM report.amili_cases
+            WHERE status IS DISTINCT FROM 'CLOSED' AND {_ORGNR_FILTER}
         )
         SELECT currency, age, count(*)::BIGINT AS cases,
                coalesce(sum(remaining_amount), 0)::DECIMAL(38, 2) AS remaining_amount
         FROM open_cases GROUP BY currency, age
         ORDER BY currency <> 'NOK', currency, list_position($order, age)""",
-        {"order": order})
+        {"order": order, "orgnr": orgnr})
 
 
-def amili_monthly(con: duckdb.DuckDBPyConnection) -> list[Row]:
+def amili_monthly(con: duckdb.DuckDBPyConnection, orgnr: str | None = None) -> list[Row]:
     """Per month and currency: what Amili collected on the cases
     (``report.amili_collected_monthly``) and what it settled (paid out) to the creditors
-    (``marts.rpt_settlements_monthly``), Decimals, all creditors; newest month first."""
+    (``marts.rpt_settlements_monthly``), Decimals, one creditor's or all; newest first."""
     parts = []
     if table_exists(con, "report.amili_collected_monthly"):
-        parts.append("""SELECT month, currency, collected_amount, 0 AS settlements,
-                               0 AS settled_amount FROM report.amili_collected_monthly""")
+        parts.append(f"""SELECT month, currency, collected_amount, 0 AS settlements,
+                               0 AS settled_amount FROM report.amili_collected_monthly
+                        WHERE {_ORGNR_FILTER}""")
     if table_exists(con, "marts.rpt_settlements_monthly"):
-        parts.append("""SELECT month, currency, 0, settlements, settled_amount
-                        FROM marts.rpt_settlements_monthly""")
+        parts.append(f"""SELECT month, currency, 0, settlements, settled_amount
+                        FROM marts.rpt_settlements_monthly WHERE {_ORGNR_FILTER}""")
     if not parts:
         return []
     return rows(con, f"""
@@ -490,37 +514,42 @@ def amili_monthly(con: duckdb.DuckDBPyConnection) -> list[Row]:
                sum(settlements)::BIGINT AS settlements,
                sum(settled_amount)::DECIMAL(38, 2) AS settled_amount
         FROM ({" UNION ALL ".join(parts)})
-        GROUP BY month, currency ORDER BY month DESC, currency <> 'NOK', currency""")
+        GROUP BY month, currency ORDER BY month DESC, currency <> 'NOK', currency""",
+        {"orgnr": orgnr})
 
 
-def divergences(con: duckdb.DuckDBPyConnection) -> list[Row]:
+def divergences(con: duckdb.DuckDBPyConnection, orgnr: str | None = None) -> list[Row]:
     """Invoices whose case at Amili does not match what we handed over
     (``marts.rpt_handover_status`` where ``diverges``): the reason, the amount Amili
-    acknowledged from us and the case's amounts, in their currencies."""
+    acknowledged from us and the case's amounts, in their currencies; one creditor's or all
+    (a case missing at Amili has no organisation number, so it shows under all only)."""
     if not table_exists(con, "marts.rpt_handover_status"):
         return []
-    return rows(con, """
+    return rows(con, f"""
         SELECT unique_source_invoice_id AS invoice_id, amili_invoice_id,
                creditor_idnumber AS creditor_orgnr, casenumber, divergence_reason AS reason,
                acknowledged_amount, acknowledged_currency, case_original_amount,
                case_open_amount, case_currency, amount_difference, status
-        FROM marts.rpt_handover_status WHERE diverges
-        ORDER BY reason, invoice_id NULLS LAST, amili_invoice_id""")
+        FROM marts.rpt_handover_status WHERE diverges AND {_ORGNR_FILTER}
+        ORDER BY reason, invoice_id NULLS LAST, amili_invoice_id""", {"orgnr": orgnr})
 
 
-def divergence_totals(con: duckdb.DuckDBPyConnection) -> list[Row]:
+def divergence_totals(con: duckdb.DuckDBPyConnection, orgnr: str | None = None
+                      ) -> list[Row]:
     """Divergences per currency (the case's, else the acknowledged one) and reason: count,
-    amount we handed over, Amili's original amount and the difference (Decimals)."""
+    amount we handed over, Amili's original amount and the difference (Decimals); one
+    creditor's or all, as :func:`divergences`."""
     if not table_exists(con, "marts.rpt_handover_status"):
         return []
-    return rows(con, """
+    return rows(con, f"""
         SELECT coalesce(case_currency, acknowledged_currency) AS currency,
                divergence_reason AS reason, count(*)::BIGINT AS invoices,
                sum(acknowledged_amount)::DECIMAL(38, 2) AS acknowledged_amount,
                sum(case_original_amount)::DECIMAL(38, 2) AS case_original_amount,
                sum(amount_difference)::DECIMAL(38, 2) AS amount_difference
-        FROM marts.rpt_handover_status WHERE diverges
-        GROUP BY 1, 2 ORDER BY currency <> 'NOK' NULLS LAST, currency, reason""")
+        FROM marts.rpt_handover_status WHERE diverges AND {_ORGNR_FILTER}
+        GROUP BY 1, 2 ORDER BY currency <> 'NOK' NULLS LAST, currency, reason""",
+        {"orgnr": orgnr})
 
 
 def invoice_with_amili(con: duckdb.DuckDBPyConnection, invoice_id: str) -> dict[str, list[Row]]:

@@ -194,6 +194,7 @@ LEFT JOIN marts.rpt_marts_built AS b USING (partition_date)
 #: creditor master gave each creditor (``batch.batch_creditors``, the rows handed over).
 _CREDITORS = """
 SELECT creditor_id, arg_max(fullname, partition_date) AS creditor_name,
+       arg_max(idnumber, partition_date) AS creditor_orgnr,
        max(partition_date) AS last_seen
 FROM batch.batch_creditors WHERE creditor_id IS NOT NULL AND fullname IS NOT NULL
 GROUP BY creditor_id

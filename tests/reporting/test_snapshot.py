@@ -232,7 +232,14 @@ def test_the_snapshot_names_each_creditor_as_the_warehouse_does(
     with q.connect_snapshot(reporting_run.reporting_db) as con:
         assert q.creditor_names(con) == warehouse
         rows = q.daily_reconciliation(con, q.Filters(DAY, DAY))
+        # the organisation number Amili knows each creditor by (the read-back's filter)
+        orgnrs = {creditor: q.creditor_orgnr(con, creditor) for creditor in warehouse}
+        assert q.creditor_orgnr(con, None) is None
+        assert q.creditor_orgnr(con, "no-such-creditor") is None
     assert {r["creditor"]: r["creditor_name"] for r in rows} == warehouse
+    with duckdb.connect(str(reporting_run.folder / "warehouse.duckdb"), read_only=True) as con:
+        assert orgnrs == dict(con.execute(
+            "SELECT creditor_id, organization_number FROM creditors").fetchall())
 
 
 def test_reasons_are_per_currency_and_amounts_are_decimals(

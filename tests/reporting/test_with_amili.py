@@ -134,6 +134,39 @@ def test_collected_and_settled_per_month_match_the_read_back_tables(
     assert collected == paid and all(v > 0 for v in paid.values())
 
 
+def test_the_with_amili_figures_for_one_creditor_are_its_own(with_amili: WithAmili) -> None:
+    """Filtered by organisation number, each query gives that creditor's share: the SQL on
+    the pipeline's tables filtered alike, and the creditors' shares add up to all."""
+    orgnrs = [r[0] for r in pipeline_sql(
+        with_amili, "SELECT DISTINCT creditor_idnumber FROM amili.cases ORDER BY 1")]
+    assert len(orgnrs) == 2
+    with q.connect_snapshot(with_amili.reporting_db) as con:
+        everyone = {
+            "cases": sum(r["cases"] for r in q.open_cases_by_age(con)),
+            "settled": sum(r["settled_amount"] for r in q.amili_monthly(con)),
+            "divergences": len([r for r in q.divergences(con) if r["creditor_orgnr"]]),
+        }
+        shares = {orgnr: {
+            "cases": sum(r["cases"] for r in q.open_cases_by_age(con, orgnr)),
+            "settled": sum(r["settled_amount"] for r in q.amili_monthly(con, orgnr)),
+            "divergences": len(q.divergences(con, orgnr)),
+            "divergence_totals": sum(r["invoices"] for r in q.divergence_totals(con, orgnr)),
+            "listed_orgnrs": {r["creditor_orgnr"] for r in q.divergences(con, orgnr)},
+        } for orgnr in orgnrs}
+    for orgnr, share in shares.items():
+        open_cases, settled = pipeline_sql(with_amili, f"""
+            SELECT (SELECT count(*) FROM amili.cases WHERE status <> 'CLOSED'
+                    AND creditor_idnumber = '{orgnr}'),
+                   (SELECT coalesce(sum(amount), 0) FROM amili.settlements
+                    WHERE creditor_idnumber = '{orgnr}')""")[0]
+        assert (share["cases"], share["settled"]) == (open_cases, settled), orgnr
+        assert share["divergences"] == share["divergence_totals"]
+        assert share["listed_orgnrs"] <= {orgnr}
+    for key in everyone:
+        assert sum(share[key] for share in shares.values()) == everyone[key], key
+    assert everyone["cases"] > 0 and everyone["settled"] > 0 and everyone["divergences"] > 0
+
+
 def test_the_divergence_list_and_its_drill_down(with_amili: WithAmili) -> None:
     with q.connect_snapshot(with_amili.reporting_db) as con:
         listed = q.divergences(con)
