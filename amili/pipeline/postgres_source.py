@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pyarrow as pa
 
@@ -47,16 +47,20 @@ def mask_url(location: str) -> str:
     text = str(location)
     if not is_database_url(text):
         return text
-    parts = urlsplit(text)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, host = netloc.rsplit("@", 1)
+    base, _, query = text.partition("?")
+    scheme, _, rest = base.partition("://")
+    authority, slash, path = rest.partition("/")
+    if "@" in authority:
+        userinfo, host = authority.rsplit("@", 1)
         if ":" in userinfo:
             userinfo = userinfo.split(":", 1)[0] + ":***"
-        netloc = f"{userinfo}@{host}"
-    query = urlencode([(k, "***" if k.lower() == "password" else v)
-                       for k, v in parse_qsl(parts.query, keep_blank_values=True)])
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+        authority = f"{userinfo}@{host}"
+    options = parse_qsl(query, keep_blank_values=True)
+    masked = f"{scheme}://{authority}{slash}{path}"
+    if query:
+        masked += "?" + urlencode(
+            [(k, "***" if k.lower() == "password" else v) for k, v in options], safe="*")
+    return masked
 
 
 @dataclass(frozen=True)
@@ -76,7 +80,8 @@ class PostgresLocation:
                 f"warehouse {mask_url(location)}: schema {schema!r} is not a plain SQL "
                 "identifier (letters, digits, _ and $, not starting with a digit)")
         rest = urlencode([(k, v) for k, v in options if k != "schema"])
-        return cls(urlunsplit((parts.scheme, parts.netloc, parts.path, rest, "")), schema)
+        base = location.split("?", 1)[0].split("#", 1)[0]
+        return cls(base + (f"?{rest}" if rest else ""), schema)
 
     @property
     def masked(self) -> str:
