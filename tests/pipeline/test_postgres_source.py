@@ -213,3 +213,40 @@ def test_masked_urls_hide_the_password_and_keep_the_rest() -> None:
     assert (location.uri, location.schema) == ("postgresql://u:p@h/db?sslmode=disable", "erp")
     with pytest.raises(ValueError, match="not a plain SQL identifier"):
         PostgresLocation.parse('postgresql://u:p@h/db?schema=x"; DROP TABLE y; --')
+
+
+def test_demo_warehouse_command_loads_the_demo_into_postgres(
+    postgres_server: PostgresServer, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    from amili.cli import main
+
+    url = postgres_server.create_database("amili_cli") + "?schema=demo"
+    path = tmp_path / "demo.duckdb"
+    assert main(["demo-warehouse", "--days", "2", "--invoices-per-day", "20", "--path",
+                 str(path), "--postgres", url]) == 0
+    out = capsys.readouterr().out
+    assert postgres_server.password not in out
+    assert f"Loaded into {mask_url(url)}" in out
+    with duckdb.connect(str(path), read_only=True) as con:
+        duck = {(t, c): typ for t, c, typ in con.execute(
+            """SELECT table_name, column_name, data_type FROM information_schema.columns
+               WHERE table_schema = 'main'""").fetchall()}
+        counts = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+                  for t in RAW_TABLES}
+    with psycopg.connect(url.split("?")[0]) as con:
+        pg = {(t, c): typ for t, c, typ in con.execute(
+            """SELECT table_name, column_name, CASE WHEN data_type = 'numeric'
+                      THEN format('DECIMAL(%s,%s)', numeric_precision, numeric_scale)
+                      ELSE upper(data_type) END
+               FROM information_schema.columns WHERE table_schema = 'demo'""").fetchall()}
+        indexed = {row[0] for row in con.execute(
+            "SELECT indexdef FROM pg_indexes WHERE schemaname = 'demo'").fetchall()}
+        pg_counts = {t: con.execute(f"SELECT count(*) FROM demo.{t}").fetchone()[0]
+                     for t in RAW_TABLES}
+    same_names = {"VARCHAR": "TEXT", "TIMESTAMP WITH TIME ZONE": "TIMESTAMP WITH TIME ZONE"}
+    assert set(pg) == set(duck)
+    for key, typ in duck.items():
+        assert pg[key] == same_names.get(typ, typ), key
+    assert pg_counts == counts
+    assert any("payments USING btree (registered_at)" in d for d in indexed)
+    assert any("invoices USING btree (due_date)" in d for d in indexed)
