@@ -369,9 +369,10 @@ def check_contract(found: dict[str, dict[str, str] | str], warehouse: str | Path
                 continue
             want, got = column_family(table, column), type_family(have[column])
             if got not in _ACCEPTS.get(want, {want}):
+                declared = "" if have[column].lower() == got else f" ({have[column]})"
                 problems.append(
-                    f"the warehouse table {table} column {column} is {got} "
-                    f"({have[column]}); the pipeline reads it as "
+                    f"the warehouse table {table} column {column} is {got}{declared}; "
+                    "the pipeline reads it as "
                     f"{'an' if want[0] in 'aeiou' else 'a'} {want}")
     if problems:
         raise WarehouseContractError(

@@ -250,3 +250,27 @@ def test_demo_warehouse_command_loads_the_demo_into_postgres(
     assert pg_counts == counts
     assert any("payments USING btree (registered_at)" in d for d in indexed)
     assert any("invoices USING btree (due_date)" in d for d in indexed)
+
+
+def test_an_unconstrained_numeric_arrives_exact(pg_warehouse: str, tmp_path: Path) -> None:
+    """``numeric`` without precision holds any number of decimals: each arrives as it is, so
+    the quarantine still sees a third (or twelfth) decimal."""
+    url = pg_warehouse.split("?")[0]
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP SCHEMA IF EXISTS loose CASCADE")
+        con.execute("CREATE SCHEMA loose")
+        for table in RAW_TABLES:
+            con.execute(f"CREATE TABLE loose.{table} AS SELECT * FROM erp.{table}")
+        con.execute("ALTER TABLE loose.invoices ALTER remaining_amount TYPE numeric")
+        before = tmp_path / "before.duckdb"
+        extract_window(before, url + "?schema=loose", END, END + timedelta(days=1))
+        (invoice_id,) = duckdb.connect(str(before), read_only=True).execute(
+            "SELECT min(invoice_id) FROM raw.invoices").fetchone()
+        con.execute("UPDATE loose.invoices SET remaining_amount = 123.456789012345 "
+                    "WHERE invoice_id = %s", (invoice_id,))
+    db = tmp_path / "p.duckdb"
+    extract_window(db, url + "?schema=loose", END, END + timedelta(days=1))
+    with duckdb.connect(str(db), read_only=True) as con:
+        (value,) = con.execute("SELECT remaining_amount FROM raw.invoices WHERE invoice_id = ?",
+                               [invoice_id]).fetchone()
+    assert str(value) == "123.456789012345"
