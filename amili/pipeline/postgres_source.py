@@ -3,7 +3,8 @@
 ``AMILI_WAREHOUSE=postgresql://user:pass@host:port/db?schema=erp`` (``postgres://`` too; the
 password may instead come from libpq's ``PG*`` variables such as ``PGPASSWORD``). ``schema``
 is ours, not libpq's: it is taken off the URL before the URL reaches the driver, and defaults
-to ``public``.
+to ``public``. Without a ``connect_timeout`` (or ``PGCONNECT_TIMEOUT``) one of 10 seconds is
+added, so a silent host fails the run at its start instead of holding it.
 
 The connector is the ADBC PostgreSQL driver: it returns Arrow, takes ``$1`` parameters, and has
 siblings for Snowflake, BigQuery, Flight SQL and SQLite with the same API. Only what one window
@@ -13,6 +14,7 @@ unchanged over the Arrow tables, registered as its source relations.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import date
@@ -27,6 +29,8 @@ if TYPE_CHECKING:
 #: URL schemes read as a PostgreSQL server.
 SCHEMES = ("postgresql", "postgres")
 OSLO_TZ = "Europe/Oslo"
+#: How long to wait for the server unless the URL or PGCONNECT_TIMEOUT says otherwise.
+CONNECT_TIMEOUT_SECONDS = 10
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_$]{0,62}")
 
 
@@ -79,7 +83,11 @@ class PostgresLocation:
             raise ValueError(
                 f"warehouse {mask_url(location)}: schema {schema!r} is not a plain SQL "
                 "identifier (letters, digits, _ and $, not starting with a digit)")
-        rest = urlencode([(k, v) for k, v in options if k != "schema"])
+        kept = [(k, v) for k, v in options if k != "schema"]
+        if not any(k == "connect_timeout" for k, _ in kept) and \
+                "PGCONNECT_TIMEOUT" not in os.environ:
+            kept.append(("connect_timeout", str(CONNECT_TIMEOUT_SECONDS)))  # libpq: forever
+        rest = urlencode(kept)
         base = location.split("?", 1)[0].split("#", 1)[0]
         return cls(base + (f"?{rest}" if rest else ""), schema)
 

@@ -210,7 +210,10 @@ def test_masked_urls_hide_the_password_and_keep_the_rest() -> None:
     assert mask_url("postgres://u@h/db?password=abc") == "postgres://u@h/db?password=***"
     assert mask_url("data/warehouse.duckdb") == "data/warehouse.duckdb"
     location = PostgresLocation.parse("postgresql://u:p@h/db?schema=erp&sslmode=disable")
-    assert (location.uri, location.schema) == ("postgresql://u:p@h/db?sslmode=disable", "erp")
+    assert (location.uri, location.schema) == (
+        "postgresql://u:p@h/db?sslmode=disable&connect_timeout=10", "erp")
+    assert PostgresLocation.parse("postgresql:///db?connect_timeout=3").uri == \
+        "postgresql:///db?connect_timeout=3"
     with pytest.raises(ValueError, match="not a plain SQL identifier"):
         PostgresLocation.parse('postgresql://u:p@h/db?schema=x"; DROP TABLE y; --')
 
