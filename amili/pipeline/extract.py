@@ -301,9 +301,10 @@ def _read_postgres(
     try:
         types = postgres_source.column_types(con, location.schema, SOURCE_TABLES)
         check_contract(
-            {t: types.get(t, f"nothing named {t} in schema {location.schema}")
+            {t: types.get(t, f"nothing named {t} in schema {location.schema} that this "
+                             "login may read")
              for t in SOURCE_TABLES},
-            location.masked)
+            f"{location.masked} (schema {location.schema})")
         return postgres_source.fetch_window(
             con, location.schema, ELIGIBILITY_RULE, start, end, default_delay_days)
     finally:

@@ -38,6 +38,10 @@ class WarehouseConnectionError(RuntimeError):
     """The warehouse server cannot be reached or refuses the login (message has no password)."""
 
 
+class WarehouseQueryError(RuntimeError):
+    """A window query failed on the server (e.g. no SELECT privilege on a table)."""
+
+
 def is_database_url(location: str) -> bool:
     """True when ``AMILI_WAREHOUSE`` names a database server rather than a file or folder."""
     return urlsplit(str(location)).scheme.lower() in SCHEMES
@@ -251,8 +255,14 @@ def fetch_window(
     try:
         cur.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         for table, sql in queries.items():
-            cur.execute(sql, (start, end, int(default_delay_days)))
-            tables[table] = _plain(cur.fetch_arrow_table())
+            try:
+                cur.execute(sql, (start, end, int(default_delay_days)))
+                tables[table] = _plain(cur.fetch_arrow_table())
+            except Exception as exc:  # the driver's errors: say which table, not the SQL
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else repr(exc)
+                raise WarehouseQueryError(
+                    f"reading the window's {table} from the warehouse schema {schema} "
+                    f"failed: {first}") from None
     finally:
         cur.close()
         con.rollback()

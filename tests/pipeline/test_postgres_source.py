@@ -16,10 +16,16 @@ import duckdb
 import psycopg
 import pytest
 
-from amili.pipeline.extract import RAW_TABLES, WarehouseContractError, extract_window
+from amili.pipeline.extract import (
+    RAW_TABLES,
+    REQUIRED_COLUMNS,
+    WarehouseContractError,
+    extract_window,
+)
 from amili.pipeline.postgres_source import (
     PostgresLocation,
     WarehouseConnectionError,
+    WarehouseQueryError,
     mask_url,
 )
 from amili.warehouse import generate_demo_warehouse
@@ -277,3 +283,45 @@ def test_an_unconstrained_numeric_arrives_exact(pg_warehouse: str, tmp_path: Pat
         (value,) = con.execute("SELECT remaining_amount FROM raw.invoices WHERE invoice_id = ?",
                                [invoice_id]).fetchone()
     assert str(value) == "123.456789012345"
+
+
+def test_a_reader_with_select_only_works_and_one_without_is_told_which_table(
+    postgres_server: PostgresServer, pg_warehouse: str, tmp_path: Path
+) -> None:
+    url = pg_warehouse.split("?")[0]
+    with psycopg.connect(url, autocommit=True) as con:
+        for role in ("amili_reader", "amili_stranger"):
+            if con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                con.execute(f"DROP OWNED BY {role}")
+                con.execute(f"DROP ROLE {role}")
+            con.execute(f"CREATE ROLE {role} LOGIN PASSWORD 'Reader-Pass-1'")
+            con.execute(f"GRANT USAGE ON SCHEMA erp TO {role}")
+        con.execute("GRANT SELECT ON ALL TABLES IN SCHEMA erp TO amili_reader")
+        con.execute("GRANT SELECT ON erp.invoices, erp.creditors TO amili_stranger")
+    server = f"127.0.0.1:{postgres_server.port}/amili_wh?schema=erp"
+    summary = extract_window(tmp_path / "r.duckdb",
+                             f"postgresql://amili_reader:Reader-Pass-1@{server}",
+                             END, END + timedelta(days=1))
+    assert summary.row_counts["invoices"] > 0
+    stranger = f"postgresql://amili_stranger:Reader-Pass-1@{server}"
+    with pytest.raises(WarehouseContractError) as caught:  # the catalogue hides the rest
+        extract_window(tmp_path / "s.duckdb", stranger, END, END + timedelta(days=1))
+    message = str(caught.value)
+    assert "no table payments (nothing named payments in schema erp that this login may " \
+        "read)" in message
+    assert "invoices" not in message.split(":", 3)[-1].split(".")[0]  # that one it may read
+    assert "Reader-Pass-1" not in message
+    # the required columns of invoices readable, its updated_at not: the contract holds, but
+    # the extract reads whole rows (the raw tables mirror the warehouse's), so it fails there
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("REVOKE SELECT ON erp.invoices FROM amili_stranger")
+        con.execute("GRANT SELECT ON ALL TABLES IN SCHEMA erp TO amili_stranger")
+        con.execute("REVOKE SELECT ON erp.invoices FROM amili_stranger")
+        columns = ", ".join(REQUIRED_COLUMNS["invoices"])
+        con.execute(f"GRANT SELECT ({columns}) ON erp.invoices TO amili_stranger")
+    with pytest.raises(WarehouseQueryError) as failed:
+        extract_window(tmp_path / "s2.duckdb", stranger, END, END + timedelta(days=1))
+    message = str(failed.value)
+    assert "reading the window's invoices from the warehouse schema erp failed" in message
+    assert "permission denied for table invoices" in message
+    assert "Reader-Pass-1" not in message
