@@ -8,7 +8,9 @@ Each raw row carries its ``partition_date``; re-running a window first deletes t
 rows, in the same transaction, so a re-run replaces and never duplicates.
 
 Everything is set-based SQL inside DuckDB: a day of a million invoices is a handful of
-statements, not a Python loop.
+statements, not a Python loop. A DuckDB file is attached read-only and a Parquet folder read
+in place; from a PostgreSQL server only the window's rows are fetched, as Arrow, and the same
+SQL runs over them (amili/pipeline/postgres_source.py).
 """
 
 from __future__ import annotations
