@@ -20,6 +20,7 @@ Usage: ``uv run --frozen python -m bench.warehouse_postgres [--invoices 100000] 
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import tempfile
 import time
@@ -74,6 +75,13 @@ def main() -> None:
                         "throwaway server); its schema amili_bench is replaced")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amili-bench-pg-"))
+    try:
+        _run(args, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _run(args: argparse.Namespace, work: Path) -> None:
     duck = work / "warehouse.duckdb"
     started = time.perf_counter()
     generate_demo_warehouse(duck, days=args.days, invoices_per_day=args.invoices, end_date=DAY)
