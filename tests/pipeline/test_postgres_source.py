@@ -28,7 +28,7 @@ from amili.pipeline.postgres_source import (
     WarehouseQueryError,
     mask_url,
 )
-from amili.warehouse import generate_demo_warehouse
+from amili.warehouse import export_parquet, generate_demo_warehouse
 from amili.warehouse.dirt import add_dirt
 from amili.warehouse.postgres import load_into_postgres
 from tests.postgres_server import PostgresServer
@@ -137,12 +137,16 @@ def test_only_the_windows_rows_are_read_from_the_server(
 
 
 def _break(kind: str, warehouse: Path | str, duck_copy: Path) -> Path | str:
-    """A warehouse whose invoices.amount is text (or missing), in DuckDB or PostgreSQL."""
-    if kind == "duckdb":
+    """A warehouse whose invoices.amount is text and payments.registered_at missing, as a
+    DuckDB file, a Parquet folder or a PostgreSQL schema."""
+    if kind in ("duckdb", "parquet"):
         shutil.copy(warehouse, duck_copy)
         with duckdb.connect(str(duck_copy)) as con:
             con.execute("ALTER TABLE invoices ALTER amount TYPE VARCHAR")
             con.execute("ALTER TABLE payments DROP COLUMN registered_at")
+        if kind == "parquet":
+            export_parquet(duck_copy, duck_copy.with_suffix(""))
+            return duck_copy.with_suffix("")
         return duck_copy
     url = str(warehouse)
     with psycopg.connect(url.split("?")[0], autocommit=True) as con:
@@ -155,11 +159,11 @@ def _break(kind: str, warehouse: Path | str, duck_copy: Path) -> Path | str:
     return url.split("?")[0] + "?schema=broken"
 
 
-@pytest.mark.parametrize("kind", ["duckdb", "postgres"])
+@pytest.mark.parametrize("kind", ["duckdb", "parquet", "postgres"])
 def test_a_wrong_type_and_a_missing_column_fail_in_the_warehouses_terms(
     kind: str, duck_warehouse: Path, pg_warehouse: str, tmp_path: Path
 ) -> None:
-    source = _break(kind, duck_warehouse if kind == "duckdb" else pg_warehouse,
+    source = _break(kind, pg_warehouse if kind == "postgres" else duck_warehouse,
                     tmp_path / "broken.duckdb")
     db = tmp_path / "pipeline.duckdb"
     with pytest.raises(WarehouseContractError) as caught:
