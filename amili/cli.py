@@ -86,10 +86,13 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo_warehouse(args: argparse.Namespace) -> int:
+    from amili.pipeline.postgres_source import is_database_url, mask_url
     from amili.settings import PipelineSettings
     from amili.warehouse import export_parquet, generate_demo_warehouse
 
     path = args.path or load(PipelineSettings).warehouse
+    if is_database_url(path):  # AMILI_WAREHOUSE names the server: build the file beside
+        path = "data/warehouse.duckdb"
     summary = generate_demo_warehouse(
         path if not args.parquet else f"{path.rstrip('/')}.duckdb",
         days=args.days,
@@ -101,6 +104,12 @@ def _cmd_demo_warehouse(args: argparse.Namespace) -> int:
     if args.parquet:
         files = export_parquet(summary.path, path)
         print(f"Parquet folder {path}: {', '.join(f.name for f in files)}")
+    if args.postgres:
+        from amili.warehouse.postgres import load_into_postgres
+
+        counts = load_into_postgres(summary.path, args.postgres)
+        print(f"Loaded into {mask_url(args.postgres)}: "
+              + ", ".join(f"{t} {n:,}" for t, n in counts.items()))
     return 0
 
 
@@ -159,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--parquet", action="store_true",
         help="also export a folder of <table>.parquet files at --path (the DuckDB file is "
         "written beside it as <path>.duckdb)",
+    )
+    warehouse.add_argument(
+        "--postgres", metavar="URL",
+        help="also load it into this PostgreSQL database, e.g. "
+        "postgresql://user@host/db?schema=erp (password from the URL or PGPASSWORD)",
     )
     warehouse.set_defaults(handler=_cmd_demo_warehouse)
 

@@ -140,7 +140,9 @@ class PipelineSettings(_Settings):
 
     warehouse: str = Field(
         default="data/warehouse.duckdb",
-        description="The source: a DuckDB file, or a folder of <table>.parquet files",
+        description="The source: a DuckDB file, a folder of <table>.parquet files, or a "
+        "PostgreSQL URL (postgresql://user@host:5432/db?schema=erp; password in the URL or "
+        "PGPASSWORD)",
     )
     pipeline_db: str = Field(
         default="data/pipeline.duckdb",

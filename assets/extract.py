@@ -17,6 +17,7 @@ from dagster import (
 
 from amili.pipeline.extract import RAW_TABLES, extract_window
 from amili.pipeline.partition_figures import extract_days
+from amili.pipeline.postgres_source import mask_url
 from assets.metadata import metadata_table
 from orchestration.partitions import daily_partitions, window_days
 from orchestration.pools import PIPELINE_DB_POOL
@@ -35,6 +36,7 @@ _DESCRIPTIONS = {
     "customers": "Debtors the day's invoices, payments and actions refer to.",
     "creditors": "Creditors the day's invoices, payments and actions refer to.",
 }
+# warehouse_rows_read (PostgreSQL sources): rows the run's window fetched from the server
 
 
 @multi_asset(
@@ -61,12 +63,17 @@ def receivables_extract(
         end,
         default_delay_days=settings.collection_delay_days,
     )
-    context.log.info("Extracted %s for %s..%s (end exclusive)", summary.row_counts, start, end)
+    context.log.info("Extracted %s for %s..%s (end exclusive) from %s", summary.row_counts,
+                     start, end, mask_url(settings.warehouse))
+    if summary.rows_read:
+        context.log.info("Rows read from the warehouse server: %s", summary.rows_read)
     # each day's own figures on its own partition (a range run covers several days)
     for day in extract_days(settings.pipeline_db, start, end):
         key = day.day.isoformat()
         for table, asset_key in RAW_ASSET_KEYS.items():
             metadata: dict[str, object] = {"dagster/row_count": day.row_counts[table]}
+            if summary.rows_read:  # a database server: what crossed the wire for the run
+                metadata["warehouse_rows_read"] = summary.rows_read[table]
             if table == "invoices":
                 metadata["eligible_amount"] = metadata_table(
                     [("currency", "string"), ("eligible_remaining_amount", "decimal")],

@@ -21,6 +21,7 @@ import httpx
 from dagster import DagsterInstance
 
 from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.postgres_source import is_database_url
 from amili.sandbox.server import SandboxServer
 from amili.sandbox.settings import SandboxSettings
 from amili.settings import PipelineSettings, load
@@ -81,7 +82,7 @@ def run_pipeline_demo(out: TextIO, day: date | None = None, *, ephemeral: bool =
     day = day or yesterday_in_oslo()
     check_partition_day(day)
     warehouse = Path(settings.warehouse)
-    if not warehouse.exists():
+    if not is_database_url(settings.warehouse) and not warehouse.exists():
         print(f"No warehouse at {warehouse}: creating the demo warehouse...", file=out)
         summary = generate_demo_warehouse(warehouse, end_date=day)
         print(summary.render(), file=out)

@@ -78,7 +78,11 @@ class AmiliApiResource(ConfigurableResource):
 class PipelineResource(ConfigurableResource):
     """Where the pipeline reads and writes (``AMILI_WAREHOUSE``, ``AMILI_PIPELINE_DB``)."""
 
-    warehouse: str | None = Field(default=None, description="Overrides AMILI_WAREHOUSE")
+    warehouse: str | None = Field(
+        default=None,
+        description="Overrides AMILI_WAREHOUSE (run config is shown in the UI: keep a "
+        "PostgreSQL password in PGPASSWORD or the environment, not here)",
+    )
     pipeline_db: str | None = Field(default=None, description="Overrides AMILI_PIPELINE_DB")
 
     def settings(self) -> PipelineSettings:

@@ -8,23 +8,30 @@ Each raw row carries its ``partition_date``; re-running a window first deletes t
 rows, in the same transaction, so a re-run replaces and never duplicates.
 
 Everything is set-based SQL inside DuckDB: a day of a million invoices is a handful of
-statements, not a Python loop.
+statements, not a Python loop. A DuckDB file is attached read-only and a Parquet folder read
+in place; from a PostgreSQL server only the window's rows are fetched, as Arrow, and the same
+SQL runs over them (amili/pipeline/postgres_source.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
+from amili.pipeline import postgres_source
 from amili.pipeline.duckdb_io import connect_writer
+from amili.pipeline.postgres_source import is_database_url, mask_url
 
 OSLO_TZ = "Europe/Oslo"
 
-#: Source tables read from the warehouse (a DuckDB file or a folder of Parquet files).
+#: Source tables read from the warehouse (a DuckDB file, a folder of Parquet files, or a
+#: PostgreSQL schema).
 SOURCE_TABLES: tuple[str, ...] = (
     "creditors", "customers", "invoices", "invoice_lines", "reminders", "payments",
     "case_actions",
@@ -62,6 +69,52 @@ REQUIRED_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: The type family of each required column (the rest are text): what the extract and dbt's
+#: staging read it as. Checked for every kind of source before anything is read.
+COLUMN_FAMILIES: dict[str, dict[str, str]] = {
+    "creditors": {"only_debt_collection": "boolean", "reminder_flow": "integer",
+                  "collection_delay_days": "integer"},
+    "customers": {"date_of_birth": "date"},
+    "invoices": {"invoice_date": "date", "due_date": "date", "amount": "exact number",
+                 "remaining_amount": "exact number", "disputed": "boolean",
+                 "handed_over_to_collection_at": "timestamp with time zone"},
+    "invoice_lines": {"line_no": "integer", "amount": "exact number"},
+    "reminders": {"reminder_no": "integer", "sent_date": "date", "fee_amount": "exact number"},
+    "payments": {"payment_date": "date", "registered_at": "timestamp with time zone",
+                 "amount": "exact number"},
+    "case_actions": {"requested_at": "timestamp with time zone", "due_date": "date"},
+}
+
+#: Which families a required family accepts (an integer amount is exact too).
+_ACCEPTS = {"exact number": {"exact number", "integer"}}
+
+#: A source type's family: DuckDB's names (DESCRIBE) and PostgreSQL's (information_schema).
+_FAMILY_PATTERNS: tuple[tuple[str, str], ...] = (
+    (r"varchar|text|string|character varying|character|char|bpchar|uuid", "text"),
+    (r"u?(tinyint|smallint|integer|bigint|hugeint)|int[248]?", "integer"),
+    (r"(decimal|numeric)(\(.*\))?", "exact number"),
+    (r"date", "date"),
+    (r"timestamp with time zone|timestamptz", "timestamp with time zone"),
+    (r"timestamp( without time zone)?(_(s|ms|ns))?", "timestamp without time zone"),
+    (r"boolean|bool", "boolean"),
+    (r"double|float|real|double precision", "floating-point number"),
+)
+
+
+def type_family(source_type: str) -> str:
+    """The family of a DuckDB or PostgreSQL column type (its own name when none fits)."""
+    name = source_type.strip().lower()
+    for pattern, family in _FAMILY_PATTERNS:
+        if re.fullmatch(pattern, name):
+            return family
+    return name
+
+
+def column_family(table: str, column: str) -> str:
+    """The family the pipeline reads a required column as."""
+    return COLUMN_FAMILIES.get(table, {}).get(column, "text")
+
+
 class WarehouseContractError(ValueError):
     """The warehouse lacks a table or column the pipeline reads: the whole day cannot run."""
 
@@ -93,6 +146,9 @@ class ExtractSummary:
     row_counts: dict[str, int]
     eligible_amount_by_currency: dict[str, Decimal]
     preview: list[dict[str, object]] = field(default_factory=list)
+    #: rows fetched per source table from a database server (empty for a file or folder,
+    #: which DuckDB scans in place)
+    rows_read: dict[str, int] = field(default_factory=dict)
 
 
 def source_relations(warehouse: str | Path) -> tuple[str | None, dict[str, str]]:
@@ -132,10 +188,18 @@ def extract_window(
     """Replace the raw rows of the Oslo days ``start <= day < end`` with fresh ones."""
     if end <= start:
         raise ValueError(f"empty window: start {start} is not before end {end}")
-    attach, src = source_relations(warehouse)
+    fetched: dict[str, pa.Table] | None = None
+    if is_database_url(str(warehouse)):
+        # contract checked and the window read before the pipeline DB is touched
+        fetched = _read_postgres(str(warehouse), start, end, default_delay_days)
+        attach, src = None, {t: f"wh_{t}" for t in SOURCE_TABLES}
+    else:
+        attach, src = source_relations(warehouse)
     with connect_writer(pipeline_db) as con:
         if attach:
             con.execute(attach)
+        if fetched is not None:
+            _register_arrow(con, fetched)
         check_source_columns(con, src, warehouse)
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         _create_raw_tables(con, src)
@@ -224,32 +288,101 @@ def extract_window(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        return _summarize(con, start, end, preview_rows)
+        summary = _summarize(con, start, end, preview_rows)
+    if fetched is not None:
+        summary = replace(summary, rows_read={t: fetched[t].num_rows for t in SOURCE_TABLES})
+    return summary
+
+
+def _read_postgres(
+    warehouse: str, start: date, end: date, default_delay_days: int
+) -> dict[str, pa.Table]:
+    """Check the contract on the server's catalogue, then fetch only the window's rows."""
+    location = postgres_source.PostgresLocation.parse(warehouse)
+    con = postgres_source.connect(location)
+    try:
+        types = postgres_source.column_types(con, location.schema, SOURCE_TABLES)
+        check_contract(
+            {t: types.get(t, f"nothing named {t} in schema {location.schema} that this "
+                             "login may read")
+             for t in SOURCE_TABLES},
+            f"{location.masked} (schema {location.schema})")
+        return postgres_source.fetch_window(
+            con, location.schema, ELIGIBILITY_RULE, start, end, default_delay_days)
+    finally:
+        con.close()
+
+
+def _register_arrow(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table]) -> None:
+    """The fetched Arrow tables as the source relations ``wh_<table>``: numeric text cast to
+    an exact DECIMAL (see :func:`postgres_source.numeric_type`), everything else as is."""
+    for table, arrow in tables.items():
+        con.register(f"_pg_{table}", arrow)
+        casts = []
+        for fld in arrow.schema:
+            name = '"' + fld.name.replace('"', '""') + '"'
+            observed = None
+            meta = fld.metadata or {}
+            if meta.get(b"POSTGRESQL:type") == b"numeric" and \
+                    int(meta.get(b"POSTGRESQL:typmod", b"-1")) < 4:
+                observed = con.execute(
+                    f"SELECT max(length(split_part(ltrim({name}, '-'), '.', 1))), "
+                    f"max(length(split_part({name}, '.', 2))) FROM _pg_{table}").fetchone()
+            decimal = postgres_source.numeric_type(fld, observed)
+            if decimal:
+                casts.append(f"CAST({name} AS {decimal}) AS {name}")
+        replace_clause = f" REPLACE ({', '.join(casts)})" if casts else ""
+        con.execute(f"CREATE OR REPLACE TEMP VIEW wh_{table} AS "
+                    f"SELECT *{replace_clause} FROM _pg_{table}")
 
 
 def check_source_columns(
     con: duckdb.DuckDBPyConnection, src: dict[str, str], warehouse: str | Path
 ) -> None:
-    """Fail before anything is written when a source table or column is missing, naming
-    the warehouse's table and column (not the pipeline's later names for them)."""
+    """Fail before anything is written when a source table or column is missing or of the
+    wrong type family, naming the warehouse's table and column (not the pipeline's later
+    names for them)."""
+    found: dict[str, dict[str, str] | str] = {}
+    for table in REQUIRED_COLUMNS:
+        try:
+            found[table] = {str(row[0]).lower(): str(row[1]) for row in
+                            con.execute(f"DESCRIBE SELECT * FROM {src[table]}").fetchall()}
+        except duckdb.Error as exc:
+            found[table] = str(exc).splitlines()[0]
+    check_contract(found, warehouse)
+
+
+def check_contract(found: dict[str, dict[str, str] | str], warehouse: str | Path) -> None:
+    """The one source contract: ``found`` maps each table to ``{column: source type}`` (or to
+    why it could not be read); names and type families are compared with the pipeline's."""
     problems = []
     for table, needed in REQUIRED_COLUMNS.items():
-        try:
-            have = {row[0].lower() for row in
-                    con.execute(f"DESCRIBE SELECT * FROM {src[table]}").fetchall()}
-        except duckdb.Error as exc:
-            problems.append(f"the warehouse has no table {table} ({str(exc).splitlines()[0]})")
+        have = found.get(table)
+        if not isinstance(have, dict) or not have:
+            detail = f" ({have})" if isinstance(have, str) else ""
+            problems.append(f"the warehouse has no table {table}{detail}")
             continue
         missing = [c for c in needed if c not in have]
         if missing:
             problems.append(
                 f"the warehouse table {table} has no column "
                 f"{', '.join(missing)} (it has {', '.join(sorted(have))})")
+        for column in needed:
+            if column not in have:
+                continue
+            want, got = column_family(table, column), type_family(have[column])
+            if got not in _ACCEPTS.get(want, {want}):
+                declared = "" if have[column].lower() == got else f" ({have[column]})"
+                problems.append(
+                    f"the warehouse table {table} column {column} is {got}{declared}; "
+                    "the pipeline reads it as "
+                    f"{'an' if want[0] in 'aeiou' else 'a'} {want}")
     if problems:
         raise WarehouseContractError(
-            f"warehouse {warehouse}: " + "; ".join(problems)
-            + ". Nothing was extracted; rename the columns in the warehouse (or a view) to "
-            "these names, see amili/pipeline/extract.py REQUIRED_COLUMNS")
+            f"warehouse {mask_url(str(warehouse))}: " + "; ".join(problems)
+            + ". Nothing was extracted; rename or convert the columns in the warehouse (or a "
+            "view) to these names and types, see amili/pipeline/extract.py REQUIRED_COLUMNS "
+            "and COLUMN_FAMILIES")
 
 
 #: Columns the extract adds to a raw table besides ``partition_date`` and ``extracted_at``.
