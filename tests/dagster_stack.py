@@ -162,14 +162,6 @@ def _wait_for_code_location(stack: DagsterStack, processes: list[subprocess.Pope
     raise AssertionError(f"the code location did not load: {last}\n{stack.log_tails()}")
 
 
-def reload_location(stack: DagsterStack) -> None:
-    """What the UI's *Reload* button sends: the webserver asks the code server again."""
-    result = stack.graphql(
-        """mutation ($name: String!) { reloadRepositoryLocation(repositoryLocationName: $name) {
-             __typename } }""", name=stack.location)["reloadRepositoryLocation"]
-    assert result["__typename"] == "WorkspaceLocationEntry", result
-
-
 def launch_backfill(stack: DagsterStack, days: Sequence[date], *,
                     from_job_page: bool = False) -> str:
     """What *Materialize* → *Launch backfill* sends for the job's assets and the days.
