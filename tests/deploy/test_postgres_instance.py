@@ -16,6 +16,7 @@ Both runs share the instance's ``pipeline_duckdb`` pool, which here lives in Pos
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -168,6 +169,10 @@ def test_the_production_instance_on_postgres_runs_a_scheduled_day_and_a_ui_backf
             "SELECT count(*), count(run_id) FROM concurrency_slots "
             "WHERE concurrency_key = 'pipeline_duckdb' AND NOT deleted").fetchone()
         assert slots == (1, 0), slots
+        # ... and no event of any run (their logs and metadata) holds the instance's password
+        leaks = con.execute("SELECT count(*) FROM event_logs WHERE strpos(event, %s) > 0",
+                            [os.environ["DAGSTER_PG_PASSWORD"]]).fetchone()
+        assert leaks == (0,), leaks
 
     # What the runs did: the four days submitted, each invoice stored once by the sandbox.
     with duckdb.connect(str(stack.pipeline_db), read_only=True) as con:
@@ -182,3 +187,8 @@ def test_the_production_instance_on_postgres_runs_a_scheduled_day_and_a_ui_backf
     assert accepted and sorted(stored) == sorted(accepted)
     stats = sandbox_admin.stats()
     assert (stats["duplicates"], stats["replays"], stats["conflicts"]) == (0, 0, 0), stats
+
+    # The instance's password is in the processes' environment only: no log holds it.
+    password = os.environ["DAGSTER_PG_PASSWORD"]
+    for log in stack.logs:
+        assert password not in log.read_text(errors="replace"), log.name
