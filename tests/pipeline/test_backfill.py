@@ -10,256 +10,50 @@ processes against the sandbox API server of the test session.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import httpx
 import pytest
 from dagster import (
     AssetCheckKey,
     AssetKey,
     AssetRecordsFilter,
-    DagsterEventType,
     DagsterInstance,
 )
 
 from amili.pipeline.reconciliation import balance_problems
 from tests.conftest import SandboxAdmin, SandboxServer
+from tests.dagster_stack import (
+    REPO,
+    DagsterStack,
+    backfill_runs,
+    root_runs,
+    running_stack,
+    wait_for_backfill,
+)
+from tests.dagster_stack import launch_backfill as launch_three_days
 from tests.helpers import demo_pipeline_env
 
-REPO = Path(__file__).resolve().parents[2]
 DAYS = [date(2026, 11, 22), date(2026, 11, 23), date(2026, 11, 24)]
 SENDER_ID = "backfill-test"
-JOB = "amili_daily"
-
-#: Bounds of each wait. The daemon looks for backfills every 30 s (fixed in Dagster) and one
-#: run over the three days takes 1-3 minutes (two dbt builds): a backfill ends in about 2.5
-#: minutes on a quiet machine, 4-5 on a busy one.
-STARTUP_TIMEOUT = 180.0
-BACKFILL_TIMEOUT = 480.0
-TERMINAL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    """Stops a subprocess and everything it started (code servers, run workers)."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)  # the group: started with a session of its own
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(timeout=15)
-    with contextlib.suppress(ProcessLookupError):  # whatever is left of the group
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(timeout=5)
-
-
-def _tail(path: Path, lines: int = 120) -> str:
-    """The log's errors (the daemon's tail is mostly backfill status), then its last lines."""
-    text = path.read_text(errors="replace").splitlines() if path.exists() else ["(no log)"]
-    errors = [line for line in text if "ERROR" in line or "Error:" in line][:40]
-    return "\n".join([*errors, "...", *text[-lines:]])
-
-
-@dataclass
-class DagsterStack:
-    """The webserver and daemon of one temporary instance, and what they work on."""
-
-    url: str
-    home: Path
-    pipeline_db: Path
-    logs: list[Path]
-    location: str = ""
-
-    def graphql(self, query: str, **variables: Any) -> dict[str, Any]:
-        response = httpx.post(f"{self.url}/graphql", json={"query": query,
-                                                            "variables": variables},
-                              timeout=60)
-        response.raise_for_status()
-        body = response.json()
-        assert "errors" not in body, body["errors"]
-        return body["data"]
-
-    def log_tails(self) -> str:
-        return "\n".join(f"----- {log.name} -----\n{_tail(log)}" for log in self.logs)
 
 
 @pytest.fixture
 def dagster_stack(tmp_path: Path, clean_sandbox: SandboxServer) -> Iterator[DagsterStack]:
-    """``dagster-webserver`` + ``dagster-daemon run`` on a temporary instance, always stopped.
-
-    Their logs are printed at teardown: pytest shows them only when the test failed.
-    """
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster_home" / "dagster.yaml", home / "dagster.yaml")
-    # Create the instance's storage once, here: a webserver and a daemon creating it at the
-    # same moment can race ("alembic_version has more than one head").
-    with DagsterInstance.from_config(str(home)) as instance:
-        instance.get_runs(limit=1)
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "DAGSTER_DISABLE_TELEMETRY": "1",
-        **demo_pipeline_env(tmp_path, clean_sandbox, end_date=DAYS[-1], sender_id=SENDER_ID),
-    }
-    bin_dir = Path(sys.executable).parent
-    port = _free_port()
-    commands = {
-        "webserver": [str(bin_dir / "dagster-webserver"), "-w", "workspace.yaml",
-                      "-h", "127.0.0.1", "-p", str(port)],
-        "daemon": [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-    }
-    stack = DagsterStack(url=f"http://127.0.0.1:{port}", home=home,
-                         pipeline_db=tmp_path / "pipeline.duckdb", logs=[])
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        for name, command in commands.items():
-            log = tmp_path / f"{name}.log"
-            stack.logs.append(log)
-            with log.open("wb") as out:
-                processes.append(subprocess.Popen(
-                    command, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT,
-                    start_new_session=True,  # one process group to stop, children included
-                ))
-        _wait_for_code_location(stack, processes)
+    """``dagster-webserver`` + ``dagster-daemon run`` on a temporary instance holding the
+    project's ``dagster_home/dagster.yaml`` (tests/dagster_stack.py), always stopped."""
+    env = demo_pipeline_env(tmp_path, clean_sandbox, end_date=DAYS[-1], sender_id=SENDER_ID)
+    with running_stack(tmp_path, instance_yaml=REPO / "dagster_home" / "dagster.yaml",
+                       env=env) as stack:
         yield stack
-    finally:
-        for process in processes:
-            _stop(process)
-        print(stack.log_tails())
-
-
-def _wait_for_code_location(stack: DagsterStack, processes: list[subprocess.Popen[bytes]]
-                            ) -> None:
-    """Waits until the webserver answers and has loaded the code location, or fails."""
-    query = """{ workspaceOrError { ... on Workspace { locationEntries {
-        name loadStatus locationOrLoadError { __typename ... on PythonError { message } }
-    } } } }"""
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        for process in processes:
-            assert process.poll() is None, f"{process.args[0]} exited\n{stack.log_tails()}"
-        try:
-            entries = stack.graphql(query)["workspaceOrError"]["locationEntries"]
-        except httpx.HTTPError:
-            entries = []
-        for entry in entries:
-            if entry["loadStatus"] == "LOADED":
-                loaded = entry["locationOrLoadError"]
-                assert loaded["__typename"] == "RepositoryLocation", loaded
-                stack.location = entry["name"]
-                return
-        time.sleep(1)
-    raise AssertionError(f"the code location did not load\n{stack.log_tails()}")
 
 
 def launch_backfill(stack: DagsterStack, *, from_job_page: bool = False) -> str:
-    """What *Materialize* → *Launch backfill* sends for the job's assets and the three days.
-
-    From the asset graph it is an asset backfill (run by Dagster's implicit asset job); from
-    the job's page the UI adds the job's partition set, and the runs are ``amili_daily``'s.
-    """
-    job = {"pipelineName": JOB, "repositoryName": "__repository__",
-           "repositoryLocationName": stack.location}
-    nodes = stack.graphql(
-        "query ($job: PipelineSelector) { assetNodes(pipeline: $job) { assetKey { path } } }",
-        job=job,
-    )["assetNodes"]
-    assert len(nodes) > 10, nodes  # extract, dbt models, submission, results, marts
-    params: dict[str, Any] = {
-        "assetSelection": [node["assetKey"] for node in nodes],
-        "partitionNames": [day.isoformat() for day in DAYS],
-        "fromFailure": False,
-        "tags": [{"key": "dagster/from_ui", "value": "true"}],
-    }
-    if from_job_page:
-        params["selector"] = {
-            "partitionSetName": f"{JOB}_partition_set",
-            "repositorySelector": {"repositoryName": job["repositoryName"],
-                                   "repositoryLocationName": stack.location},
-        }
-    result = stack.graphql(
-        """mutation ($params: LaunchBackfillParams!) {
-             launchPartitionBackfill(backfillParams: $params) {
-               __typename
-               ... on LaunchBackfillSuccess { backfillId }
-               ... on PythonError { message stack }
-               ... on Error { message }
-             } }""",
-        params=params,
-    )["launchPartitionBackfill"]
-    assert result["__typename"] == "LaunchBackfillSuccess", result
-    return str(result["backfillId"])
-
-
-def wait_for_backfill(stack: DagsterStack, backfill_id: str) -> str:
-    """Polls the backfill until it reaches a terminal status; returns the status."""
-    query = """query ($id: String!) { partitionBackfillOrError(backfillId: $id) {
-        ... on PartitionBackfill { status error { message } } } }"""
-    deadline = time.monotonic() + BACKFILL_TIMEOUT
-    status = "unknown"
-    while time.monotonic() < deadline:
-        backfill = stack.graphql(query, id=backfill_id)["partitionBackfillOrError"]
-        status = backfill["status"]
-        if status in TERMINAL:
-            return str(status)
-        time.sleep(2)
-    raise AssertionError(f"backfill {backfill_id} still {status} after {BACKFILL_TIMEOUT} s")
-
-
-@dataclass
-class BackfillRun:
-    run_id: str
-    status: str
-    tags: dict[str, str]
-    checks: dict[str, list[bool]]  # our checks' verdicts in this run
-    failures: list[str]
-
-
-def backfill_runs(stack: DagsterStack, backfill_id: str) -> list[BackfillRun]:
-    """The backfill's runs as the instance recorded them, with check verdicts and errors."""
-    found = []
-    with DagsterInstance.from_config(str(stack.home)) as instance:
-        for run in instance.get_runs():
-            if run.tags.get("dagster/backfill") != backfill_id:
-                continue
-            checks: dict[str, list[bool]] = {}
-            failures = []
-            for entry in instance.all_logs(run.run_id):
-                event = entry.dagster_event
-                if event is None:
-                    continue
-                if event.event_type == DagsterEventType.ASSET_CHECK_EVALUATION:
-                    evaluation = event.event_specific_data
-                    checks.setdefault(evaluation.check_name, []).append(evaluation.passed)
-                elif event.event_type in (DagsterEventType.STEP_FAILURE,
-                                          DagsterEventType.RUN_FAILURE):
-                    failures.append(f"{event.step_key}: {event.message} "
-                                    f"{getattr(event.event_specific_data, 'error', '')}")
-            found.append(BackfillRun(run.run_id, run.status.value, dict(run.tags), checks,
-                                     failures))
-    return found
-
-
-def root_runs(runs: list[BackfillRun]) -> list[BackfillRun]:
-    """The runs the backfill launched, without the retries of a failed one."""
-    return [run for run in runs if "dagster/parent_run_id" not in run.tags]
+    """The UI's *Launch backfill* for the job's assets and the three days."""
+    return launch_three_days(stack, DAYS, from_job_page=from_job_page)
 
 
 def check_partition_statuses(stack: DagsterStack, check_name: str) -> dict[str, str]:
