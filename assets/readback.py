@@ -192,6 +192,9 @@ def amili_erp_export(config: ExportConfig, pipeline: PipelineResource) -> Materi
         "day": day.isoformat(),
         "settlements": files.settlements,
         "case_changes": files.case_changes,
+        # amounts Amili gave with more than two decimals (flagged per row in the files)
+        "settlements_more_than_two_decimals": files.settlements_beyond_cents,
+        "case_changes_more_than_two_decimals": files.case_changes_beyond_cents,
         "settlements_csv": MetadataValue.path(str(files.settlements_csv.resolve())),
         "case_changes_csv": MetadataValue.path(str(files.case_changes_csv.resolve())),
     })
