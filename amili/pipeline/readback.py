@@ -11,9 +11,10 @@ Two reads, both through ``GET /webapi/api/Batch`` per creditor we handed invoice
     resumes each creditor from its own cursor, without a gap.
 ``amili.cases`` (a current-state snapshot)
     one row per case and invoice as Amili holds them now (status, sub-status, original, paid,
-    credited and remaining amounts, closed date, Amili's ids and our source id). Every
-    creditor is read first; only then is the table replaced, in one transaction, so a failed
-    read leaves yesterday's whole snapshot rather than half of today's.
+    credited and remaining amounts, closed date, Amili's ids and our source id). Each
+    creditor's cases go to a staging table as they are read (memory: one creditor's answer);
+    only after the last is the table replaced, in one transaction, so a failed read leaves
+    yesterday's whole snapshot rather than half of today's.
 
 Our source id comes from ``amili.acknowledged_invoices`` (our invoice id -> Amili's id, kept by
 the results stage) where Amili's answer lacks it; ``handed_over`` is false for a case whose
@@ -28,7 +29,7 @@ from __future__ import annotations
 import logging
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal, localcontext
@@ -339,32 +340,70 @@ def read_cases(
 ) -> CasesRead:
     """Replace ``amili.cases`` with every case Amili holds now for our creditors.
 
-    All creditors are read before anything is written: a failure raises and leaves the
-    previous snapshot in place.
+    Each creditor's cases are written to a staging table as soon as they are read, so the
+    process holds one creditor's answer at a time (not every creditor's: about 1.2 GB at
+    100k invoices); only after the last creditor is ``amili.cases`` replaced, in one
+    transaction, so a failure raises and leaves the previous snapshot in place.
     """
     started = time.perf_counter()
-    summary = CasesRead()
     with connect_writer(pipeline_db) as con:
         ensure_readback_schema(con)
         names = list(creditors) if creditors is not None else handed_over_creditors(
             con, creditors_relation)
-    lines: list[tuple[str, CaseLine]] = []
-    for creditor in names:  # no connection held while waiting for Amili
-        answer = client.get_cases(creditor)
-        summary.requests += 1
-        lines.extend((creditor, line) for line in answer.case_lines())
+    requests = 0
+
+    def answers() -> Iterator[tuple[str, list[CaseLine]]]:
+        nonlocal requests
+        for creditor in names:  # asked for only when the creditor before is stored
+            answer = client.get_cases(creditor)
+            requests += 1
+            yield creditor, answer.case_lines()
+
+    summary = store_cases(pipeline_db, answers())
+    summary.requests = requests
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+#: Where :func:`store_cases` collects a snapshot, creditor by creditor, before it replaces
+#: ``amili.cases`` (left by a failed read, it is replaced by the next one).
+_STAGING = "amili.cases_incoming"
+
+
+def store_cases(
+    pipeline_db: str | Path, cases: Iterable[tuple[str, Sequence[CaseLine]]]
+) -> CasesRead:
+    """Replace ``amili.cases`` with ``cases`` (per creditor, its case lines), recording
+    what changed in ``amili.case_status_changes``.
+
+    Each creditor's lines are inserted into a staging table before the next creditor's are
+    taken from ``cases`` (so a lazy iterable is read one creditor at a time), each in its
+    own short connection: no connection is held while the iterable waits for Amili. Then
+    one transaction swaps the snapshot. A failure (a read, an amount the table cannot hold)
+    raises and leaves the previous snapshot whole.
+    """
+    summary = CasesRead()
     with connect_writer(pipeline_db) as con:
         ensure_readback_schema(con)
+        con.execute(f"CREATE OR REPLACE TABLE {_STAGING} AS SELECT * FROM amili.cases LIMIT 0")
+    try:
+        for creditor, lines in cases:
+            columns = _case_columns([(creditor, line) for line in lines])
+            with connect_writer(pipeline_db) as con:
+                con.execute(_INSERT_CASES.replace("INSERT INTO amili.cases",
+                                                  f"INSERT INTO {_STAGING}"), columns)
+            del columns, lines
+    except BaseException:
+        with connect_writer(pipeline_db) as con:
+            con.execute(f"DROP TABLE IF EXISTS {_STAGING}")
+        raise
+    with connect_writer(pipeline_db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("CREATE OR REPLACE TEMP TABLE new_cases AS "
-                        "SELECT * FROM amili.cases LIMIT 0")
-            con.execute(_INSERT_CASES.replace("INSERT INTO amili.cases",
-                                              "INSERT INTO new_cases"), _case_columns(lines))
             summary.changes = con.execute(_RECORD_CHANGES).fetchone()[0]
             con.execute("DELETE FROM amili.cases")
-            con.execute("INSERT INTO amili.cases SELECT * FROM new_cases")
-            con.execute("DROP TABLE new_cases")
+            con.execute(f"INSERT INTO amili.cases SELECT * FROM {_STAGING}")
+            con.execute(f"DROP TABLE {_STAGING}")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -376,7 +415,6 @@ def read_cases(
             summary.rows += n
             summary.not_handed_over += not_ours
             summary.remaining += Decimal(remaining)
-    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -408,12 +446,12 @@ _INSERT_CASES = """
 """
 
 
-_RECORD_CHANGES = """
+_RECORD_CHANGES = f"""
     INSERT INTO amili.case_status_changes
     SELECT n.read_at, n.creditor_idnumber, n.casenumber, n.amili_invoice_id,
         n.unique_source_invoice_id, o.status, n.status, o.sub_status, n.sub_status,
         n.paid_amount, n.credited_amount, n.remaining_amount, n.closed_at
-    FROM new_cases AS n
+    FROM {_STAGING} AS n
     LEFT JOIN amili.cases AS o
         ON o.creditor_idnumber = n.creditor_idnumber
         AND o.amili_invoice_id IS NOT DISTINCT FROM n.amili_invoice_id

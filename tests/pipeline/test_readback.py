@@ -594,14 +594,13 @@ def test_amounts_with_more_decimals_are_kept_exactly_flagged_and_unstorable_ones
 
     from amili.pipeline.duckdb_io import connect_writer
     from amili.pipeline.readback import (
-        _INSERT_CASES,
         DDL,
         AmountNotStorable,
-        _case_columns,
         _store_page,
         case_divergences,
         ensure_readback_schema,
         export_day,
+        store_cases,
     )
 
     inputs = handed_over
@@ -667,14 +666,55 @@ def test_amounts_with_more_decimals_are_kept_exactly_flagged_and_unstorable_ones
                                            "unique_source_invoice_id = 'A-0003'")[0][0]]
     changed = dataclasses.replace(line, original_amount=line.original_amount
                                   + Decimal("0.004"))
-    with connect_writer(inputs.path) as con:
-        con.execute(_INSERT_CASES, _case_columns([(ORGNR_1, changed)]))
+    store_cases(inputs.path, [(ORGNR_1, [changed])])
+    with pytest.raises(AmountNotStorable, match=(
+            f"original_amount of case {line.casenumber} \\(invoice {line.ledgerref}\\) "
+            f"of creditor {ORGNR_1}: Amili answered the amount 1E\\+28")):
+        store_cases(inputs.path, [(ORGNR_1, [dataclasses.replace(
+            line, original_amount=Decimal("1E+28"))])])
+    with connect_writer(inputs.path) as con:  # the snapshot before the failed one, whole
         [diverging] = case_divergences(con)
-        with pytest.raises(AmountNotStorable, match=(
-                f"original_amount of case {line.casenumber} \\(invoice {line.ledgerref}\\) "
-                f"of creditor {ORGNR_1}: Amili answered the amount 1E\\+28")):
-            _case_columns([(ORGNR_1, dataclasses.replace(
-                line, original_amount=Decimal("1E+28")))])
     assert (diverging["unique_source_invoice_id"], diverging["reason"],
             diverging["case_amount"]) == ("A-0003", "amount differs", amount_of("A-0003")
                                           + Decimal("0.004"))
+
+
+def test_cases_are_stored_creditor_by_creditor_and_a_failed_read_keeps_the_snapshot(
+    handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    """Memory holds one creditor's cases: each creditor's answer is in the staging table
+    before the next creditor is asked for (the file is looked at in between, with no
+    connection of the read open), and amili.cases is replaced only after the last. A read
+    failing at the second creditor leaves the previous snapshot and no staging table."""
+    from amili.pipeline.readback import store_cases
+
+    inputs = handed_over
+    with client_for(sandbox) as client:
+        answers = {c: client.get_cases(c).case_lines() for c in (ORGNR_1, ORGNR_2)}
+        previous = read_cases(inputs.path, client, [ORGNR_1])  # yesterday's snapshot
+    assert previous.rows == len(answers[ORGNR_1]) == 12
+    seen: list[tuple[int, int]] = []
+
+    def lines(fail_at_second: bool) -> Iterator[tuple[str, list]]:
+        yield ORGNR_1, answers[ORGNR_1]
+        # between two creditors: the first is staged, the snapshot is still yesterday's
+        staged, current = inputs.sql(
+            "SELECT (SELECT count(*) FROM amili.cases_incoming WHERE creditor_idnumber = ?), "
+            "(SELECT count(*) FROM amili.cases)", [ORGNR_1])[0]
+        seen.append((staged, current))
+        if fail_at_second:
+            raise AmiliError("Amili did not answer for the second creditor")
+        yield ORGNR_2, answers[ORGNR_2]
+
+    with pytest.raises(AmiliError, match="second creditor"):
+        store_cases(inputs.path, lines(fail_at_second=True))
+    assert seen == [(12, 12)]
+    assert inputs.sql("SELECT count(*) FROM duckdb_tables() "
+                      "WHERE table_name = 'cases_incoming'") == [(0,)]
+    assert inputs.sql("SELECT count(DISTINCT creditor_idnumber), count(*) FROM amili.cases"
+                      ) == [(1, 12)]
+
+    stored = store_cases(inputs.path, lines(fail_at_second=False))
+    assert seen[-1] == (12, 12)
+    assert stored.rows == 12 + 7 == inputs.sql("SELECT count(*) FROM amili.cases")[0][0]
+    assert stored.changes == 7  # the second creditor's cases are new; the first's unchanged
