@@ -355,9 +355,10 @@ def read_cases(
     def answers() -> Iterator[tuple[str, list[CaseLine]]]:
         nonlocal requests
         for creditor in names:  # asked for only when the creditor before is stored
-            answer = client.get_cases(creditor)
+            lines = client.get_cases(creditor).case_lines()  # the parsed answer is let go
             requests += 1
-            yield creditor, answer.case_lines()
+            yield creditor, lines
+            del lines
 
     summary = store_cases(pipeline_db, answers())
     summary.requests = requests
