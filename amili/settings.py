@@ -174,7 +174,27 @@ class PipelineSettings(_Settings):
         return value
 
 
-class ReportingSettings(_Settings):
+class _DagsterUiSettings(_Settings):
+    """``AMILI_DAGSTER_UI_URL``, read and checked here only: the sign-off reports and the
+    alerts both link to runs in the same Dagster UI."""
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_")
+
+    dagster_ui_url: str = Field(
+        default="http://127.0.0.1:3000",
+        description="Base URL of the Dagster UI, for links to runs and assets (sign-off "
+        "reports, alerts)",
+    )
+
+    @field_validator("dagster_ui_url")
+    @classmethod
+    def _ui_url(cls, value: str) -> str:
+        if not re.match(r"https?://[^/\s]+", value.strip()):
+            raise _problem("is not an http(s) URL (e.g. http://127.0.0.1:3000)")
+        return value.strip().rstrip("/")
+
+
+class ReportingSettings(_DagsterUiSettings):
     """Where the reporting snapshot and the sign-off reports live (``AMILI_REPORTING_DB``,
     ``AMILI_REPORTS_DIR``); unset means "beside the pipeline database", so a test or a demo
     that points ``AMILI_PIPELINE_DB`` somewhere else gets its reports beside it too."""
@@ -191,13 +211,9 @@ class ReportingSettings(_Settings):
         description="Folder of the daily sign-off reports (default: reports/ beside "
         "AMILI_PIPELINE_DB)",
     )
-    dagster_ui_url: str = Field(
-        default="http://127.0.0.1:3000",
-        description="The Dagster UI that sign-off reports link back to (their run's page)",
-    )
 
 
-class AlertSettings(_Settings):
+class AlertSettings(_DagsterUiSettings):
     """Who is told when a run fails or the figures look wrong (``AMILI_ALERT_*``), and when.
 
     Targets: a webhook (a JSON POST), e-mail over SMTP, both, or neither (then each alert is a
@@ -221,8 +237,6 @@ class AlertSettings(_Settings):
     alert_smtp_ssl: bool = Field(
         default=False, description="Connect with TLS from the start (SMTPS, port 465)")
     alert_timeout_seconds: float = Field(default=10.0, gt=0)
-    dagster_ui_url: str = Field(
-        default="http://127.0.0.1:3000", description="Base URL of the Dagster UI, for links")
     alert_rejection_rate: float = Field(
         default=0.10, ge=0, le=1, description="Alert above this share rejected (a day, a currency)")
     alert_rejection_rise: float = Field(
@@ -252,13 +266,6 @@ class AlertSettings(_Settings):
     @classmethod
     def _blank_is_unset(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
-
-    @field_validator("dagster_ui_url")
-    @classmethod
-    def _ui_url(cls, value: str) -> str:
-        if not re.match(r"https?://[^/\s]+", value.strip()):
-            raise _problem("is not an http(s) URL (e.g. http://127.0.0.1:3000)")
-        return value.strip().rstrip("/")
 
     def recipients(self) -> list[str]:
         """The addresses of ``AMILI_ALERT_EMAIL_TO``, blanks dropped."""

@@ -13,8 +13,10 @@ their own daily schedule after the submission (:data:`readback_job`, :func:`read
 
 
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from dagster import (
@@ -59,6 +61,8 @@ CASES_KEY = AssetKey(["amili", "cases"])
 #: The metadata tables show the first rows; the mart holds all of them.
 MAX_ROWS = 20
 
+_Read = TypeVar("_Read")
+
 
 class ReadbackConfig(Config):
     """Run config of the read-back assets."""
@@ -72,6 +76,16 @@ class ReadbackConfig(Config):
         default="batch.batch_creditors_json",
         description="The dbt relation holding the creditor payloads (their idnumbers)",
     )
+
+
+def _read(
+    reader: Callable[..., _Read], config: ReadbackConfig, amili: AmiliApiResource,
+    pipeline: PipelineResource,
+) -> _Read:
+    """Both reads take the same settings: the pipeline file, a client, the creditors."""
+    with amili.get_client() as client:
+        return reader(pipeline.settings().pipeline_db, client, config.creditors,
+                      creditors_relation=config.creditors_relation)
 
 
 @asset(
@@ -93,10 +107,7 @@ def amili_settlements(
     pipeline: PipelineResource,
 ) -> MaterializeResult:
     """Reads each creditor's new settlements; fails after storing the others if one failed."""
-    db = pipeline.settings().pipeline_db
-    with amili.get_client() as client:
-        read = read_settlements(db, client, config.creditors,
-                                creditors_relation=config.creditors_relation)
+    read = _read(read_settlements, config, amili, pipeline)
     for creditor, error in read.failures.items():
         context.log.error("settlements of creditor %s not read: %s", creditor, error)
     read.raise_for_failures()
@@ -132,10 +143,7 @@ def amili_cases(
     pipeline: PipelineResource,
 ) -> MaterializeResult:
     """Reads every creditor's cases, then replaces ``amili.cases`` in one transaction."""
-    db = pipeline.settings().pipeline_db
-    with amili.get_client() as client:
-        read = read_cases(db, client, config.creditors,
-                          creditors_relation=config.creditors_relation)
+    read = _read(read_cases, config, amili, pipeline)
     if read.not_handed_over:
         context.log.warning("%d case(s) at Amili are for invoices we never sent",
                             read.not_handed_over)
@@ -184,6 +192,9 @@ def amili_erp_export(config: ExportConfig, pipeline: PipelineResource) -> Materi
         "day": day.isoformat(),
         "settlements": files.settlements,
         "case_changes": files.case_changes,
+        # amounts Amili gave with more than two decimals (flagged per row in the files)
+        "settlements_more_than_two_decimals": files.settlements_beyond_cents,
+        "case_changes_more_than_two_decimals": files.case_changes_beyond_cents,
         "settlements_csv": MetadataValue.path(str(files.settlements_csv.resolve())),
         "case_changes_csv": MetadataValue.path(str(files.case_changes_csv.resolve())),
     })

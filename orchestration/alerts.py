@@ -2,7 +2,8 @@
 
 * ``amili_run_failure_alert`` (a run failure sensor): every failed run of this code
   location (``amili_daily``, and the asset-graph backfills' implicit job), with its job,
-  partition(s), failing step and error, and a link to the run in the Dagster UI.
+  partition(s), failing step and error, and a link to the run in the Dagster UI; once per
+  failing run, on its last attempt (an attempt Dagster retries is not alerted).
 * ``amili_rejection_rate_alert`` and ``amili_backlog_alert``: read the reporting snapshot
   after each run (:mod:`amili.alert_rules`) and alert once per new day and currency whose
   rejection rate is high or rising, or whose sent objects lack an answer or are held back.
@@ -91,12 +92,14 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
     lines = [f"Job: {job_text}", f"Run: {run.run_id}", f"Partition(s): {partition}"]
     if _BACKFILL in run.tags:
         lines.append(f"Backfill: {run.tags[_BACKFILL]}")
-    # set by the instance when run retries are on (dagster_home/dagster.yaml): each attempt
-    # that fails is alerted, and says whether another follows
+    # set by the instance when run retries are on (dagster_home/dagster.yaml); the sensor
+    # alerts only an attempt that is not retried, so this says which one it was
     will_retry = run.tags.get(_WILL_RETRY)
     attempt = int(run.tags.get(_RETRY_NUMBER, "0")) + 1
     lines.append(f"Attempt {attempt}" + {
-        "true": ": Dagster retries it", "false": ": no retry follows"}.get(will_retry, ""))
+        "true": ": Dagster retries it", "false": ": no retry follows"}.get(will_retry, "")
+        + (f" (the earlier attempts failed too: first run {run.root_run_id})"
+           if attempt > 1 and run.root_run_id else ""))
     lines += [f"Failed: {failure}" for failure in failures] or ["Failed: (no step error "
                                                                  "recorded; see the run)"]
     # "at <step>" (or "at resource setup"); a failure of the run as a whole has no place
@@ -115,16 +118,33 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
     )
 
 
+def retried(run: DagsterRun) -> bool:
+    """Whether Dagster re-executes this failed run: the instance tags a failed run
+    ``dagster/will_retry`` when it stores the failure, before any sensor sees it, from the
+    run's ``dagster/max_retries`` (or the instance's ``run_retries.max_retries``) and the
+    attempts of its run group. Without the tag (run retries off) nothing follows."""
+    return run.tags.get(_WILL_RETRY) == "true"
+
+
 @run_failure_sensor(
     name="amili_run_failure_alert",
     default_status=DefaultSensorStatus.RUNNING,
     minimum_interval_seconds=30,
     description="Sends an alert (AMILI_ALERT_WEBHOOK_URL, AMILI_ALERT_EMAIL_TO, else a log "
-    "line) for every failed run of this code location: job, partition(s), failing step, "
-    "error and a link to the run. Writes into the failed run whether the alert went out.",
+    "line) for every failed run of this code location, once: for the attempt Dagster does "
+    "not retry (job, partition(s), failing step, error and a link to the run). Writes into "
+    "each failed attempt whether the alert went out or waits for the last attempt.",
 )
 def amili_run_failure_alert(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
+    if retried(run):
+        # one alert per failing run and partition, not one per attempt: the attempt that is
+        # not retried says it (a retry that succeeds needs nobody)
+        context.instance.report_engine_event(
+            "Failure alert held back: Dagster retries this run (attempt "
+            f"{int(run.tags.get(_RETRY_NUMBER, '0')) + 1}); the last failing attempt is "
+            "alerted", run)
+        return
     settings, loaded = _settings(context.log)
     events = [entry.dagster_event for entry in context.instance.all_logs(
                   run.run_id, of_type=_FAILURE_EVENTS)

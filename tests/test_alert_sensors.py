@@ -17,7 +17,15 @@ from typing import Any
 import duckdb
 import httpx
 import pytest
-from dagster import DagsterEventType, DagsterInstance, build_sensor_context
+from dagster import (
+    DagsterEventType,
+    DagsterInstance,
+    ReexecutionOptions,
+    build_sensor_context,
+    execute_job,
+    reconstructable,
+)
+from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY
 
 from amili.sandbox.server import SandboxServer
 from amili.settings import reporting_paths
@@ -82,10 +90,11 @@ def _tick(sensor: Any, instance: DagsterInstance, cursor: str | None) -> Any:
 
 def _failing_run(
     instance: DagsterInstance, tmp_path: Path, sandbox: SandboxServer,
-    days: tuple[date, date] | None = None,
+    days: tuple[date, date] | None = None, retries: int | None = None,
 ) -> Any:
     """The daily job for DAY (or the range ``days`` in one run, as a single-run backfill
-    runs it) with a warehouse file that does not exist: the extract fails."""
+    runs it) with a warehouse file that does not exist: the extract fails. ``retries``
+    overrides the job's ``dagster/max_retries`` (0: this attempt is the last)."""
     from orchestration.definitions import defs
 
     env = demo_pipeline_env(tmp_path, sandbox, end_date=DAY, days=1, invoices_per_day=1)
@@ -93,12 +102,14 @@ def _failing_run(
     saved = dict(os.environ)
     os.environ.update(env)
     try:
+        tags = {} if retries is None else {"dagster/max_retries": str(retries)}
         if days is None:
             return defs.resolve_job_def("amili_daily").execute_in_process(
-                instance=instance, partition_key=DAY.isoformat(), raise_on_error=False)
+                instance=instance, partition_key=DAY.isoformat(), raise_on_error=False,
+                tags=tags)
         return defs.resolve_job_def("amili_daily").execute_in_process(
             instance=instance, raise_on_error=False, tags={
-                "dagster/asset_partition_range_start": days[0].isoformat(),
+                **tags, "dagster/asset_partition_range_start": days[0].isoformat(),
                 "dagster/asset_partition_range_end": days[1].isoformat()})
     finally:
         os.environ.clear()
@@ -110,30 +121,77 @@ def _engine_messages(instance: DagsterInstance, run_id: str) -> list[str]:
         run_id, of_type=DagsterEventType.ENGINE_EVENT)]
 
 
-def test_a_failed_run_is_alerted_once_with_its_job_partition_step_error_and_link(
+def daily_job() -> Any:
+    """The project's daily job, for :func:`dagster.reconstructable` (a re-execution)."""
+    from orchestration.definitions import defs
+
+    return defs.resolve_job_def("amili_daily")
+
+
+def _retry(instance: DagsterInstance, tmp_path: Path, sandbox: SandboxServer,
+           runs: list[str]) -> Any:
+    """What the daemon does with the failed run ``runs[-1]`` it retries: a re-execution from
+    failure, tagged as the daemon's ``create_reexecuted_run`` tags it (the parent's tags
+    such as its partition, the retry number, and the parent and root run ids that make the
+    run group Dagster counts attempts by); the warehouse is still missing."""
+    env = demo_pipeline_env(tmp_path, sandbox, end_date=DAY, days=1, invoices_per_day=1)
+    env["AMILI_WAREHOUSE"] = str(tmp_path / "no-such-warehouse.duckdb")
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        with execute_job(
+            reconstructable(daily_job), instance=instance,
+            tags={**{k: v for k, v in instance.get_run_by_id(runs[-1]).tags.items()
+                     if k not in TAGS_TO_MAYBE_OMIT_ON_RETRY},  # the partition, as it does
+                  "dagster/retry_number": str(len(runs)), "dagster/parent_run_id": runs[-1],
+                  "dagster/root_run_id": runs[0]},
+            reexecution_options=ReexecutionOptions.from_failure(runs[-1], instance),
+        ) as result:
+            return result.run_id, result.success
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def test_a_failing_run_is_alerted_once_on_its_last_attempt_with_job_partition_step_error(
     tmp_path: Path, sandbox_server: SandboxServer, hook: Hook
 ) -> None:
+    """The daily job allows 2 retries (dagster/max_retries): the attempts Dagster retries
+    are not alerted (each says so in its log), the third and last is, once."""
     with _instance(tmp_path) as instance:
-        first = _tick(amili_run_failure_alert, instance, None)  # the daemon's first tick
+        cursor = _tick(amili_run_failure_alert, instance, None).cursor  # the first tick
         assert hook.bodies == []
         result = _failing_run(instance, tmp_path, sandbox_server)
         assert not result.success
         [failed_step] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        runs = [result.run_id]
+        for retry_number in (1, 2):
+            cursor = _tick(amili_run_failure_alert, instance, cursor).cursor
+            assert hook.bodies == []  # Dagster retries the attempt: nobody is told yet
+            said = [m for m in _engine_messages(instance, runs[-1]) if "Failure alert" in m]
+            assert said == ["Failure alert held back: Dagster retries this run (attempt "
+                            f"{retry_number}); the last failing attempt is alerted"]
+            run_id, success = _retry(instance, tmp_path, sandbox_server, runs)
+            assert not success
+            runs.append(run_id)
+        assert [instance.get_run_by_id(r).tags.get("dagster/will_retry") for r in runs] == [
+            "true", "true", "false"]
 
-        second = _tick(amili_run_failure_alert, instance, first.cursor)
-        third = _tick(amili_run_failure_alert, instance, second.cursor)
+        cursor = _tick(amili_run_failure_alert, instance, cursor).cursor
+        last = _tick(amili_run_failure_alert, instance, cursor)
 
-        [alert] = hook.bodies  # once, not again on the next tick
-        run_id = result.run_id
+        [alert] = hook.bodies  # once, for the last attempt, not again on the next tick
+        run_id = runs[-1]
         assert alert["kind"] == "run_failure"
         assert alert["title"] == (f"Run of amili_daily failed for {DAY} at "
-                                  f"{failed_step.step_key} (Dagster retries it)")
+                                  f"{failed_step.step_key}")
         assert alert["link"] == f"{UI}/runs/{run_id}"
         lines = alert["text"].splitlines()
         assert "Job: amili_daily" in lines
         assert f"Run: {run_id}" in lines
         assert f"Partition(s): {DAY}" in lines
-        assert "Attempt 1: Dagster retries it" in lines  # the job's dagster/max_retries
+        assert (f"Attempt 3: no retry follows (the earlier attempts failed too: first run "
+                f"{runs[0]})") in lines
         [failed] = [line for line in lines if line.startswith("Failed: ")]
         # the step and the error the project's code raised, without Dagster's wrapping
         assert failed.startswith(f"Failed: {failed_step.step_key}: ")
@@ -142,7 +200,7 @@ def test_a_failed_run_is_alerted_once_with_its_job_partition_step_error_and_link
         # the failed run's own log says where the alert went (the host, not the token)
         said = [m for m in _engine_messages(instance, run_id) if "Failure alert" in m]
         assert said == [f"Failure alert: webhook {hook.receiver.url}: sent"]
-        assert third.skip_message is None or "T0KEN" not in third.skip_message
+        assert last.skip_message is None or "T0KEN" not in last.skip_message
 
 
 def test_an_undelivered_failure_alert_is_said_in_the_run_and_crashes_nothing(
@@ -151,7 +209,7 @@ def test_an_undelivered_failure_alert_is_said_in_the_run_and_crashes_nothing(
     hook.status = 500
     with _instance(tmp_path) as instance:
         first = _tick(amili_run_failure_alert, instance, None)
-        result = _failing_run(instance, tmp_path, sandbox_server)
+        result = _failing_run(instance, tmp_path, sandbox_server, retries=0)
         _tick(amili_run_failure_alert, instance, first.cursor)  # does not raise
         said = [m for m in _engine_messages(instance, result.run_id) if "Failure alert" in m]
     assert said == [f"Failure alert NOT delivered: webhook {hook.receiver.url}: FAILED "
@@ -164,7 +222,8 @@ def test_a_failed_range_run_names_its_range(
     start = date(2026, 11, 22)
     with _instance(tmp_path) as instance:
         first = _tick(amili_run_failure_alert, instance, None)
-        result = _failing_run(instance, tmp_path, sandbox_server, days=(start, DAY))
+        result = _failing_run(instance, tmp_path, sandbox_server, days=(start, DAY),
+                              retries=0)
         _tick(amili_run_failure_alert, instance, first.cursor)
     assert not result.success
     [alert] = hook.bodies

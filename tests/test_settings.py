@@ -12,8 +12,10 @@ from amili.client import AmiliClient
 from amili.sandbox.settings import SandboxSettings
 from amili.sandbox.tokens import issue_token
 from amili.settings import (
+    AlertSettings,
     ClientSettings,
     PipelineSettings,
+    ReportingSettings,
     SettingsError,
     load,
     load_api_settings,
@@ -79,3 +81,15 @@ def test_a_bad_duckdb_memory_limit_is_named(value: str, monkeypatch: pytest.Monk
 def test_duckdb_memory_limit_defaults_to_256mb(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("AMILI_DUCKDB_MEMORY_LIMIT", raising=False)
     assert load(PipelineSettings).duckdb_memory_limit == "256MB"
+
+
+def test_the_dagster_ui_url_is_one_setting_for_reports_and_alerts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AMILI_DAGSTER_UI_URL", " https://dagster.example/ ")
+    assert load(ReportingSettings).dagster_ui_url == "https://dagster.example"
+    assert load(AlertSettings).dagster_ui_url == "https://dagster.example"
+    monkeypatch.setenv("AMILI_DAGSTER_UI_URL", "dagster.example")
+    for settings in (ReportingSettings, AlertSettings):
+        with pytest.raises(SettingsError, match="AMILI_DAGSTER_UI_URL is not an http"):
+            load(settings)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import duckdb
 
-from amili import reasons
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.extract import RAW_TABLES
+from amili.pipeline.results import top_reasons
 
 #: The invoice buckets the results report amounts for (``sent`` is all answered ones).
 INVOICE_BUCKETS = ("sent", "accepted", "rejected", "unconfirmed", "outstanding", "quarantined")
@@ -120,21 +120,9 @@ def results_days(pipeline_db: str | Path, start: date, end: date) -> list[Result
                     f"SELECT partition_date, count(*) FROM amili.errors "
                     f"WHERE level = 'batch' AND {_WINDOW} GROUP BY ALL", window).fetchall():
                 days[day].batch_errors = n
-            # the same grouping as the results' own tally: the reason code, with its message
-            for day, code, text, n in con.execute(
-                    f"""SELECT partition_date, coalesce(error_code, '{reasons.OTHER}') AS code,
-                               CASE WHEN coalesce(error_code, '{reasons.OTHER}') =
-                                         '{reasons.OTHER}'
-                                    THEN regexp_replace(message, '''[^'']*''', '…', 'g')
-                               END AS text,
-                               count(*) AS n
-                        FROM amili.errors WHERE {_WINDOW} GROUP BY partition_date, code, text
-                        QUALIFY row_number() OVER (PARTITION BY partition_date
-                                                   ORDER BY n DESC, code, text) <= 10
-                        ORDER BY partition_date, n DESC, code, text""", window).fetchall():
-                reason = (f"{code}: {reasons.MESSAGES[code]}" if code in reasons.MESSAGES
-                          else text or code)
-                days[day].top_reasons.append((reason, n))
+            # the same grouping as the results' own tally
+            for day, top in top_reasons(con, start, end, per_day=True).items():
+                days[day].top_reasons = top
         if "amili.quarantine" in present:
             for day, n in con.execute(
                     f"SELECT partition_date, count(*) FROM amili.quarantine WHERE {_WINDOW} "

@@ -11,13 +11,17 @@ Two reads, both through ``GET /webapi/api/Batch`` per creditor we handed invoice
     resumes each creditor from its own cursor, without a gap.
 ``amili.cases`` (a current-state snapshot)
     one row per case and invoice as Amili holds them now (status, sub-status, original, paid,
-    credited and remaining amounts, closed date, Amili's ids and our source id). Every
-    creditor is read first; only then is the table replaced, in one transaction, so a failed
-    read leaves yesterday's whole snapshot rather than half of today's.
+    credited and remaining amounts, closed date, Amili's ids and our source id). Each
+    creditor's cases go to a staging table as they are read (memory: one creditor's answer);
+    only after the last is the table replaced, in one transaction, so a failed read leaves
+    yesterday's whole snapshot rather than half of today's.
 
 Our source id comes from ``amili.acknowledged_invoices`` (our invoice id -> Amili's id, kept by
 the results stage) where Amili's answer lacks it; ``handed_over`` is false for a case whose
-invoice we never sent. Amounts are exact DECIMAL(18, 2) from Decimal, never floats.
+invoice we never sent. Amounts are stored exactly as Amili says them (:data:`AMOUNT_TYPE`,
+from Decimal, never floats): Amili's amounts have two decimals, but an answer with more is
+kept, not rounded, and the ERP files flag it (``more_than_two_decimals``); an amount beyond
+the type fails the read with the settlement or case it came in.
 """
 
 from __future__ import annotations
@@ -25,10 +29,10 @@ from __future__ import annotations
 import logging
 import textwrap
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 
 import duckdb
@@ -41,6 +45,38 @@ from amili.pipeline.ledger import ensure_schema
 
 log = logging.getLogger("amili.pipeline.readback")
 
+#: The type of every amount read back: exact, up to 28 integer digits and 10 decimals.
+AMOUNT_TYPE = "DECIMAL(38, 10)"
+_SCALE = Decimal(1).scaleb(-10)
+_LIMIT = Decimal(10) ** 28
+#: The columns a database written before :data:`AMOUNT_TYPE` holds as DECIMAL(18, 2).
+_AMOUNT_COLUMNS = {
+    "settlements": ("amount",),
+    "cases": ("original_amount", "paid_amount", "credited_amount", "remaining_amount"),
+    "case_status_changes": ("paid_amount", "credited_amount", "remaining_amount"),
+}
+
+
+class AmountNotStorable(AmiliError):
+    """Amili answered an amount :data:`AMOUNT_TYPE` cannot hold exactly."""
+
+
+def stored_amount(value: Decimal | None, what: str) -> str | None:
+    """The exact text of an amount for an :data:`AMOUNT_TYPE` column; an amount the column
+    cannot hold raises :class:`AmountNotStorable` naming ``what`` (never a cast error, never
+    a rounded value)."""
+    if value is None:
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 100
+        exact = value.quantize(_SCALE)
+    if exact != value or abs(exact) >= _LIMIT:
+        raise AmountNotStorable(
+            f"{what}: Amili answered the amount {value}, which {AMOUNT_TYPE} cannot hold "
+            "exactly (more than 10 decimals or 28 integer digits); nothing of it was stored, "
+            "so as not to round it. Ask Amili about the amount.")
+    return format(exact, "f")
+
 DDL: tuple[str, ...] = (
     "CREATE SCHEMA IF NOT EXISTS amili",
     """
@@ -52,7 +88,7 @@ DDL: tuple[str, ...] = (
         casenumber VARCHAR,
         customerref VARCHAR,
         referencenumber VARCHAR,               -- the invoice number
-        amount DECIMAL(18, 2),
+        amount DECIMAL(38, 10),                -- exact, as Amili said (AMOUNT_TYPE)
         currency VARCHAR,
         remittance_date DATE,
         raw_json VARCHAR NOT NULL,             -- the settlement as Amili sent it, unknown
@@ -79,10 +115,10 @@ DDL: tuple[str, ...] = (
         status VARCHAR,                        -- OPEN | CLOSED | ... as Amili says
         sub_status VARCHAR,
         currency VARCHAR,
-        original_amount DECIMAL(18, 2),
-        paid_amount DECIMAL(18, 2),
-        credited_amount DECIMAL(18, 2),
-        remaining_amount DECIMAL(18, 2),
+        original_amount DECIMAL(38, 10),
+        paid_amount DECIMAL(38, 10),
+        credited_amount DECIMAL(38, 10),
+        remaining_amount DECIMAL(38, 10),
         registered_at TIMESTAMPTZ,
         closed_at TIMESTAMPTZ,
         handed_over BOOLEAN NOT NULL,          -- false: a case for an invoice we never sent
@@ -102,9 +138,9 @@ DDL: tuple[str, ...] = (
         status VARCHAR,
         previous_sub_status VARCHAR,
         sub_status VARCHAR,
-        paid_amount DECIMAL(18, 2),
-        credited_amount DECIMAL(18, 2),
-        remaining_amount DECIMAL(18, 2),
+        paid_amount DECIMAL(38, 10),
+        credited_amount DECIMAL(38, 10),
+        remaining_amount DECIMAL(38, 10),
         closed_at TIMESTAMPTZ
     )
     """,
@@ -116,6 +152,22 @@ def ensure_readback_schema(con: duckdb.DuckDBPyConnection) -> None:
     ensure_schema(con)
     for statement in DDL:
         con.execute(statement)
+    _widen_amounts(con)
+
+
+def _widen_amounts(con: duckdb.DuckDBPyConnection) -> None:
+    """Migrates a database written when amounts were DECIMAL(18, 2) to :data:`AMOUNT_TYPE`
+    (every stored value fits; nothing changes value). Asked of the catalog first, so an
+    up-to-date database is not rewritten."""
+    types = dict(((t, c), kind) for t, c, kind in con.execute(
+        """SELECT table_name, column_name, data_type FROM duckdb_columns()
+           WHERE database_name = current_database() AND schema_name = 'amili'""").fetchall())
+    for table, column in [(t, c) for t, columns in _AMOUNT_COLUMNS.items() for c in columns
+                          if types.get((t, c), AMOUNT_TYPE.replace(" ", ""))
+                          != AMOUNT_TYPE.replace(" ", "")]:
+        log.info("widening amili.%s.%s to %s", table, column, AMOUNT_TYPE)
+        con.execute(f"ALTER TABLE amili.{table} ALTER COLUMN {column} "
+                    f"SET DATA TYPE {AMOUNT_TYPE}")
 
 
 def handed_over_creditors(
@@ -170,7 +222,7 @@ _INSERT_SETTLEMENTS = """
                  unnest($cases::VARCHAR[]) AS casenumber,
                  unnest($customers::VARCHAR[]) AS customerref,
                  unnest($numbers::VARCHAR[]) AS referencenumber,
-                 unnest($amounts::VARCHAR[])::DECIMAL(18, 2) AS amount,
+                 unnest($amounts::VARCHAR[])::DECIMAL(38, 10) AS amount,
                  unnest($currencies::VARCHAR[]) AS currency,
                  unnest($dates::DATE[]) AS remittance_date,
                  unnest($raw::VARCHAR[]) AS raw_json) AS s
@@ -230,6 +282,8 @@ def _store_page(con: duckdb.DuckDBPyConnection, creditor: str,
                 settlements: Sequence[SettlementLine], cursor: int) -> int:
     """One page and the cursor after it, in one transaction; returns the rows inserted."""
     items = list(settlements)
+    amounts = [stored_amount(s.amount, f"settlement {s.settlement_id} of creditor {creditor}")
+               for s in items]  # before the transaction: a page is stored whole or not at all
     con.execute("BEGIN TRANSACTION")
     try:
         before = con.execute("SELECT count(*) FROM amili.settlements WHERE "
@@ -242,7 +296,7 @@ def _store_page(con: duckdb.DuckDBPyConnection, creditor: str,
             "cases": [s.casenumber for s in items],
             "customers": [s.customerref for s in items],
             "numbers": [s.referencenumber for s in items],
-            "amounts": [None if s.amount is None else format(s.amount, "f") for s in items],
+            "amounts": amounts,
             "currencies": [s.currency for s in items],
             "dates": [s.remittance_date for s in items],
             "raw": [jsonio.dumps(jsonio.to_jsonable(s.source) if s.source is not None
@@ -286,32 +340,71 @@ def read_cases(
 ) -> CasesRead:
     """Replace ``amili.cases`` with every case Amili holds now for our creditors.
 
-    All creditors are read before anything is written: a failure raises and leaves the
-    previous snapshot in place.
+    Each creditor's cases are written to a staging table as soon as they are read, so the
+    process holds one creditor's answer at a time (not every creditor's: about 1.2 GB at
+    100k invoices); only after the last creditor is ``amili.cases`` replaced, in one
+    transaction, so a failure raises and leaves the previous snapshot in place.
     """
     started = time.perf_counter()
-    summary = CasesRead()
     with connect_writer(pipeline_db) as con:
         ensure_readback_schema(con)
         names = list(creditors) if creditors is not None else handed_over_creditors(
             con, creditors_relation)
-    lines: list[tuple[str, CaseLine]] = []
-    for creditor in names:  # no connection held while waiting for Amili
-        answer = client.get_cases(creditor)
-        summary.requests += 1
-        lines.extend((creditor, line) for line in answer.case_lines())
+    requests = 0
+
+    def answers() -> Iterator[tuple[str, list[CaseLine]]]:
+        nonlocal requests
+        for creditor in names:  # asked for only when the creditor before is stored
+            lines = client.get_cases(creditor).case_lines()  # the parsed answer is let go
+            requests += 1
+            yield creditor, lines
+            del lines
+
+    summary = store_cases(pipeline_db, answers())
+    summary.requests = requests
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+#: Where :func:`store_cases` collects a snapshot, creditor by creditor, before it replaces
+#: ``amili.cases`` (left by a failed read, it is replaced by the next one).
+_STAGING = "amili.cases_incoming"
+
+
+def store_cases(
+    pipeline_db: str | Path, cases: Iterable[tuple[str, Sequence[CaseLine]]]
+) -> CasesRead:
+    """Replace ``amili.cases`` with ``cases`` (per creditor, its case lines), recording
+    what changed in ``amili.case_status_changes``.
+
+    Each creditor's lines are inserted into a staging table before the next creditor's are
+    taken from ``cases`` (so a lazy iterable is read one creditor at a time), each in its
+    own short connection: no connection is held while the iterable waits for Amili. Then
+    one transaction swaps the snapshot. A failure (a read, an amount the table cannot hold)
+    raises and leaves the previous snapshot whole.
+    """
+    summary = CasesRead()
     with connect_writer(pipeline_db) as con:
         ensure_readback_schema(con)
+        con.execute(f"CREATE OR REPLACE TABLE {_STAGING} AS SELECT * FROM amili.cases LIMIT 0")
+    try:
+        for creditor, lines in cases:
+            columns = _case_columns([(creditor, line) for line in lines])
+            with connect_writer(pipeline_db) as con:
+                con.execute(_INSERT_CASES.replace("INSERT INTO amili.cases",
+                                                  f"INSERT INTO {_STAGING}"), columns)
+            del columns, lines
+    except BaseException:
+        with connect_writer(pipeline_db) as con:
+            con.execute(f"DROP TABLE IF EXISTS {_STAGING}")
+        raise
+    with connect_writer(pipeline_db) as con:
         con.execute("BEGIN TRANSACTION")
         try:
-            con.execute("CREATE OR REPLACE TEMP TABLE new_cases AS "
-                        "SELECT * FROM amili.cases LIMIT 0")
-            con.execute(_INSERT_CASES.replace("INSERT INTO amili.cases",
-                                              "INSERT INTO new_cases"), _case_columns(lines))
             summary.changes = con.execute(_RECORD_CHANGES).fetchone()[0]
             con.execute("DELETE FROM amili.cases")
-            con.execute("INSERT INTO amili.cases SELECT * FROM new_cases")
-            con.execute("DROP TABLE new_cases")
+            con.execute(f"INSERT INTO amili.cases SELECT * FROM {_STAGING}")
+            con.execute(f"DROP TABLE {_STAGING}")
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -323,7 +416,6 @@ def read_cases(
             summary.rows += n
             summary.not_handed_over += not_ours
             summary.remaining += Decimal(remaining)
-    summary.seconds = time.perf_counter() - started
     return summary
 
 
@@ -342,10 +434,10 @@ _INSERT_CASES = """
                  unnest($statuses::VARCHAR[]) AS status,
                  unnest($sub_statuses::VARCHAR[]) AS sub_status,
                  unnest($currencies::VARCHAR[]) AS currency,
-                 unnest($original::VARCHAR[])::DECIMAL(18, 2) AS original_amount,
-                 unnest($paid::VARCHAR[])::DECIMAL(18, 2) AS paid_amount,
-                 unnest($credited::VARCHAR[])::DECIMAL(18, 2) AS credited_amount,
-                 unnest($remaining::VARCHAR[])::DECIMAL(18, 2) AS remaining_amount,
+                 unnest($original::VARCHAR[])::DECIMAL(38, 10) AS original_amount,
+                 unnest($paid::VARCHAR[])::DECIMAL(38, 10) AS paid_amount,
+                 unnest($credited::VARCHAR[])::DECIMAL(38, 10) AS credited_amount,
+                 unnest($remaining::VARCHAR[])::DECIMAL(38, 10) AS remaining_amount,
                  unnest($registered::TIMESTAMPTZ[]) AS registered_at,
                  unnest($closed::TIMESTAMPTZ[]) AS closed_at) AS c
     LEFT JOIN (SELECT amili_invoice_id, any_value(unique_source_invoice_id)
@@ -355,12 +447,12 @@ _INSERT_CASES = """
 """
 
 
-_RECORD_CHANGES = """
+_RECORD_CHANGES = f"""
     INSERT INTO amili.case_status_changes
     SELECT n.read_at, n.creditor_idnumber, n.casenumber, n.amili_invoice_id,
         n.unique_source_invoice_id, o.status, n.status, o.sub_status, n.sub_status,
         n.paid_amount, n.credited_amount, n.remaining_amount, n.closed_at
-    FROM new_cases AS n
+    FROM {_STAGING} AS n
     LEFT JOIN amili.cases AS o
         ON o.creditor_idnumber = n.creditor_idnumber
         AND o.amili_invoice_id IS NOT DISTINCT FROM n.amili_invoice_id
@@ -374,12 +466,12 @@ _RECORD_CHANGES = """
 """
 
 
-def _text(value: Decimal | None) -> str | None:
-    return None if value is None else format(value, "f")
-
-
 def _case_columns(lines: list[tuple[str, CaseLine]]) -> dict[str, list]:
     """The parameters of :data:`_INSERT_CASES`: one list per column, in line order."""
+    def amounts(name: str) -> list[str | None]:
+        return [stored_amount(getattr(x, name), f"{name} of case {x.casenumber} (invoice "
+                              f"{x.ledgerref}) of creditor {c}") for c, x in lines]
+
     return {
         "creditors": [c for c, _ in lines],
         "casenumbers": [x.casenumber for _, x in lines],
@@ -390,10 +482,10 @@ def _case_columns(lines: list[tuple[str, CaseLine]]) -> dict[str, list]:
         "statuses": [x.status for _, x in lines],
         "sub_statuses": [x.sub_status for _, x in lines],
         "currencies": [x.currency for _, x in lines],
-        "original": [_text(x.original_amount) for _, x in lines],
-        "paid": [_text(x.paid_amount) for _, x in lines],
-        "credited": [_text(x.credited_amount) for _, x in lines],
-        "remaining": [_text(x.remaining_amount) for _, x in lines],
+        "original": amounts("original_amount"),
+        "paid": amounts("paid_amount"),
+        "credited": amounts("credited_amount"),
+        "remaining": amounts("remaining_amount"),
         "registered": [x.registered_at for _, x in lines],
         "closed": [x.closed_at for _, x in lines],
     }
@@ -452,14 +544,32 @@ def case_divergences(con: duckdb.DuckDBPyConnection) -> list[dict[str, object]]:
 
 
 #: The ERP write-back files' columns, in order (documented in the README).
+#: ``more_than_two_decimals``: an amount of the row is not a whole number of øre/cents, as
+#: Amili answered it (kept exact, never rounded); the ERP must not book it unchecked.
 SETTLEMENT_EXPORT_COLUMNS = (
     "creditor_idnumber", "settlement_id", "remittance_date", "unique_source_invoice_id",
     "amili_invoice_id", "casenumber", "invoice_number", "customerref", "amount", "currency",
-    "read_at")
+    "read_at", "more_than_two_decimals")
 CASE_CHANGE_EXPORT_COLUMNS = (
     "creditor_idnumber", "unique_source_invoice_id", "amili_invoice_id", "casenumber",
     "previous_status", "status", "previous_sub_status", "sub_status", "paid_amount",
-    "credited_amount", "remaining_amount", "closed_at", "detected_at")
+    "credited_amount", "remaining_amount", "closed_at", "detected_at",
+    "more_than_two_decimals")
+_CASE_CHANGE_AMOUNTS = ("paid_amount", "credited_amount", "remaining_amount")
+
+
+def _beyond_cents(column: str) -> str:
+    """SQL: whether ``column`` has more than two decimals."""
+    return f"coalesce({column} <> round({column}, 2), false)"
+
+
+def _exported(column: str, ext: str) -> str:
+    """SQL of an amount in a file: exact in both; in CSV as plain text with two decimals
+    (``1234.50``) unless it has more, then all of them (``0.125``), never rounded."""
+    if ext == "parquet":
+        return column
+    return (f"CASE WHEN {column} = round({column}, 2) THEN {column}::DECIMAL(38, 2)::VARCHAR "
+            f"ELSE rtrim({column}::VARCHAR, '0') END AS {column}")
 
 #: The day of a read (its file) is the Oslo calendar day, like the pipeline's partitions.
 EXPORT_TIMEZONE = "Europe/Oslo"
@@ -475,6 +585,9 @@ class ExportFiles:
     case_changes_parquet: Path
     settlements: int
     case_changes: int
+    settlements_beyond_cents: int = 0
+    """Rows flagged ``more_than_two_decimals``: amounts the ERP must not book unchecked."""
+    case_changes_beyond_cents: int = 0
 
 
 def export_day(pipeline_db: str | Path, day: date, out_dir: str | Path) -> ExportFiles:
@@ -483,33 +596,47 @@ def export_day(pipeline_db: str | Path, day: date, out_dir: str | Path) -> Expor
     ``detected_at``), so each settlement and each change is in exactly one day's files.
 
     Re-writing a day gives the same files (sorted, no time of writing inside); amounts are
-    exact decimals (``DECIMAL(18,2)`` in Parquet, plain ``1234.50`` in CSV).
+    exact decimals (``DECIMAL(38,10)`` in Parquet; in CSV plain ``1234.50``, or every
+    decimal Amili gave, ``0.125``), and a row with an amount of more than two decimals says
+    so (``more_than_two_decimals``).
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     names = {kind: {ext: out / f"amili-{kind}-{day.isoformat()}.{ext}"
                     for ext in ("csv", "parquet")}
              for kind in ("settlements", "case-changes")}
-    settlements_sql = f"""
+    def settlements_sql(ext: str) -> str:
+        return f"""
         SELECT creditor_idnumber, settlement_id, remittance_date, unique_source_invoice_id,
             amili_invoice_id, casenumber, referencenumber AS invoice_number, customerref,
-            amount, currency, read_at
+            {_exported("amount", ext)}, currency, read_at,
+            {_beyond_cents("amount")} AS more_than_two_decimals
         FROM amili.settlements
         WHERE (timezone('{EXPORT_TIMEZONE}', read_at))::DATE = DATE '{day.isoformat()}'
         ORDER BY creditor_idnumber, settlement_id"""
-    changes_sql = f"""
-        SELECT {", ".join(CASE_CHANGE_EXPORT_COLUMNS)}
+
+    def changes_sql(ext: str) -> str:
+        columns = [_exported(c, ext) if c in _CASE_CHANGE_AMOUNTS else c
+                   for c in CASE_CHANGE_EXPORT_COLUMNS[:-1]]
+        flag = " OR ".join(_beyond_cents(c) for c in _CASE_CHANGE_AMOUNTS)
+        return f"""
+        SELECT {", ".join(columns)}, {flag} AS more_than_two_decimals
         FROM amili.case_status_changes
         WHERE (timezone('{EXPORT_TIMEZONE}', detected_at))::DATE = DATE '{day.isoformat()}'
         ORDER BY creditor_idnumber, unique_source_invoice_id, casenumber, detected_at"""
+
     counts = {}
+    flagged = {}
     with connect_writer(pipeline_db) as con:
         ensure_readback_schema(con)
         con.execute("SET TimeZone = 'UTC'")  # timestamps in the files are UTC
-        for kind, sql in (("settlements", settlements_sql), ("case-changes", changes_sql)):
-            counts[kind] = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+        for kind, query in (("settlements", settlements_sql), ("case-changes", changes_sql)):
+            counts[kind], flagged[kind] = con.execute(
+                f"SELECT count(*), count(*) FILTER (more_than_two_decimals) "
+                f"FROM ({query('parquet')})").fetchone()
             for ext, options in (("csv", "FORMAT csv, HEADER true"),
                                  ("parquet", "FORMAT parquet")):
+                sql = query(ext)
                 target = names[kind][ext]
                 partial = target.with_suffix(f".{ext}.partial")
                 quoted = str(partial).replace("'", "''")
@@ -518,7 +645,8 @@ def export_day(pipeline_db: str | Path, day: date, out_dir: str | Path) -> Expor
     return ExportFiles(
         names["settlements"]["csv"], names["settlements"]["parquet"],
         names["case-changes"]["csv"], names["case-changes"]["parquet"],
-        counts["settlements"], counts["case-changes"])
+        counts["settlements"], counts["case-changes"], flagged["settlements"],
+        flagged["case-changes"])
 
 
 #: The dbt project's copy of :data:`DDL`: dbt's on-run-start hook creates the read-back tables

@@ -163,15 +163,37 @@ def _tally(
               AND r.partition_date >= $start AND r.partition_date < $end
             GROUP BY r.outcome""", window,
         ).fetchall())
-    top = con.execute(
-        f"""SELECT coalesce(error_code, '{reasons.OTHER}') AS code,
-               CASE WHEN coalesce(error_code, '{reasons.OTHER}') = '{reasons.OTHER}'
-                    THEN regexp_replace(message, '''[^'']*''', '…', 'g') END AS text,
-               count(*) AS n
-        FROM amili.errors WHERE partition_date >= $start AND partition_date < $end
-        GROUP BY ALL ORDER BY n DESC, code, text LIMIT 10""", window,
-    ).fetchall()
-    # a known code with its message; a text no code knows as it reads, its values masked
+    top = top_reasons(con, start, end)
     return ResultsTally(start, end, by_outcome, batch_errors, quarantined, amounts,
-                        [(f"{code}: {reasons.MESSAGES[code]}" if code in reasons.MESSAGES
-                          else text or code, n) for code, text, n in top], acknowledged)
+                        top.get(None, []), acknowledged)
+
+
+def top_reasons(
+    con: duckdb.DuckDBPyConnection, start: date, end: date, *, per_day: bool = False,
+    limit: int = 10,
+) -> dict[date | None, list[tuple[str, int]]]:
+    """The ``limit`` most frequent rejection reasons of ``amili.errors`` in ``[start, end)``,
+    over the window (key None) or ``per_day`` (key: the day), most frequent first.
+
+    One grouping for every figure that shows them (the results' tally, each partition's
+    metadata): by reason code, a known code labelled "code: message"; a message no code
+    knows (``other``) as it reads, its quoted values masked so that rows differing only in
+    a value group together and no value reaches the metadata.
+    """
+    day = "partition_date" if per_day else "NULL::DATE"
+    found: dict[date | None, list[tuple[str, int]]] = {}
+    for key, code, text, n in con.execute(
+            f"""SELECT {day} AS day, coalesce(error_code, '{reasons.OTHER}') AS code,
+                       CASE WHEN coalesce(error_code, '{reasons.OTHER}') = '{reasons.OTHER}'
+                            THEN regexp_replace(message, '''[^'']*''', '…', 'g') END AS text,
+                       count(*) AS n
+                FROM amili.errors WHERE partition_date >= $start AND partition_date < $end
+                GROUP BY day, code, text
+                QUALIFY row_number() OVER (PARTITION BY day ORDER BY n DESC, code, text)
+                        <= {int(limit)}
+                ORDER BY day, n DESC, code, text""",
+            {"start": start, "end": end}).fetchall():
+        label = (f"{code}: {reasons.MESSAGES[code]}" if code in reasons.MESSAGES
+                 else text or code)
+        found.setdefault(key, []).append((label, n))
+    return found

@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS amili.settlements (
     casenumber VARCHAR,
     customerref VARCHAR,
     referencenumber VARCHAR,               -- the invoice number
-    amount DECIMAL(18, 2),
+    amount DECIMAL(38, 10),                -- exact, as Amili said (AMOUNT_TYPE)
     currency VARCHAR,
     remittance_date DATE,
     raw_json VARCHAR NOT NULL,             -- the settlement as Amili sent it, unknown
@@ -35,10 +35,10 @@ CREATE TABLE IF NOT EXISTS amili.cases (
     status VARCHAR,                        -- OPEN | CLOSED | ... as Amili says
     sub_status VARCHAR,
     currency VARCHAR,
-    original_amount DECIMAL(18, 2),
-    paid_amount DECIMAL(18, 2),
-    credited_amount DECIMAL(18, 2),
-    remaining_amount DECIMAL(18, 2),
+    original_amount DECIMAL(38, 10),
+    paid_amount DECIMAL(38, 10),
+    credited_amount DECIMAL(38, 10),
+    remaining_amount DECIMAL(38, 10),
     registered_at TIMESTAMPTZ,
     closed_at TIMESTAMPTZ,
     handed_over BOOLEAN NOT NULL,          -- false: a case for an invoice we never sent
@@ -54,9 +54,9 @@ CREATE TABLE IF NOT EXISTS amili.case_status_changes (
     status VARCHAR,
     previous_sub_status VARCHAR,
     sub_status VARCHAR,
-    paid_amount DECIMAL(18, 2),
-    credited_amount DECIMAL(18, 2),
-    remaining_amount DECIMAL(18, 2),
+    paid_amount DECIMAL(38, 10),
+    credited_amount DECIMAL(38, 10),
+    remaining_amount DECIMAL(38, 10),
     closed_at TIMESTAMPTZ
 )
 {% endmacro %}

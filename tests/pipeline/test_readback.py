@@ -480,7 +480,7 @@ def test_status_changes_are_recorded_and_the_day_is_exported_as_csv_and_parquet(
             f"'{files.settlements_parquet}')").fetchall())
         changed = con.execute(f"SELECT count(*) FROM '{files.case_changes_parquet}'"
                               ).fetchone()[0]
-    assert parquet == stored and kinds["amount"] == "DECIMAL(18,2)"
+    assert parquet == stored and kinds["amount"] == "DECIMAL(38,10)"  # exact, as Amili said
     assert changed == files.case_changes == 12 + later.changes
     with files.case_changes_csv.open(newline="") as handle:
         assert tuple(next(csv.reader(handle))) == CASE_CHANGE_EXPORT_COLUMNS
@@ -584,3 +584,145 @@ def test_the_readback_job_after_the_daily_job_end_to_end(
     today = datetime.now(ZoneInfo("Europe/Oslo")).date()
     assert (exports / f"amili-settlements-{today}.csv").is_file()
     assert (exports / f"amili-case-changes-{today}.parquet").is_file()
+
+
+def test_amounts_with_more_decimals_are_kept_exactly_flagged_and_unstorable_ones_named(
+    tmp_path: Path, handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    """The project never rounds money silently. A database written when amounts were
+    DECIMAL(18, 2) is widened with its rows intact; pages the real sandbox answered, their
+    amounts then given more decimals or digits than DECIMAL(18, 2) holds (the sandbox pays
+    to the øre, so the test changes the parsed values), go through the real storage: kept
+    exactly, flagged per row in the ERP files; an amount beyond the type fails naming the
+    settlement, and nothing of its page is stored."""
+    import csv
+    import dataclasses
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from amili.pipeline.duckdb_io import connect_writer
+    from amili.pipeline.readback import (
+        DDL,
+        AmountNotStorable,
+        _store_page,
+        case_divergences,
+        ensure_readback_schema,
+        export_day,
+        store_cases,
+    )
+
+    inputs = handed_over
+    with duckdb.connect(str(inputs.path)) as con:  # the tables as an older version made them
+        for statement in DDL:
+            con.execute(statement.replace("DECIMAL(38, 10)", "DECIMAL(18, 2)"))
+        con.execute("INSERT INTO amili.settlements VALUES ('OLD', 999999, NULL, NULL, NULL, NULL, "
+                    "NULL, 7.50, 'NOK', NULL, '{}', now())")
+        assert con.execute("SELECT data_type FROM duckdb_columns() WHERE table_name = "
+                           "'settlements' AND column_name = 'amount'").fetchone() == (
+                               "DECIMAL(18,2)",)
+    with client_for(sandbox) as client:
+        pages = list(client.iter_settlement_pages(ORGNR_1, 0))
+        lines = client.get_cases(ORGNR_1).case_lines()
+    assert len(pages) >= 2 and len(pages[0].settlements) >= 2
+    first, second = pages[0].settlements[:2]
+    odd = first.amount + Decimal("0.005")
+    wide = Decimal("12345678901234567.891")  # beyond DECIMAL(18, 2) in digits and decimals
+    page = [dataclasses.replace(first, amount=odd), dataclasses.replace(second, amount=wide),
+            *pages[0].settlements[2:]]
+    too_fine = dataclasses.replace(pages[1].settlements[0], amount=Decimal("0.12345678901"))
+    with connect_writer(inputs.path) as con:
+        ensure_readback_schema(con)  # the migration
+        kinds = set(con.execute(
+            "SELECT data_type FROM duckdb_columns() WHERE schema_name = 'amili' AND "
+            "column_name IN ('amount', 'original_amount', 'paid_amount', 'credited_amount', "
+            "'remaining_amount') AND table_name IN ('settlements', 'cases', "
+            "'case_status_changes')").fetchall())
+        assert kinds == {("DECIMAL(38,10)",)}
+        assert _store_page(con, ORGNR_1, page, pages[0].cursor) == len(page)
+        with pytest.raises(AmountNotStorable, match=(
+                f"settlement {too_fine.settlement_id} of creditor {ORGNR_1}: Amili answered "
+                r"the amount 0.12345678901, which DECIMAL\(38, 10\) cannot hold exactly")):
+            _store_page(con, ORGNR_1, [*pages[1].settlements[1:], too_fine], pages[1].cursor)
+    assert inputs.sql("SELECT amount FROM amili.settlements WHERE creditor_idnumber = 'OLD'"
+                      ) == [(Decimal("7.50"),)]
+    assert inputs.sql("SELECT settlement_id, amount FROM amili.settlements WHERE "
+                      "creditor_idnumber = ? ORDER BY settlement_id", [ORGNR_1]) == sorted(
+        (s.settlement_id, s.amount) for s in page)
+    assert inputs.sql("SELECT last_settlement_id FROM amili.settlement_cursors WHERE "
+                      "creditor_idnumber = ?", [ORGNR_1]) == [(pages[0].cursor,)]
+
+    today = datetime.now(ZoneInfo("Europe/Oslo")).date()
+    files = export_day(inputs.path, today, tmp_path / "exports")
+    with files.settlements_csv.open(newline="") as handle:
+        rows = {row["settlement_id"]: row for row in csv.DictReader(handle)}
+    assert rows[str(first.settlement_id)]["amount"] == str(odd)
+    assert rows[str(second.settlement_id)]["amount"] == "12345678901234567.891"
+    assert rows["999999"]["amount"] == "7.50"
+    assert {k for k, row in rows.items() if row["more_than_two_decimals"] == "true"} == {
+        str(first.settlement_id), str(second.settlement_id)}
+    assert files.settlements_beyond_cents == 2
+    with duckdb.connect() as con:
+        parquet = dict(con.execute(
+            f"SELECT settlement_id, amount FROM '{files.settlements_parquet}' "
+            "WHERE more_than_two_decimals").fetchall())
+    assert parquet == {first.settlement_id: odd, second.settlement_id: wide}
+
+    # a case Amili holds at 0.004 more than we sent: no longer rounded into agreement
+    [line] = [x for x in lines if x.unique_source_invoice_id == "A-0003"
+              or x.ledgerref == inputs.sql("SELECT amili_invoice_id FROM "
+                                           "amili.acknowledged_invoices WHERE "
+                                           "unique_source_invoice_id = 'A-0003'")[0][0]]
+    changed = dataclasses.replace(line, original_amount=line.original_amount
+                                  + Decimal("0.004"))
+    store_cases(inputs.path, [(ORGNR_1, [changed])])
+    with pytest.raises(AmountNotStorable, match=(
+            f"original_amount of case {line.casenumber} \\(invoice {line.ledgerref}\\) "
+            f"of creditor {ORGNR_1}: Amili answered the amount 1E\\+28")):
+        store_cases(inputs.path, [(ORGNR_1, [dataclasses.replace(
+            line, original_amount=Decimal("1E+28"))])])
+    with connect_writer(inputs.path) as con:  # the snapshot before the failed one, whole
+        [diverging] = case_divergences(con)
+    assert (diverging["unique_source_invoice_id"], diverging["reason"],
+            diverging["case_amount"]) == ("A-0003", "amount differs", amount_of("A-0003")
+                                          + Decimal("0.004"))
+
+
+def test_cases_are_stored_creditor_by_creditor_and_a_failed_read_keeps_the_snapshot(
+    handed_over: Inputs, sandbox: SandboxServer
+) -> None:
+    """Memory holds one creditor's cases: each creditor's answer is in the staging table
+    before the next creditor is asked for (the file is looked at in between, with no
+    connection of the read open), and amili.cases is replaced only after the last. A read
+    failing at the second creditor leaves the previous snapshot and no staging table."""
+    from amili.pipeline.readback import store_cases
+
+    inputs = handed_over
+    with client_for(sandbox) as client:
+        answers = {c: client.get_cases(c).case_lines() for c in (ORGNR_1, ORGNR_2)}
+        previous = read_cases(inputs.path, client, [ORGNR_1])  # yesterday's snapshot
+    assert previous.rows == len(answers[ORGNR_1]) == 12
+    seen: list[tuple[int, int]] = []
+
+    def lines(fail_at_second: bool) -> Iterator[tuple[str, list]]:
+        yield ORGNR_1, answers[ORGNR_1]
+        # between two creditors: the first is staged, the snapshot is still yesterday's
+        staged, current = inputs.sql(
+            "SELECT (SELECT count(*) FROM amili.cases_incoming WHERE creditor_idnumber = ?), "
+            "(SELECT count(*) FROM amili.cases)", [ORGNR_1])[0]
+        seen.append((staged, current))
+        if fail_at_second:
+            raise AmiliError("Amili did not answer for the second creditor")
+        yield ORGNR_2, answers[ORGNR_2]
+
+    with pytest.raises(AmiliError, match="second creditor"):
+        store_cases(inputs.path, lines(fail_at_second=True))
+    assert seen == [(12, 12)]
+    assert inputs.sql("SELECT count(*) FROM duckdb_tables() "
+                      "WHERE table_name = 'cases_incoming'") == [(0,)]
+    assert inputs.sql("SELECT count(DISTINCT creditor_idnumber), count(*) FROM amili.cases"
+                      ) == [(1, 12)]
+
+    stored = store_cases(inputs.path, lines(fail_at_second=False))
+    assert seen[-1] == (12, 12)
+    assert stored.rows == 12 + 7 == inputs.sql("SELECT count(*) FROM amili.cases")[0][0]
+    assert stored.changes == 7  # the second creditor's cases are new; the first's unchanged

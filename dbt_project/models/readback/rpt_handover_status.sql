@@ -35,10 +35,10 @@ cases as (
         any_value(status) as status,
         any_value(sub_status) as sub_status,
         any_value(currency) as case_currency,
-        sum(original_amount)::decimal(18, 2) as case_original_amount,
-        sum(remaining_amount)::decimal(18, 2) as case_open_amount,
-        sum(paid_amount)::decimal(18, 2) as case_paid_amount,
-        sum(credited_amount)::decimal(18, 2) as case_credited_amount,
+        sum(original_amount)::decimal(38, 10) as case_original_amount,
+        sum(remaining_amount)::decimal(38, 10) as case_open_amount,
+        sum(paid_amount)::decimal(38, 10) as case_paid_amount,
+        sum(credited_amount)::decimal(38, 10) as case_credited_amount,
         max(closed_at) as case_closed_at,
         bool_or(handed_over) as handed_over
     from {{ source('amili_readback', 'cases') }}
@@ -86,5 +86,5 @@ joined as (
 select
     *,
     divergence_reason is not null as diverges,
-    (case_original_amount - acknowledged_amount)::decimal(18, 2) as amount_difference
+    (case_original_amount - acknowledged_amount)::decimal(38, 10) as amount_difference
 from joined

@@ -6,7 +6,7 @@ select
     date_trunc('month', remittance_date)::date as month,
     currency,
     count(*) as settlements,
-    sum(amount)::decimal(18, 2) as settled_amount,
+    sum(amount)::decimal(38, 10) as settled_amount,
     count(*) filter (where unique_source_invoice_id is null) as settlements_not_ours,
     min(settlement_id) as first_settlement_id,
     max(settlement_id) as last_settlement_id,
