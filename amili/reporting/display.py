@@ -35,10 +35,13 @@ DATE_STYLES: dict[str, DateStyle] = {"ISO (2026-11-24)": "iso",
 
 
 def format_amount(value: Decimal | int | None) -> str:
-    """``-1234567.8`` as ``-1 234 567,80``; empty for no amount. Exact: no float on the way."""
+    """``-1234567.8`` as ``-1 234 567,80``; empty for no amount. Exact: no float on the way,
+    and an amount finer than the øre (Amili's read-back may carry one) keeps its decimals."""
     if value is None:
         return ""
-    amount = Decimal(value).quantize(Decimal("0.01"))
+    amount = Decimal(value)
+    ore = Decimal("0.01")
+    amount = amount.quantize(ore) if amount == amount.quantize(ore) else amount.normalize()
     sign = "-" if amount < 0 else ""
     whole, _, ore = f"{abs(amount):f}".partition(".")
     groups = []

@@ -489,7 +489,7 @@ def open_cases_by_age(con: duckdb.DuckDBPyConnection, orgnr: str | None = None
             WHERE status IS DISTINCT FROM 'CLOSED' AND {_ORGNR_FILTER}
         )
         SELECT currency, age, count(*)::BIGINT AS cases,
-               coalesce(sum(remaining_amount), 0)::DECIMAL(38, 2) AS remaining_amount
+               coalesce(sum(remaining_amount), 0)::DECIMAL(38, 10) AS remaining_amount
         FROM open_cases GROUP BY currency, age
         ORDER BY currency <> 'NOK', currency, list_position($order, age)""",
         {"order": order, "orgnr": orgnr})
@@ -510,9 +510,9 @@ def amili_monthly(con: duckdb.DuckDBPyConnection, orgnr: str | None = None) -> l
     if not parts:
         return []
     return rows(con, f"""
-        SELECT month, currency, sum(collected_amount)::DECIMAL(38, 2) AS collected_amount,
+        SELECT month, currency, sum(collected_amount)::DECIMAL(38, 10) AS collected_amount,
                sum(settlements)::BIGINT AS settlements,
-               sum(settled_amount)::DECIMAL(38, 2) AS settled_amount
+               sum(settled_amount)::DECIMAL(38, 10) AS settled_amount
         FROM ({" UNION ALL ".join(parts)})
         GROUP BY month, currency ORDER BY month DESC, currency <> 'NOK', currency""",
         {"orgnr": orgnr})
@@ -544,9 +544,9 @@ def divergence_totals(con: duckdb.DuckDBPyConnection, orgnr: str | None = None
     return rows(con, f"""
         SELECT coalesce(case_currency, acknowledged_currency) AS currency,
                divergence_reason AS reason, count(*)::BIGINT AS invoices,
-               sum(acknowledged_amount)::DECIMAL(38, 2) AS acknowledged_amount,
-               sum(case_original_amount)::DECIMAL(38, 2) AS case_original_amount,
-               sum(amount_difference)::DECIMAL(38, 2) AS amount_difference
+               sum(acknowledged_amount)::DECIMAL(38, 10) AS acknowledged_amount,
+               sum(case_original_amount)::DECIMAL(38, 10) AS case_original_amount,
+               sum(amount_difference)::DECIMAL(38, 10) AS amount_difference
         FROM marts.rpt_handover_status WHERE diverges AND {_ORGNR_FILTER}
         GROUP BY 1, 2 ORDER BY currency <> 'NOK' NULLS LAST, currency, reason""",
         {"orgnr": orgnr})

@@ -242,7 +242,7 @@ WITH changes AS (
 )
 SELECT creditor_idnumber,
        date_trunc('month', timezone('Europe/Oslo', detected_at))::DATE AS month, currency,
-       sum(collected)::DECIMAL(18, 2) AS collected_amount,
+       sum(collected)::DECIMAL(38, 10) AS collected_amount,
        count(*) FILTER (WHERE collected <> 0)::BIGINT AS cases_collected_on
 FROM changes WHERE collected IS NOT NULL
 GROUP BY ALL

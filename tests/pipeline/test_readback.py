@@ -333,17 +333,10 @@ def test_the_dagster_assets_materialize_resume_and_add_nothing_the_second_time(
 
 
 
-def test_the_marts_and_checks_flag_divergences_missing_cases_and_book_settlements(
-    sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:
-    """Real ``dbt build`` of the read-back marts through Dagster, with the checks.
-
-    Amili holds another amount for A-0003 than the pipeline sent: an earlier post of the same
-    uniqueSourceInvoiceId (as another system of ours might have made) was kept, and the
-    pipeline's own post was answered DUPLICATE. NOT-OURS is a case for an invoice the
-    pipeline never sent. A missing case is simulated by one row added to
-    amili.acknowledged_invoices for an id Amili never issued (Amili cannot be made to lose a
-    case)."""
+def materialize_readback(pipeline_db: Path, sandbox: SandboxServer, folder: Path, *,
+                         with_checks: bool = False) -> Any:
+    """The read-back assets and their dbt marts (and, if asked, their checks) materialized
+    through Dagster against ``sandbox`` for the creditors of :data:`RELATION`."""
     from dagster import DagsterInstance, materialize
 
     from assets.readback import (
@@ -354,6 +347,36 @@ def test_the_marts_and_checks_flag_divergences_missing_cases_and_book_settlement
     )
     from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
 
+    resources = {
+        "amili": AmiliApiResource(base_url=sandbox.base_url, sender_id="readback-sender"),
+        "pipeline": PipelineResource(pipeline_db=str(pipeline_db)),
+        "dbt": dbt_resource(),
+    }
+    config = {"creditors_relation": RELATION}
+    run_config = {"ops": {"amili__settlements": {"config": config},
+                          "amili__cases": {"config": config}}}
+    with pytest.MonkeyPatch.context() as mp, \
+            DagsterInstance.ephemeral(tempdir=str(folder / "dagster")) as instance:
+        mp.setenv("AMILI_TOKEN", sandbox.issue_token())
+        mp.setenv("AMILI_PIPELINE_DB", str(pipeline_db))
+        return materialize(
+            [amili_settlements, amili_cases, amili_readback_models,
+             *(READBACK_CHECKS if with_checks else [])],
+            resources=resources, run_config=run_config, instance=instance,
+            raise_on_error=False)
+
+
+def test_the_marts_and_checks_flag_divergences_missing_cases_and_book_settlements(
+    sandbox: SandboxServer, tmp_path: Path,
+) -> None:
+    """Real ``dbt build`` of the read-back marts through Dagster, with the checks.
+
+    Amili holds another amount for A-0003 than the pipeline sent: an earlier post of the same
+    uniqueSourceInvoiceId (as another system of ours might have made) was kept, and the
+    pipeline's own post was answered DUPLICATE. NOT-OURS is a case for an invoice the
+    pipeline never sent. A missing case is simulated by one row added to
+    amili.acknowledged_invoices for an id Amili never issued (Amili cannot be made to lose a
+    case)."""
     other = Decimal("999.99")
 
     def earlier_posts(client: AmiliClient) -> None:
@@ -365,21 +388,7 @@ def test_the_marts_and_checks_flag_divergences_missing_cases_and_book_settlement
     inputs = hand_over(tmp_path, sandbox, earlier_posts)
     inputs.sql("INSERT INTO amili.acknowledged_invoices VALUES ('LOST-1', 'never-issued', "
                "TIMESTAMPTZ '2026-11-20 10:00:00+00')")
-    monkeypatch.setenv("AMILI_TOKEN", sandbox.issue_token())
-    monkeypatch.setenv("AMILI_PIPELINE_DB", str(inputs.path))
-    resources = {
-        "amili": AmiliApiResource(base_url=sandbox.base_url, sender_id="readback-sender"),
-        "pipeline": PipelineResource(pipeline_db=str(inputs.path)),
-        "dbt": dbt_resource(),
-    }
-    config = {"creditors_relation": RELATION}
-    run_config = {"ops": {"amili__settlements": {"config": config},
-                          "amili__cases": {"config": config}}}
-    with DagsterInstance.ephemeral(tempdir=str(tmp_path / "dagster")) as instance:
-        result = materialize(
-            [amili_settlements, amili_cases, amili_readback_models, *READBACK_CHECKS],
-            resources=resources, run_config=run_config, instance=instance,
-            raise_on_error=False)
+    result = materialize_readback(inputs.path, sandbox, tmp_path, with_checks=True)
     checks = {c.check_name: c for c in result.get_asset_check_evaluations()}
     missing = checks["every_acknowledged_invoice_has_a_case"]
     assert not missing.passed and missing.severity.value == "ERROR"

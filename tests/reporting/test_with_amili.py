@@ -28,7 +28,13 @@ from amili.reporting.snapshot import publish_snapshot
 from amili.sandbox.server import SandboxServer
 from amili.sandbox.settings import SandboxSettings
 from amili.settings import load
-from tests.pipeline.test_readback import RELATION, RULES, client_for, hand_over
+from tests.pipeline.test_readback import (
+    RELATION,
+    RULES,
+    client_for,
+    hand_over,
+    materialize_readback,
+)
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -46,39 +52,19 @@ class WithAmili:
 
 def build_with_amili(folder: Path) -> WithAmili:
     """Hand over, read back, build the read-back marts, publish (see the module's doc)."""
-    from dagster import DagsterInstance, materialize
-
-    from assets.readback import amili_cases, amili_readback_models, amili_settlements
-    from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
-
     def earlier_posts(client: AmiliClient) -> None:
         answer = client.post_batch(BatchRequest(
             batchid="elsewhere", creditor=[example_creditor()],
             invoice=[example_invoice("A-0003", amount=OTHER), example_invoice("NOT-OURS")]))
         assert answer.response.statuscode == 0, answer.response.errors
 
-    with SandboxServer(load(SandboxSettings, port=0, lifecycle=RULES)) as sandbox, \
-            pytest.MonkeyPatch.context() as mp:
+    with SandboxServer(load(SandboxSettings, port=0, lifecycle=RULES)) as sandbox:
         inputs = hand_over(folder, sandbox, earlier_posts)
         inputs.sql("INSERT INTO amili.acknowledged_invoices VALUES ('LOST-1', 'never-issued', "
                    "TIMESTAMPTZ '2026-11-20 10:00:00+00')")
         with client_for(sandbox) as client:  # a first read, then a later one: two months
             read_cases(inputs.path, client, creditors_relation=RELATION)
-        mp.setenv("AMILI_TOKEN", sandbox.issue_token())
-        mp.setenv("AMILI_PIPELINE_DB", str(inputs.path))
-        resources = {
-            "amili": AmiliApiResource(base_url=sandbox.base_url, sender_id="readback-sender"),
-            "pipeline": PipelineResource(pipeline_db=str(inputs.path)),
-            "dbt": dbt_resource(),
-        }
-        config = {"creditors_relation": RELATION}
-        run_config = {"ops": {"amili__settlements": {"config": config},
-                              "amili__cases": {"config": config}}}
-        with DagsterInstance.ephemeral(tempdir=str(folder / "dagster")) as instance:
-            result = materialize([amili_settlements, amili_cases, amili_readback_models],
-                                 resources=resources, run_config=run_config,
-                                 instance=instance, raise_on_error=False)
-        assert result.success
+        assert materialize_readback(inputs.path, sandbox, folder).success
     reporting_db = folder / "reporting.duckdb"
     summary = publish_snapshot(inputs.path, reporting_db)
     for table in ("marts.rpt_handover_status", "marts.rpt_settlements_monthly",
