@@ -684,19 +684,33 @@ def insert_quarantine(
 ) -> None:
     """Insert quarantined rows ``(objectname, source_id, reason, payload)`` in one statement,
     each with its reason's code and value (:func:`amili.reasons.classify`: a few µs a row in
-    Python, where the same patterns as SQL cost tens)."""
+    Python, where the same patterns as SQL cost tens). The rows go to DuckDB as one Arrow
+    table: about a third of the cost of handing it Python lists (whose every string DuckDB
+    converts one by one), which counts on a day with many defective rows."""
     if not rows:
         return
+    import pyarrow as pa  # only here: most importers of this module never insert
+
     names, ids, texts, payloads = (list(column) for column in zip(*rows, strict=True))
     codes, values = (list(column) for column in zip(*map(reasons.classify, texts),
                                                     strict=True))
-    con.execute(
-        """INSERT INTO amili.quarantine
-           SELECT $day, unnest($names), unnest($ids), unnest($texts), unnest($payloads), now(),
-                  unnest($codes::VARCHAR[]), unnest($values::VARCHAR[])""",
-        {"day": day, "names": names, "ids": ids, "texts": texts, "payloads": payloads,
-         "codes": codes, "values": values},
-    )
+    table = pa.table({
+        name: pa.array(column, pa.string()) for name, column in (
+            ("objectname", names), ("source_id", ids), ("reason", texts),
+            ("payload", payloads), ("reason_code", codes), ("reason_value", values))
+    })
+    con.register("_amili_quarantined_rows", table)
+    try:
+        con.execute(
+            """INSERT INTO amili.quarantine (partition_date, objectname, source_id, reason,
+                   payload, quarantined_at, reason_code, reason_value)
+               SELECT $day, objectname, source_id, reason, payload, now(), reason_code,
+                      reason_value
+               FROM _amili_quarantined_rows""",
+            {"day": day},
+        )
+    finally:
+        con.unregister("_amili_quarantined_rows")
 
 
 def replace_changes_day(con: duckdb.DuckDBPyConnection, day: date) -> None:
