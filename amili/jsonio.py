@@ -1,15 +1,17 @@
 """JSON in and out with exact money: Decimal is written as a JSON number, digit for digit.
 
 pydantic writes ``Decimal`` as a JSON *string*, and going through ``float`` would round large
-amounts; orjson's ``Fragment`` lets a Decimal's own text stand in the output unchanged.
+amounts; orjson's ``Fragment`` lets a Decimal's own text stand in the output unchanged. In,
+jiter (pydantic's own JSON parser) reads every number with a fraction or exponent straight
+into a ``Decimal``, in about half the time of the standard library's ``parse_float=Decimal``.
 """
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
+import jiter
 import orjson
 from pydantic import BaseModel
 
@@ -52,5 +54,8 @@ def dumps(value: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON keeping every number with a fraction as an exact ``Decimal``."""
-    return json.loads(data, parse_float=Decimal)
+    """Parse JSON keeping every number with a fraction as an exact ``Decimal``; malformed
+    text (or text that is not UTF-8) raises ``ValueError`` naming the line and column."""
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    return jiter.from_json(data, float_mode="decimal", cache_mode="keys")
