@@ -153,3 +153,27 @@ def test_required_fields_are_named_in_errors() -> None:
     del data["dueDate"]
     with pytest.raises(ValidationError, match="dueDate"):
         Invoice.model_validate(data)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (b'{"amount": 1234567890123456.78}', {"amount": Decimal("1234567890123456.78")}),
+    (b'{"amount": 0.10}', {"amount": Decimal("0.10")}),  # the written digits, not 0.1
+    (b'{"amount": 1.5e3, "n": 12345678901234567890}',
+     {"amount": Decimal("1.5E+3"), "n": 12345678901234567890}),
+    ('{"name": "Ærlig Østby Ås"}', {"name": "Ærlig Østby Ås"}),
+])
+def test_json_numbers_with_a_fraction_are_read_as_exact_decimals(
+    text: bytes | str, expected: dict[str, Any]
+) -> None:
+    parsed = jsonio.loads(text)
+    assert parsed == expected
+    assert all(type(parsed[k]) is type(v) for k, v in expected.items())
+    assert str(parsed.get("amount", "")) == str(expected.get("amount", ""))
+
+
+@pytest.mark.parametrize("text", [
+    b'{"amount": 1', b'{"a": 1} trailing', b"\xff\xfe", b"", b'"\\ud800"', b'{"a": 01}',
+])
+def test_malformed_json_raises_value_error_naming_where(text: bytes) -> None:
+    with pytest.raises(ValueError, match="line 1 column"):
+        jsonio.loads(text)
