@@ -251,6 +251,9 @@ class AlertSettings(_DagsterUiSettings):
         default=0, ge=0, description="Alert when more objects than this are held back")
     alert_lookback_days: int = Field(
         default=7, ge=1, description="Days (up to the newest in the snapshot) the sensors read")
+    alert_retry_grace_minutes: float = Field(
+        default=15, ge=0,
+        description="Minutes after a failed run ended that its announced retry may take to come")
 
     @field_validator("alert_webhook_url", mode="before")
     @classmethod

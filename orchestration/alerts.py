@@ -4,6 +4,8 @@
   location (``amili_daily``, and the asset-graph backfills' implicit job), with its job,
   partition(s), failing step and error, and a link to the run in the Dagster UI; once per
   failing run, on its last attempt (an attempt Dagster retries is not alerted).
+* ``amili_unretried_failure_alert`` (:mod:`orchestration.unretried_alert`): an attempt held
+  back for a retry that never came, once the grace period is over.
 * ``amili_rejection_rate_alert`` and ``amili_backlog_alert``: read the reporting snapshot
   after each run (:mod:`amili.alert_rules`) and alert once per new day and currency whose
   rejection rate is high or rising, or whose sent objects lack an answer or are held back.
@@ -26,6 +28,7 @@ from typing import Any
 import duckdb
 from dagster import (
     DagsterEventType,
+    DagsterInstance,
     DagsterRun,
     DefaultSensorStatus,
     RunFailureSensorContext,
@@ -55,12 +58,18 @@ _RETRY_NUMBER = "dagster/retry_number"
 _WILL_RETRY = "dagster/will_retry"
 #: Dagster's name for the job of runs launched from the asset graph.
 _IMPLICIT_ASSET_JOB = "__ASSET_JOB"
+#: Our own run tags: what became of a failed run's alert (HELD for the retry, SENT,
+#: NOT_DELIVERED, or RETRIED: the retry came and speaks for it), and the run that state is of.
+#: A re-execution copies its parent's tags, so the state is a run's own only when it names it.
+ALERT_STATE_TAG = "amili/failure_alert"
+ALERT_STATE_RUN_TAG = "amili/failure_alert_run"
+HELD, SENT, NOT_DELIVERED, RETRIED = "held", "sent", "not_delivered", "retried"
 #: The events orchestration.run_failures reads (not the whole log of a long run).
 _FAILURE_EVENTS = {DagsterEventType.STEP_FAILURE, DagsterEventType.RESOURCE_INIT_FAILURE,
                    DagsterEventType.RUN_FAILURE}
 
 
-def _settings(log: Any) -> tuple[AlertSettings, AlertSettings | None]:
+def alert_settings(log: Any) -> tuple[AlertSettings, AlertSettings | None]:
     """``(what to use, what loaded)``: the alert settings, or their defaults when they do not
     load, and None then for :func:`amili.notify.notify`, which loads them again and reports
     the broken setting as an undelivered alert (a broken setting must not pass for "told")."""
@@ -83,9 +92,11 @@ def partitions_of(run: DagsterRun) -> str:
     return "-"
 
 
-def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> Alert:
+def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str,
+                  no_retry: str | None = None) -> Alert:
     """The alert for a failed run: job, run id, partition(s), each failing step and its
-    error, whether Dagster retries it, and the link to the run."""
+    error, whether Dagster retries it, and the link to the run. ``no_retry``: why the retry
+    Dagster announced did not come (the run is alerted after all)."""
     job = run.job_name
     job_text = "asset materialization (asset graph)" if job == _IMPLICIT_ASSET_JOB else job
     partition = partitions_of(run)
@@ -96,17 +107,22 @@ def failure_alert(run: DagsterRun, failures: list[RunFailure], ui_url: str) -> A
     # alerts only an attempt that is not retried, so this says which one it was
     will_retry = run.tags.get(_WILL_RETRY)
     attempt = int(run.tags.get(_RETRY_NUMBER, "0")) + 1
-    lines.append(f"Attempt {attempt}" + {
-        "true": ": Dagster retries it", "false": ": no retry follows"}.get(will_retry, "")
-        + (f" (the earlier attempts failed too: first run {run.root_run_id})"
-           if attempt > 1 and run.root_run_id else ""))
+    retry_text = (": the retry Dagster announced did not come" if no_retry is not None
+                  else {"true": ": Dagster retries it", "false": ": no retry follows"}.get(
+                      will_retry, ""))
+    lines.append(f"Attempt {attempt}" + retry_text
+                 + (f" (the earlier attempts failed too: first run {run.root_run_id})"
+                    if attempt > 1 and run.root_run_id else ""))
+    if no_retry is not None:
+        lines.append(f"Retry: {no_retry}")
     lines += [f"Failed: {failure}" for failure in failures] or ["Failed: (no step error "
                                                                  "recorded; see the run)"]
     # "at <step>" (or "at resource setup"); a failure of the run as a whole has no place
     where = failures[0].where if failures else "run"
     title = (f"Run of {job_text} failed" + (f" for {partition}" if partition != "-" else "")
              + (f" at {where}" if where != "run" else "")
-             + (" (Dagster retries it)" if will_retry == "true" else ""))
+             + (" (its retry did not come)" if no_retry is not None
+                else " (Dagster retries it)" if will_retry == "true" else ""))
     return Alert(
         kind="run_failure",
         title=title,
@@ -126,6 +142,39 @@ def retried(run: DagsterRun) -> bool:
     return run.tags.get(_WILL_RETRY) == "true"
 
 
+def alert_state(run: DagsterRun) -> str | None:
+    """What became of this run's failure alert (HELD, SENT, ...), None if nothing yet
+    (a state copied from the run a re-execution was made of does not count)."""
+    if run.tags.get(ALERT_STATE_RUN_TAG) != run.run_id:
+        return None
+    return run.tags.get(ALERT_STATE_TAG)
+
+
+def mark(instance: DagsterInstance, run: DagsterRun, state: str) -> None:
+    """Record on the run (it survives restarts and shows in the UI) what became of its alert."""
+    instance.add_run_tags(run.run_id, {ALERT_STATE_TAG: state, ALERT_STATE_RUN_TAG: run.run_id})
+
+
+def alert_failed_run(instance: DagsterInstance, run: DagsterRun, log: Any,
+                     no_retry: str | None = None) -> DeliveryReport:
+    """Send the failure alert of ``run``, say in the run's own log whether it went out, and
+    mark the run SENT (or NOT_DELIVERED) so that it is never alerted again."""
+    settings, loaded = alert_settings(log)
+    events = [entry.dagster_event for entry in instance.all_logs(
+                  run.run_id, of_type=_FAILURE_EVENTS)
+              if entry.dagster_event is not None]
+    alert = failure_alert(run, run_failures(events), settings.dagster_ui_url, no_retry)
+    report = notify(alert, settings=loaded, log=log)
+    # the run's own log says whether anybody was told, where an operator looks first
+    instance.report_engine_event(
+        ("Failure alert: " if report.delivered else "Failure alert NOT delivered: ")
+        + report.summary(),
+        run, EngineEventData(metadata={"alert_delivered": report.delivered}),
+    )
+    mark(instance, run, SENT if report.delivered else NOT_DELIVERED)
+    return report
+
+
 @run_failure_sensor(
     name="amili_run_failure_alert",
     default_status=DefaultSensorStatus.RUNNING,
@@ -137,26 +186,19 @@ def retried(run: DagsterRun) -> bool:
 )
 def amili_run_failure_alert(context: RunFailureSensorContext) -> None:
     run = context.dagster_run
+    if alert_state(run) in (SENT, NOT_DELIVERED):
+        return  # alerted already, by amili_unretried_failure_alert
     if retried(run):
         # one alert per failing run and partition, not one per attempt: the attempt that is
-        # not retried says it (a retry that succeeds needs nobody)
+        # not retried says it (a retry that succeeds needs nobody); if the retry does not
+        # come, amili_unretried_failure_alert alerts this attempt after all
         context.instance.report_engine_event(
             "Failure alert held back: Dagster retries this run (attempt "
             f"{int(run.tags.get(_RETRY_NUMBER, '0')) + 1}); the last failing attempt is "
             "alerted", run)
+        mark(context.instance, run, HELD)
         return
-    settings, loaded = _settings(context.log)
-    events = [entry.dagster_event for entry in context.instance.all_logs(
-                  run.run_id, of_type=_FAILURE_EVENTS)
-              if entry.dagster_event is not None]
-    alert = failure_alert(run, run_failures(events), settings.dagster_ui_url)
-    report = notify(alert, settings=loaded, log=context.log)
-    # the run's own log says whether anybody was told, where an operator looks first
-    context.instance.report_engine_event(
-        ("Failure alert: " if report.delivered else "Failure alert NOT delivered: ")
-        + report.summary(),
-        run, EngineEventData(metadata={"alert_delivered": report.delivered}),
-    )
+    alert_failed_run(context.instance, run, context.log)
 
 
 def _conditions_alert(kind: str, conditions: list[Condition], ui_url: str) -> Alert:
@@ -185,7 +227,7 @@ def evaluate_conditions(
     A condition that clears is dropped from the cursor, so it alerts again if it comes
     back. When no target took the alert, its keys stay out of the cursor: the next tick
     tries again."""
-    settings, loaded = _settings(context.log)
+    settings, loaded = alert_settings(context.log)
     snapshot = reporting_paths().reporting_db
     if not snapshot.exists():
         return SkipReason(f"no reporting snapshot yet at {snapshot}")
@@ -242,5 +284,6 @@ amili_backlog_alert = _figure_sensor(
     rejections=False, backlog=True,
 )
 
-#: What orchestration/definitions.py registers.
+#: What orchestration/definitions.py registers (with orchestration.unretried_alert's sweep,
+#: which builds on this module).
 ALERT_SENSORS = [amili_run_failure_alert, amili_rejection_rate_alert, amili_backlog_alert]

@@ -23,6 +23,7 @@ from orchestration.jobs import (
 )
 from orchestration.pool_watchdog import pool_watchdog
 from orchestration.resources import AmiliApiResource, PipelineResource, dbt_resource
+from orchestration.unretried_alert import amili_unretried_failure_alert
 
 # every run worker loads this module: a run waiting for the pool must not spin
 dagster_fixes.apply()
@@ -48,7 +49,7 @@ defs = Definitions(
     schedules=[daily_schedule(), readback_schedule()],
     # a killed run must not hold the writers' pool for good (README: If a run was killed)
     # alerts (README: Alerts) only send or log, never start runs: on by default
-    sensors=[pool_watchdog, *ALERT_SENSORS],
+    sensors=[pool_watchdog, *ALERT_SENSORS, amili_unretried_failure_alert],
     resources={
         "amili": AmiliApiResource(),
         "pipeline": PipelineResource(),

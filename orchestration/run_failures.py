@@ -25,7 +25,7 @@ class RunFailure:
         return f"{self.where}: {self.message}"
 
 
-def _root_error(error: Any) -> Any:
+def root_error(error: Any) -> Any:
     """The innermost cause under Dagster's own wrappers: the error the project's code raised."""
     while getattr(error, "cause", None) is not None and error.cls_name.startswith("Dagster"):
         error = error.cause
@@ -52,7 +52,7 @@ def run_failures(events: Iterable[Any]) -> list[RunFailure]:
         if kind not in _FAILURE_EVENTS:
             continue
         error = getattr(event.event_specific_data, "error", None)
-        message = error_text(_root_error(error)) if error is not None else (event.message or "")
+        message = error_text(root_error(error)) if error is not None else (event.message or "")
         if kind == "RESOURCE_INIT_FAILURE":
             found.append(RunFailure("resource setup", message))
         elif kind == "STEP_FAILURE":

@@ -7,6 +7,7 @@ before) and delivers to a webhook receiver of the test's own on loopback."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,11 +22,17 @@ from dagster import (
     DagsterEventType,
     DagsterInstance,
     ReexecutionOptions,
+    RunsFilter,
     build_sensor_context,
     execute_job,
     reconstructable,
 )
-from dagster._core.storage.tags import TAGS_TO_MAYBE_OMIT_ON_RETRY
+from dagster._core.errors import DagsterUserCodeUnreachableError
+from dagster._core.storage.tags import AUTO_RETRY_RUN_ID_TAG, TAGS_TO_MAYBE_OMIT_ON_RETRY
+from dagster._daemon.auto_run_reexecution.auto_run_reexecution import (
+    consume_new_runs_for_automatic_reexecution,
+    should_retry,
+)
 
 from amili.sandbox.server import SandboxServer
 from amili.settings import reporting_paths
@@ -34,6 +41,7 @@ from orchestration.alerts import (
     amili_rejection_rate_alert,
     amili_run_failure_alert,
 )
+from orchestration.unretried_alert import amili_unretried_failure_alert
 from tests.helpers import demo_pipeline_env
 from tests.receiver import Receiver
 
@@ -91,10 +99,12 @@ def _tick(sensor: Any, instance: DagsterInstance, cursor: str | None) -> Any:
 def _failing_run(
     instance: DagsterInstance, tmp_path: Path, sandbox: SandboxServer,
     days: tuple[date, date] | None = None, retries: int | None = None,
+    tags: dict[str, str] | None = None,
 ) -> Any:
     """The daily job for DAY (or the range ``days`` in one run, as a single-run backfill
     runs it) with a warehouse file that does not exist: the extract fails. ``retries``
-    overrides the job's ``dagster/max_retries`` (0: this attempt is the last)."""
+    overrides the job's ``dagster/max_retries`` (0: this attempt is the last); ``tags``
+    are more tags of the run."""
     from orchestration.definitions import defs
 
     env = demo_pipeline_env(tmp_path, sandbox, end_date=DAY, days=1, invoices_per_day=1)
@@ -102,7 +112,8 @@ def _failing_run(
     saved = dict(os.environ)
     os.environ.update(env)
     try:
-        tags = {} if retries is None else {"dagster/max_retries": str(retries)}
+        tags = {**(tags or {}),
+                **({} if retries is None else {"dagster/max_retries": str(retries)})}
         if days is None:
             return defs.resolve_job_def("amili_daily").execute_in_process(
                 instance=instance, partition_key=DAY.isoformat(), raise_on_error=False,
@@ -229,6 +240,170 @@ def test_a_failed_range_run_names_its_range(
     [alert] = hook.bodies
     assert alert["title"].startswith(f"Run of amili_daily failed for {start} to {DAY} at ")
     assert f"Partition(s): {start} to {DAY}" in alert["text"].splitlines()
+
+
+# --- a retry that does not come -------------------------------------------------------------
+
+
+def _alert_said(instance: DagsterInstance, run_id: str) -> list[str]:
+    return [m for m in _engine_messages(instance, run_id) if "Failure alert" in m]
+
+
+def test_a_held_back_run_whose_retry_never_comes_is_alerted_once_after_the_grace_period(
+    tmp_path: Path, sandbox_server: SandboxServer, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The daemon is not running: nothing retries the attempt the failure sensor held back.
+    The sweep waits AMILI_ALERT_RETRY_GRACE_MINUTES (15) after the run's end, then alerts it
+    once, saying the retry did not come; neither sensor alerts it again."""
+    with _instance(tmp_path) as instance:
+        cursor = _tick(amili_run_failure_alert, instance, None).cursor
+        result = _failing_run(instance, tmp_path, sandbox_server)
+        [failed_step] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+        cursor = _tick(amili_run_failure_alert, instance, cursor).cursor
+        run = instance.get_run_by_id(result.run_id)
+        assert run.tags["dagster/will_retry"] == "true"
+        assert run.tags["amili/failure_alert"] == "held"
+
+        early = _tick(amili_unretried_failure_alert, instance, None)
+        assert early.skip_message == "1 run(s) waiting for their retry"
+        assert hook.bodies == []
+
+        monkeypatch.setenv("AMILI_ALERT_RETRY_GRACE_MINUTES", "0")  # the 15 minutes are over
+        late = _tick(amili_unretried_failure_alert, instance, None)
+        again = _tick(amili_unretried_failure_alert, instance, None)
+        _tick(amili_run_failure_alert, instance, cursor)
+        said = _alert_said(instance, result.run_id)
+        tags = instance.get_run_by_id(result.run_id).tags
+
+    [alert] = hook.bodies
+    assert late.skip_message == "alerted 1 failed run(s) whose retry did not come"
+    assert again.skip_message == "no failed run waits for a retry"
+    assert alert["kind"] == "run_failure"
+    assert alert["title"] == (f"Run of amili_daily failed for {DAY} at {failed_step.step_key}"
+                              " (its retry did not come)")
+    assert alert["link"] == f"{UI}/runs/{result.run_id}"
+    lines = alert["text"].splitlines()
+    assert f"Partition(s): {DAY}" in lines
+    assert "Attempt 1: the retry Dagster announced did not come" in lines
+    assert ("Retry: Dagster announced a retry, but none came within 0 minutes of the run's "
+            "end (is the Dagster daemon running?)") in lines
+    [failed] = [line for line in lines if line.startswith("Failed: ")]
+    assert failed.startswith(f"Failed: {failed_step.step_key}: ")
+    assert said == ["Failure alert held back: Dagster retries this run (attempt 1); the last "
+                    "failing attempt is alerted",
+                    f"Failure alert: webhook {hook.receiver.url}: sent"]
+    assert (tags["amili/failure_alert"], tags["amili/failure_alert_run"]) == (
+        "sent", result.run_id)
+
+
+class _UnreachableCode:
+    """The daemon's workspace while the code location's server is down: launching a retry
+    raises (what ``consume_new_runs_for_automatic_reexecution`` is handed)."""
+
+    def __init__(self, instance: DagsterInstance) -> None:
+        self.instance = instance
+
+    def create_request_context(self) -> Any:
+        raise DagsterUserCodeUnreachableError("Could not reach user code server")
+
+
+def test_the_retry_the_daemon_gives_up_is_alerted_with_its_reason(
+    tmp_path: Path, sandbox_server: SandboxServer, hook: Hook, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Dagster's own auto re-execution decides: a run of a backfill that no longer exists is
+    not retried (only its log says so: alerted after the grace period), and a retry whose
+    launch raises is given up (``dagster/will_retry=false``: alerted at once)."""
+    with _instance(tmp_path) as instance:
+        cursor = _tick(amili_run_failure_alert, instance, None).cursor
+        of_backfill = _failing_run(instance, tmp_path, sandbox_server,
+                                   tags={"dagster/backfill": "gonebfll"})
+        unlaunched = _failing_run(instance, tmp_path, sandbox_server)
+        cursor = _tick(amili_run_failure_alert, instance, cursor).cursor
+        assert hook.bodies == []  # both held back for their retry
+
+        # the daemon's tick over the two failures
+        assert not should_retry(instance.get_run_by_id(of_backfill.run_id), instance)
+        with caplog.at_level(logging.CRITICAL):  # the daemon logs the launch's traceback
+            list(consume_new_runs_for_automatic_reexecution(
+                _UnreachableCode(instance), instance.get_run_records(
+                    RunsFilter(run_ids=[unlaunched.run_id])), logging.getLogger("daemon")))
+        assert instance.get_run_by_id(unlaunched.run_id).tags["dagster/will_retry"] == "false"
+
+        first = _tick(amili_unretried_failure_alert, instance, None)
+        [given_up] = hook.bodies  # at once; the other waits for the grace period
+        monkeypatch.setenv("AMILI_ALERT_RETRY_GRACE_MINUTES", "0")
+        _tick(amili_unretried_failure_alert, instance, None)
+        last = _tick(amili_unretried_failure_alert, instance, None)
+
+    assert first.skip_message == ("alerted 1 failed run(s) whose retry did not come; 1 run(s) "
+                                  "waiting for their retry")
+    assert last.skip_message == "no failed run waits for a retry"
+    assert given_up["details"]["run_id"] == unlaunched.run_id
+    assert ("Retry: Dagster announced a retry, then gave it up (dagster/will_retry is now "
+            "false). Dagster says: Failed to retry run: DagsterUserCodeUnreachableError: "
+            "Could not reach user code server") in given_up["text"].splitlines()
+    [_, gone] = hook.bodies
+    assert gone["details"]["run_id"] == of_backfill.run_id
+    assert "Backfill: gonebfll" in gone["text"].splitlines()
+    assert ("Retry: Dagster announced a retry, but none came within 0 minutes of the run's "
+            "end. Dagster says: Not retrying run since it is part of a backfill that no "
+            "longer exists.") in gone["text"].splitlines()
+
+
+def test_a_held_back_run_whose_retry_came_is_left_to_its_retry(
+    tmp_path: Path, sandbox_server: SandboxServer, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The retry came (and failed, as the last attempt): only the retry is alerted, by the
+    failure sensor; the sweep leaves the first attempt alone, and the retry too, although
+    it carries the first attempt's "held" tag (a re-execution copies its parent's tags)."""
+    monkeypatch.setenv("AMILI_ALERT_RETRY_GRACE_MINUTES", "0")
+    with _instance(tmp_path) as instance:
+        cursor = _tick(amili_run_failure_alert, instance, None).cursor
+        first = _failing_run(instance, tmp_path, sandbox_server, retries=1)
+        cursor = _tick(amili_run_failure_alert, instance, cursor).cursor
+        retry_id, success = _retry(instance, tmp_path, sandbox_server, [first.run_id])
+        assert not success
+        instance.add_run_tags(first.run_id, {AUTO_RETRY_RUN_ID_TAG: retry_id})  # as the daemon
+        retry = instance.get_run_by_id(retry_id)
+        assert retry.tags["dagster/will_retry"] == "false"
+        assert (retry.tags["amili/failure_alert"], retry.tags["amili/failure_alert_run"]) == (
+            "held", first.run_id)
+
+        before = _tick(amili_unretried_failure_alert, instance, None)
+        assert hook.bodies == []  # the failure sensor has not seen the retry yet
+        _tick(amili_run_failure_alert, instance, cursor)
+        after = _tick(amili_unretried_failure_alert, instance, None)
+        tags = {run_id: instance.get_run_by_id(run_id).tags.get("amili/failure_alert")
+                for run_id in (first.run_id, retry_id)}
+        said = _alert_said(instance, first.run_id)
+
+    assert before.skip_message == "1 retried run(s) left to their retry"
+    assert after.skip_message == "no failed run waits for a retry"
+    [alert] = hook.bodies
+    assert alert["details"]["run_id"] == retry_id
+    assert "Attempt 2: no retry follows (the earlier attempts failed too: first run " \
+        f"{first.run_id})" in alert["text"].splitlines()
+    assert tags == {first.run_id: "retried", retry_id: "sent"}
+    assert said == ["Failure alert held back: Dagster retries this run (attempt 1); the last "
+                    "failing attempt is alerted"]
+
+
+def test_a_run_the_failure_sensor_alerted_is_not_alerted_again_by_the_sweep(
+    tmp_path: Path, sandbox_server: SandboxServer, hook: Hook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AMILI_ALERT_RETRY_GRACE_MINUTES", "0")
+    with _instance(tmp_path) as instance:
+        first = _tick(amili_run_failure_alert, instance, None)
+        result = _failing_run(instance, tmp_path, sandbox_server, retries=0)
+        _tick(amili_run_failure_alert, instance, first.cursor)
+        sweep = _tick(amili_unretried_failure_alert, instance, None)
+        said = _alert_said(instance, result.run_id)
+        tags = instance.get_run_by_id(result.run_id).tags
+    assert tags["dagster/will_retry"] == "false" and tags["amili/failure_alert"] == "sent"
+    assert sweep.skip_message == "no failed run waits for a retry"
+    assert len(hook.bodies) == 1
+    assert said == [f"Failure alert: webhook {hook.receiver.url}: sent"]
 
 
 # --- rejection rate and backlog, from a real run's snapshot ---------------------------------

@@ -6,8 +6,8 @@ above; checked on the source with ``ast``, imports inside functions included):
 0. ``orchestration.{partitions, pools, resources, dbt_project, dagster_fixes}``: what every
    asset shares (partitions, pool names, resources, the dbt project);
 1. ``assets.*``: the assets and asset checks;
-2. ``orchestration.{jobs, pool_watchdog, alerts, definitions}``: jobs, schedules, sensors and the
-   ``Definitions`` object that ``workspace.yaml`` loads;
+2. ``orchestration.{jobs, pool_watchdog, alerts, unretried_alert, definitions}``: jobs,
+   schedules, sensors and the ``Definitions`` object that ``workspace.yaml`` loads;
 3. ``orchestration.daily_demo``: the ``amili demo`` command, which runs the definitions.
 
 Every module of ``orchestration/`` must be in a layer, so a new one is placed on purpose.
@@ -28,7 +28,7 @@ LAYERS: list[set[str]] = [
      "orchestration.dbt_project", "orchestration.dagster_fixes", "orchestration.run_failures"},
     {"assets"},  # the whole package
     {"orchestration.jobs", "orchestration.pool_watchdog", "orchestration.alerts",
-     "orchestration.definitions"},
+     "orchestration.unretried_alert", "orchestration.definitions"},
     {"orchestration.daily_demo"},
 ]
 LAYER_NAMES = ["shared (partitions, pools, resources, dbt project)", "assets",
