@@ -2,6 +2,13 @@
 
 The logic lives in :mod:`amili.pipeline.submission` and :mod:`amili.pipeline.results`; these
 assets only pick the window, pass the settings and turn summaries into metadata.
+
+**A dry run materializes nothing that means "Amili answered".** With ``dry_run: true`` the
+submission writes the bodies to ``dry_run_dir`` and records nothing in the ledger, so it
+yields no materialization of its three ledger assets (they are ``skippable``): Dagster then
+skips everything downstream of them in the same run (results, the reconciliation marts and
+their checks, the reporting snapshot and the sign-off report), and the run succeeds. The dry
+run's own figures are an ``AssetObservation`` per day on each ledger asset, and log lines.
 """
 
 from collections.abc import Iterator
@@ -10,6 +17,7 @@ from pathlib import Path
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetSpec,
     BackfillPolicy,
     Config,
@@ -23,7 +31,12 @@ from pydantic import Field
 from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
 from amili.pipeline.partition_figures import INVOICE_BUCKETS, ResultsDay, results_days
 from amili.pipeline.results import publish_results
-from amili.pipeline.submission import Relations, SubmissionSummary, submit_window
+from amili.pipeline.submission import (
+    DaySummary,
+    Relations,
+    SubmissionSummary,
+    submit_window,
+)
 from assets.dbt_models import amili_dbt_models
 from assets.metadata import amount_key, amounts_table, metadata_table, to_hundredths
 from assets.partition_results import add_partition_metadata
@@ -51,7 +64,9 @@ class SubmissionConfig(Config):
 
     dry_run: bool = Field(
         default=False,
-        description="Validate and build the bodies, write them to dry_run_dir, post nothing.",
+        description="Validate and build the bodies, write them to dry_run_dir, post nothing "
+        "and record nothing in the ledger. In a run of the whole job, the assets downstream "
+        "of the ledger (results, reconciliation marts and checks, reporting) are skipped.",
     )
     dry_run_dir: str = Field(default="data/dry-run", description="Where dry-run bodies go")
     force_resend: bool = Field(
@@ -64,15 +79,15 @@ class SubmissionConfig(Config):
     name=SUBMISSION_OP,
     specs=[
         AssetSpec(LEDGER_KEYS["submission_ledger"], deps=BATCH_JSON_KEYS, group_name="submission",
-                  kinds={"duckdb"},
+                  kinds={"duckdb"}, skippable=True,
                   description="One row per Batch posted to Amili: state, HTTP status, "
                   "attempts and the answer (the outbox)."),
         AssetSpec(LEDGER_KEYS["ledger_objects"], deps=BATCH_JSON_KEYS, group_name="submission",
-                  kinds={"duckdb"},
+                  kinds={"duckdb"}, skippable=True,
                   description="Every object of every Batch with its source id and answer "
                   "(a view over amili.ledger_arrays and amili.ledger_object_answers)."),
         AssetSpec(LEDGER_KEYS["quarantine"], deps=BATCH_JSON_KEYS, group_name="submission",
-                  kinds={"duckdb"},
+                  kinds={"duckdb"}, skippable=True,
                   description="Rows held back by validation, with a human-readable reason."),
     ],
     partitions_def=daily_partitions,
@@ -118,10 +133,11 @@ def amili_submission(
                             "(Amili keeps what it took); see amili.changes_after_handover",
                             counts, day.day)
     summary.raise_for_failures()  # every batch of a day failed: fail the step loudly
+    if dry_run_dir is not None:
+        _report_dry_run(context, summary, dry_run_dir)
+        return  # no materialization: nothing was handed over (see the module doc)
     # run-wide facts on every partition of the run; the counts and amounts day by day
-    metadata: dict[str, object] = {"dry_run": bool(dry_run_dir)}
-    if dry_run_dir:
-        metadata["dry_run_dir"] = MetadataValue.path(str(dry_run_dir.resolve()))
+    metadata: dict[str, object] = {"dry_run": False}
     for day in summary.days:
         day_metadata = SubmissionSummary(days=[day]).as_metadata()
         del day_metadata["days"]  # always 1 here
@@ -130,6 +146,67 @@ def amili_submission(
                                        partition_key=day.day.isoformat())
     for key in LEDGER_KEYS.values():
         yield MaterializeResult(asset_key=key, metadata=metadata)
+
+
+#: Per object kind, what a dry run did with the day's rows (``written``: in a body on disk).
+DRY_RUN_BUCKETS = ("seen", "written", "quarantined", "held", "skipped_unchanged",
+                   "changed_after_handover")
+
+
+def _report_dry_run(context: AssetExecutionContext, summary: SubmissionSummary,
+                    dry_run_dir: Path) -> None:
+    """A dry run's figures, day by day: a log line and an observation on each ledger asset
+    (an observation records what was seen; it is no materialization, so nothing downstream
+    takes it for Amili's answer)."""
+    folder = dry_run_dir.resolve()
+    for day in summary.days:
+        metadata = dry_run_metadata(day, folder)
+        written = {name: tally.sent for name, tally in day.objects.items() if tally.sent}
+        quarantined = sum(tally.quarantined for tally in day.objects.values())
+        context.log.info(
+            "Dry run of %s: %d bodies written to %s (objects per kind: %s), %d rows "
+            "quarantined; nothing posted to Amili, nothing recorded in the ledger",
+            day.day, len(day.files), folder, written or "none", quarantined)
+        for key in LEDGER_KEYS.values():
+            context.log_event(AssetObservation(
+                asset_key=key, partition=day.day.isoformat(), metadata=metadata,
+                description="Dry run: bodies written to disk, nothing handed over to Amili "
+                "and nothing recorded here."))
+    context.log.info(
+        "Dry run: the ledger assets are not materialized, so the results, the "
+        "reconciliation marts and their checks and the reporting downstream of them are "
+        "skipped in this run; run without dry_run to hand the day over")
+
+
+def dry_run_metadata(day: DaySummary, folder: Path) -> dict[str, object]:
+    """One day of a dry run as metadata: the bodies' folder and files, and per object kind
+    the rows seen, written, quarantined, held, skipped or changed after hand-over."""
+    rows = [{"objectname": name, "seen": tally.seen, "written": tally.sent,
+             **{bucket: getattr(tally, bucket) for bucket in DRY_RUN_BUCKETS[2:]}}
+            for name, tally in day.objects.items()]
+    metadata: dict[str, object] = {
+        "dry_run": True,
+        "dry_run_dir": MetadataValue.path(str(folder)),
+        "bodies_written": len(day.files),
+        "bodies": MetadataValue.json(sorted(path.name for path in day.files)),
+        "objects_by_kind": metadata_table(
+            [("objectname", "string"), *((bucket, "int") for bucket in DRY_RUN_BUCKETS)],
+            rows),
+    }
+    for row in rows:
+        for bucket in DRY_RUN_BUCKETS:
+            metadata[f"{row['objectname']}.{bucket}"] = row[bucket]
+    for name, tally in day.objects.items():
+        for state, by_currency in sorted(tally.amounts.items()):
+            bucket = "written" if state == "sent" else state
+            for currency, value in sorted(by_currency.items()):
+                metadata[f"{name}.amount.{bucket}.{currency}"] = str(value)
+    for label, pattern in (("quarantine_file", "quarantine-{}.jsonl"),
+                           ("changes_after_handover_file", "changes-after-handover-{}.jsonl")):
+        path = folder / pattern.format(day.day.isoformat())
+        if path.exists():
+            metadata[label] = MetadataValue.path(str(path))
+    return metadata
 
 
 @multi_asset(
