@@ -35,6 +35,7 @@ from amili.pipeline.submission import (
     DaySummary,
     Relations,
     SubmissionSummary,
+    dry_run_file,
     submit_window,
 )
 from assets.dbt_models import amili_dbt_models
@@ -129,9 +130,10 @@ def amili_submission(
     for day in summary.changed_days:
         counts = {name: tally.changed_after_handover for name, tally in day.objects.items()
                   if tally.changed_after_handover}
+        where = ("amili.changes_after_handover" if dry_run_dir is None else
+                 str(dry_run_file(dry_run_dir.resolve(), "changes-after-handover", day.day)))
         context.log.warning("%s objects of %s changed after Amili took them: not sent again "
-                            "(Amili keeps what it took); see amili.changes_after_handover",
-                            counts, day.day)
+                            "(Amili keeps what it took); see %s", counts, day.day, where)
     summary.raise_for_failures()  # every batch of a day failed: fail the step loudly
     if dry_run_dir is not None:
         _report_dry_run(context, summary, dry_run_dir)
@@ -201,9 +203,9 @@ def dry_run_metadata(day: DaySummary, folder: Path) -> dict[str, object]:
             bucket = "written" if state == "sent" else state
             for currency, value in sorted(by_currency.items()):
                 metadata[f"{name}.amount.{bucket}.{currency}"] = str(value)
-    for label, pattern in (("quarantine_file", "quarantine-{}.jsonl"),
-                           ("changes_after_handover_file", "changes-after-handover-{}.jsonl")):
-        path = folder / pattern.format(day.day.isoformat())
+    for label, what in (("quarantine_file", "quarantine"),
+                        ("changes_after_handover_file", "changes-after-handover")):
+        path = dry_run_file(folder, what, day.day)
         if path.exists():
             metadata[label] = MetadataValue.path(str(path))
     return metadata

@@ -47,7 +47,7 @@ from amili.pipeline.submission.batching import _FETCH_ROWS
 from amili.pipeline.submission.classify import Relations, TypedObjects
 from amili.pipeline.submission.day import _submit_day
 from amili.pipeline.submission.gc_tuning import _collector_for_streaming
-from amili.pipeline.submission.state import _Options
+from amili.pipeline.submission.state import _Options, dry_run_file
 from amili.pipeline.submission.summary import (
     STATES,
     BatchFailure,
@@ -72,6 +72,7 @@ __all__ = [
     "SubmissionRefusedError",
     "SubmissionSummary",
     "TypedObjects",
+    "dry_run_file",
     "submit_window",
 ]
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from amili import jsonio
 from amili.pipeline import ledger
 from amili.pipeline.submission.objects import _VALUES, _decimal
-from amili.pipeline.submission.state import DayState
+from amili.pipeline.submission.state import DayState, dry_run_file
 
 #: Changed rows are written this many at a time (and at the end of the day).
 _CHANGES_FLUSH_ROWS = 1000
@@ -56,7 +56,7 @@ def _changed(st: DayState, kind: int, source_id: str, payload: bytes, payload_ha
 def _changes_file(st: DayState) -> Path:
     """Dry run: where the day's changes after hand-over go instead of the ledger."""
     assert st.opts.dry_run_dir is not None
-    return st.opts.dry_run_dir / f"changes-after-handover-{st.day.isoformat()}.jsonl"
+    return dry_run_file(st.opts.dry_run_dir, "changes-after-handover", st.day)
 
 
 def _flush_changes(st: DayState) -> None:

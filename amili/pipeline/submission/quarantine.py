@@ -19,7 +19,7 @@ from amili import jsonio, reasons
 from amili.models import ObjectName
 from amili.pipeline import ledger
 from amili.pipeline.submission.objects import _compact, _decimal
-from amili.pipeline.submission.state import DayState
+from amili.pipeline.submission.state import DayState, dry_run_file
 from amili.validation import validate_object
 
 #: The column of each input relation that identifies its row (the ledger's source_id).
@@ -103,7 +103,7 @@ def _quarantine(
 def _quarantine_file(st: DayState) -> Path:
     """Dry run: where the day's quarantined rows go instead of the ledger."""
     assert st.opts.dry_run_dir is not None
-    return st.opts.dry_run_dir / f"quarantine-{st.day.isoformat()}.jsonl"
+    return dry_run_file(st.opts.dry_run_dir, "quarantine", st.day)
 
 
 def _flush_quarantine(st: DayState) -> None:

@@ -23,6 +23,12 @@ from amili.pipeline.submission.objects import _VALUES, _Amounts, _Batch, _Credit
 from amili.pipeline.submission.summary import DaySummary, ObjectTally
 
 
+def dry_run_file(folder: Path, what: str, day: date) -> Path:
+    """Where a dry run writes the day's ``quarantine`` or ``changes-after-handover`` rows,
+    which a real run writes to the ledger instead."""
+    return folder / f"{what}-{day.isoformat()}.jsonl"
+
+
 @dataclass
 class _Options:
     """What :func:`submit_window` was asked to do, the same for every day of the window."""
