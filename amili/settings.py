@@ -44,7 +44,22 @@ class _Settings(BaseSettings):
     )
 
 
-class ClientSettings(_Settings):
+class BatchLimits(_Settings):
+    """How big a Batch may be (``AMILI_MAX_BATCH_*``): apart from the rest of
+    :class:`ClientSettings`, so that a dry run, which needs no token, cuts its bodies as a
+    real run would."""
+
+    model_config = SettingsConfigDict(env_prefix="AMILI_")
+    # the defaults are the contract's limits; a smaller value cuts smaller batches
+    max_batch_objects: int = Field(
+        default=MAX_BATCH_OBJECTS, ge=1, description="Objects per batch"
+    )
+    max_batch_bytes: int = Field(
+        default=MAX_BODY_BYTES, ge=1024, description="Body bytes per batch"
+    )
+
+
+class ClientSettings(BatchLimits):
     """How the API client reaches Amili (``AMILI_*``)."""
 
     model_config = SettingsConfigDict(env_prefix="AMILI_")
@@ -61,13 +76,6 @@ class ClientSettings(_Settings):
         default=120.0, ge=0, description="Longest Retry-After the client will honour"
     )
     max_concurrency: int = Field(default=4, ge=1, description="Batches in flight at once")
-    # the defaults are the contract's limits; a smaller value cuts smaller batches
-    max_batch_objects: int = Field(
-        default=MAX_BATCH_OBJECTS, ge=1, description="Objects per batch"
-    )
-    max_batch_bytes: int = Field(
-        default=MAX_BODY_BYTES, ge=1024, description="Body bytes per batch"
-    )
 
     @field_validator("base_url", mode="before")
     @classmethod

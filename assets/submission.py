@@ -28,7 +28,6 @@ from dagster import (
 from dagster_dbt import get_asset_key_for_model
 from pydantic import Field
 
-from amili.contract import MAX_BATCH_OBJECTS, MAX_BODY_BYTES
 from amili.pipeline.partition_figures import INVOICE_BUCKETS, ResultsDay, results_days
 from amili.pipeline.results import publish_results
 from amili.pipeline.submission import (
@@ -38,6 +37,7 @@ from amili.pipeline.submission import (
     dry_run_file,
     submit_window,
 )
+from amili.settings import BatchLimits, load
 from assets.dbt_models import amili_dbt_models
 from assets.metadata import amount_key, amounts_table, metadata_table, to_hundredths
 from assets.partition_results import add_partition_metadata
@@ -106,9 +106,10 @@ def amili_submission(
     start, end = window_days(context.partition_time_window)
     dry_run_dir = Path(config.dry_run_dir) if config.dry_run else None
     if dry_run_dir is not None:
+        limits = load(BatchLimits)  # cut as a real run would, without needing a token
         summary = submit_window(
             settings.pipeline_db, None, start, end, dry_run_dir=dry_run_dir,
-            max_objects=MAX_BATCH_OBJECTS, max_bytes=MAX_BODY_BYTES,  # the contract's limits
+            max_objects=limits.max_batch_objects, max_bytes=limits.max_batch_bytes,
             relations=Relations.in_schema("batch"),
             duckdb_memory_limit=settings.duckdb_memory_limit,
         )

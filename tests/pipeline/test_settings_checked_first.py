@@ -6,6 +6,7 @@ job materialized through Dagster.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -100,12 +101,17 @@ def test_a_dry_run_needs_no_api_settings(
     if api_settings == "unset":
         for name in ("AMILI_BASE_URL", "AMILI_TOKEN", "AMILI_SENDER_ID"):
             monkeypatch.delenv(name)
+    # a smaller batch size than the contract's is honoured without the other API settings
+    monkeypatch.setenv("AMILI_MAX_BATCH_OBJECTS", "7")
     out = tmp_path / "dry-run"
     result = run_job(run_config={"ops": {"amili_submission": {"config": {
         "dry_run": True, "dry_run_dir": str(out)}}}})
     assert result.success  # the steps that stand for Amili's answers are skipped, not red
     succeeded = {e.step_key for e in result.all_events if e.event_type_value == "STEP_SUCCESS"}
     assert {"receivables_extract", "amili_submission"} <= succeeded
-    assert sorted(out.glob("*.json"))  # the bodies it would have posted
+    bodies = [json.loads(path.read_text()) for path in sorted(out.glob("*.json"))]
+    sizes = [sum(len(body.get(kind) or []) for kind in ("creditor", "invoice", "payment",
+                                                        "action")) for body in bodies]
+    assert len(bodies) > 1 and min(sizes) > 0 and max(sizes) <= 7, sizes  # as a real run cuts
     assert sum(raw_rows(Path(env["AMILI_PIPELINE_DB"])).values()) > 0
     assert "resource setup" not in {f.where for f in run_failures(result.all_events)}
