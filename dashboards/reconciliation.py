@@ -199,7 +199,8 @@ def _(SNAPSHOT, d, filters, mo, q, style):
               "reminders, payments, case actions, debtors, creditors) and the bucket it ended "
               "in; amounts exactly as the warehouse has them, per currency. `unaccounted` "
               "fails the blocking check. Rows whose creditor is not known (a payment of no "
-              "invoice, or of one never handed over) are listed only under all creditors."),
+              "invoice, or of one the warehouse does not have) are listed only under all "
+              "creditors."),
         mo.ui.table(source, selection=None, page_size=20, show_column_summaries=False,
                     **d.table_options(source, style),
                     label="Warehouse rows per table and bucket")

@@ -106,6 +106,18 @@ def test_the_payment_of_no_invoice_counts_under_no_creditor_and_the_day_balances
                  AND s.creditor_id IS DISTINCT FROM i.creditor_id""",
             {"day": DAY}).fetchall()
         assert wrong == []
+        # one of an invoice never handed over takes the warehouse invoice's creditor
+        # (raw.payments.invoice_creditor_id): the payment of no invoice is the day's only
+        # row of no known creditor
+        not_handed_over = con.execute(
+            """SELECT count(*), count(creditor_id) FROM marts.rpt_source_rows
+               WHERE partition_date = $day AND bucket = 'not_handed_over'""",
+            {"day": DAY}).fetchone()
+        assert not_handed_over[0] > 0 and not_handed_over[0] == not_handed_over[1]
+        assert con.execute(
+            """SELECT source_table, bucket FROM marts.rpt_source_rows
+               WHERE partition_date = $day AND creditor_id IS NULL""",
+            {"day": DAY}).fetchall() == [("payments", "quarantined")]
         # the blocking check's own function, as the job ran it
         assert source_row_problems(con, DAY, DAY + timedelta(days=1)) == []
     assert len(day_creditors(orphan_run)) >= 2

@@ -75,8 +75,10 @@ invoice_keys as (
 
 -- The creditor of each row: an invoice's, action's and debtor's own column, a creditor's
 -- id, a line's or reminder's invoice of the day, a payment's invoice (the first day it was
--- handed over). NULL where none is known: a payment of no invoice, or of one never handed
--- over (the extract does not read such invoices).
+-- handed over, else the creditor the warehouse gives the invoice, which the extract reads
+-- into raw.payments.invoice_creditor_id). NULL where none is known: a payment of no
+-- invoice, of one the warehouse does not have (or repeats with different creditors), or
+-- extracted before that column existed.
 rows as (
     select
         'invoices' as source_table, i.partition_date, i.source_row,
@@ -111,7 +113,8 @@ rows as (
     union all
     select
         'payments', p.partition_date, p.source_row, {{ clean_text('p.payment_id') }},
-        h.creditor_id, {{ clean_text('p.currency') }}, try_cast(p.amount as DECIMAL(38, 6)),
+        coalesce(h.creditor_id, {{ clean_text('p.invoice_creditor_id') }}),
+        {{ clean_text('p.currency') }}, try_cast(p.amount as DECIMAL(38, 6)),
         'payment',
         coalesce({{ clean_text('p.payment_id') }},
             '(no payment_id: warehouse row ' || p.source_row || ')')
