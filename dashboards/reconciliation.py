@@ -114,7 +114,7 @@ def _(SNAPSHOT, d, escape, filters, mo, q):
             '#ccc;border-radius:6px;padding:6px 10px;min-width:120px">'
             f'<div style="font-size:12px;color:#555">{escape(name.replace("_", " "))}</div>'
             f'<div style="font-size:20px" data-figure="{escape(name)}_count">'
-            f'{row[f"{name}_count"]}</div>'
+            f'{d.format_count(row[f"{name}_count"])}</div>'
             f'<div style="font-variant-numeric:tabular-nums;white-space:nowrap" '
             f'data-figure="{escape(name)}_amount">'
             f'{escape(d.format_amount(row[f"{name}_amount"]))} {escape(row["currency"])}'
@@ -187,6 +187,7 @@ def _(SNAPSHOT, d, filters, mo, q, style):
     with q.connect_snapshot(SNAPSHOT) as _con:
         daily = q.daily_reconciliation(_con, filters)
         source = q.source_rows(_con, filters)
+        _by_creditor = q.source_rows_by_creditor(_con)
     mo.vstack([
         mo.md("## Per day and creditor\n\nCounts, and amounts in the row's currency; "
               "`balance_check` is the blocking check's verdict for the row."),
@@ -197,12 +198,16 @@ def _(SNAPSHOT, d, filters, mo, q, style):
         mo.md("## Warehouse rows\n\nEvery row the extract read (invoices, claim lines, "
               "reminders, payments, case actions, debtors, creditors) and the bucket it ended "
               "in; amounts exactly as the warehouse has them, per currency. `unaccounted` "
-              "fails the blocking check."),
+              "fails the blocking check. Rows whose creditor is not known (a payment of no "
+              "invoice, or of one the warehouse does not have) are listed only under all "
+              "creditors."),
         mo.ui.table(source, selection=None, page_size=20, show_column_summaries=False,
                     **d.table_options(source, style),
                     label="Warehouse rows per table and bucket")
-        if source else mo.md("_No warehouse rows in this range (or the creditor filter is "
-                             "set: warehouse rows are counted for all creditors)._"),
+        if source else mo.md("_No warehouse rows in this range._" if _by_creditor or not
+                             filters.creditor else
+                             "_No warehouse rows for one creditor: this snapshot is older "
+                             "and counts them for all creditors only._"),
     ])
     return daily, source
 

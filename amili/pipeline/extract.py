@@ -248,8 +248,20 @@ def extract_window(
                     FROM {src[table]} t JOIN eligible e USING (invoice_id)"""
                 )
             # Payments and case actions belong to the Oslo day they were registered on.
-            for table, registered in (("payments", "registered_at"),
-                                      ("case_actions", "requested_at")):
+            # A payment also gets its invoice's creditor as the warehouse has it, also of an
+            # invoice never handed over (which raw.invoices does not hold), so that every
+            # row of a known invoice has a creditor. Where the warehouse repeats the invoice
+            # id with different creditors (or one copy without), it is NULL rather than a
+            # guess. An action carries its own creditor_id.
+            invoice_creditor = (
+                f"""(SELECT CASE WHEN count(w.creditor_id) = count(*)
+                                  AND min(w.creditor_id::VARCHAR) = max(w.creditor_id::VARCHAR)
+                             THEN min(w.creditor_id::VARCHAR) END
+                     FROM {src['invoices']} w
+                     WHERE w.invoice_id = t.invoice_id) AS invoice_creditor_id,""")
+            for table, registered, extra in (
+                    ("payments", "registered_at", invoice_creditor),
+                    ("case_actions", "requested_at", "")):
                 oslo_day = f"timezone('{OSLO_TZ}', t.{registered})::DATE"
                 con.execute(
                     f"""INSERT INTO raw.{table} BY NAME
@@ -257,6 +269,7 @@ def extract_window(
                            row_number() OVER () AS source_row,
                            EXISTS (SELECT 1 FROM {src['invoices']} w
                                    WHERE w.invoice_id = t.invoice_id) AS invoice_known,
+                           {extra}
                            now() AS extracted_at
                     FROM {src[table]} t
                     WHERE {oslo_day} >= $start AND {oslo_day} < $end""",
@@ -391,15 +404,16 @@ _DERIVED_COLUMNS: dict[str, str] = {
     # them when remaining_amount was read (wide: a sum beyond what the API carries is a
     # defect that staging names, not a cast error here)
     "invoices": "NULL::DECIMAL(38, 6) AS paid_since_collection_day, ",
-    # whether the warehouse has the invoice the row points at (NULL: it points at none)
-    "payments": "NULL::BOOLEAN AS invoice_known, ",
+    # whether the warehouse has the invoice the row points at (NULL: it points at none);
+    # for a payment also that invoice's creditor_id (NULL: no invoice, or no single creditor)
+    "payments": "NULL::BOOLEAN AS invoice_known, NULL::VARCHAR AS invoice_creditor_id, ",
     "case_actions": "NULL::BOOLEAN AS invoice_known, ",
 }
 
 
 def _create_raw_tables(con: duckdb.DuckDBPyConnection, src: dict[str, str]) -> None:
     """Raw tables mirror the source columns plus ``partition_date`` and ``extracted_at``
-    (and, for invoices, ``paid_since_collection_day``)."""
+    (and the :data:`_DERIVED_COLUMNS`)."""
     for table in RAW_TABLES:
         con.execute(
             f"""CREATE TABLE IF NOT EXISTS raw.{table} AS
@@ -416,6 +430,7 @@ def _create_raw_tables(con: duckdb.DuckDBPyConnection, src: dict[str, str]) -> N
         con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS source_row BIGINT")
     for table in ("payments", "case_actions"):
         con.execute(f"ALTER TABLE raw.{table} ADD COLUMN IF NOT EXISTS invoice_known BOOLEAN")
+    con.execute("ALTER TABLE raw.payments ADD COLUMN IF NOT EXISTS invoice_creditor_id VARCHAR")
 
 
 def _summarize(

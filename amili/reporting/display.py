@@ -19,6 +19,7 @@ __all__ = [
     "OSLO",
     "format_amount",
     "format_cell",
+    "format_count",
     "format_day",
     "format_mapping",
     "format_timestamp",
@@ -34,6 +35,23 @@ DATE_STYLES: dict[str, DateStyle] = {"ISO (2026-11-24)": "iso",
                                      "Norwegian (24.11.2026)": "norwegian"}
 
 
+def _grouped(digits: str) -> str:
+    """``1234567`` as ``1 234 567`` (a non-breaking space between thousands)."""
+    groups = []
+    while digits:
+        groups.insert(0, digits[-3:])
+        digits = digits[:-3]
+    return NBSP.join(groups) or "0"
+
+
+def format_count(value: int | None) -> str:
+    """``12345`` as ``12 345``: counts grouped like amounts, so the two read alike on a
+    tile; empty for none."""
+    if value is None:
+        return ""
+    return f"{'-' if value < 0 else ''}{_grouped(str(abs(int(value))))}"
+
+
 def format_amount(value: Decimal | int | None) -> str:
     """``-1234567.8`` as ``-1 234 567,80``; empty for no amount. Exact: no float on the way,
     and an amount finer than the øre (Amili's read-back may carry one) keeps its decimals."""
@@ -44,11 +62,7 @@ def format_amount(value: Decimal | int | None) -> str:
     amount = amount.quantize(ore) if amount == amount.quantize(ore) else amount.normalize()
     sign = "-" if amount < 0 else ""
     whole, _, ore = f"{abs(amount):f}".partition(".")
-    groups = []
-    while whole:
-        groups.insert(0, whole[-3:])
-        whole = whole[:-3]
-    return f"{sign}{NBSP.join(groups) or '0'},{ore or '00'}"
+    return f"{sign}{_grouped(whole)},{ore or '00'}"
 
 
 def parse_amount(text: str) -> Decimal:

@@ -439,14 +439,24 @@ def run_sql(path: str | Path, sql: str, limit: int = 1000) -> tuple[list[str], l
 def source_rows(con: duckdb.DuckDBPyConnection, filters: Filters) -> list[Row]:
     """Per warehouse table, bucket and currency: the rows the extract read and their amount
     as the warehouse has it (``marts.rpt_source_reconciliation``; none in an older
-    snapshot)."""
+    snapshot), summed over creditors, or one creditor's like the other tables. Rows whose
+    creditor is not known count only for all creditors, and so does every
+    row of a snapshot published before the mart had ``creditor_id``: a creditor gets none."""
     if not table_exists(con, "marts.rpt_source_reconciliation"):
         return []
+    creditor = "creditor_id" if source_rows_by_creditor(con) else "NULL"
     return rows(con, f"""
         SELECT source_table AS "table", bucket, currency,
                sum(row_count)::BIGINT AS "rows", sum(amount) AS amount
-        FROM marts.rpt_source_reconciliation WHERE {filters.where(creditor_column="NULL")}
+        FROM marts.rpt_source_reconciliation WHERE {filters.where(creditor_column=creditor)}
         GROUP BY ALL ORDER BY "table", bucket, currency""", filters.params)
+
+
+def source_rows_by_creditor(con: duckdb.DuckDBPyConnection) -> bool:
+    """Whether the snapshot's warehouse rows carry their creditor (one published before
+    ``rpt_source_reconciliation.creditor_id`` existed does not), so the dashboard can say
+    why a creditor sees none."""
+    return "creditor_id" in _columns(con, "marts.rpt_source_reconciliation")
 
 
 # --- "With Amili": what Amili holds and paid out, read back after hand-over (issue 20) ---

@@ -233,6 +233,47 @@ def test_build_is_green_and_rows_match_the_raw_days(
     assert actions > 0 and sum(count_by_day(con, "raw.case_actions").values()) == actions
 
 
+def test_source_rows_carry_the_creditor_the_warehouse_names(
+    built: Built, con: duckdb.DuckDBPyConnection,
+) -> None:
+    """A payment takes its invoice's creditor (the day it was handed over, as batch_payments
+    does), also when it nets into the claims; one of an invoice never handed over takes the
+    creditor the warehouse gives that invoice (the extract's invoice_creditor_id); only one
+    of no invoice, or of one the warehouse does not have, has none known. The aggregate,
+    summed over creditors, is still the rows per day, table, bucket and currency: the
+    creditor splits the figures, it adds or drops none."""
+    with duckdb.connect(str(built.warehouse), read_only=True) as warehouse:
+        in_warehouse = dict(warehouse.execute(
+            "SELECT invoice_id, creditor_id FROM invoices").fetchall())
+    payments = con.execute(
+        """SELECT s.creditor_id, h.creditor_id, s.bucket, p.invoice_id
+           FROM marts.rpt_source_rows AS s
+           JOIN raw.payments AS p USING (partition_date, source_row)
+           LEFT JOIN (SELECT invoice_id, arg_min(creditor_id, partition_date) AS creditor_id
+                      FROM raw.invoices GROUP BY ALL) AS h USING (invoice_id)
+           WHERE s.source_table = 'payments'""").fetchall()
+    assert all(got == (handed_over or in_warehouse.get(invoice))
+               for got, handed_over, _, invoice in payments)
+    assert {bucket for got, _, bucket, _ in payments if got is not None} >= {
+        "held", "netted_before_handover", "not_handed_over"}  # held: no submission here
+    never_handed_over = [got for got, handed_over, _, _ in payments if handed_over is None]
+    assert never_handed_over and None not in never_handed_over
+    assert [invoice for got, _, _, invoice in payments
+            if got is None and invoice in in_warehouse] == []
+    # every other table names its creditor on every row of the clean demo
+    assert con.execute("""SELECT count(*) FROM marts.rpt_source_rows
+                          WHERE source_table <> 'payments' AND creditor_id IS NULL""").fetchone(
+    ) == (0,)
+    per_creditor, rows = (con.execute(f"""
+        SELECT partition_date, source_table, bucket, currency, {n}, {amount}
+        FROM {relation} GROUP BY ALL ORDER BY ALL""").fetchall() for relation, n, amount in (
+        ("marts.rpt_source_reconciliation", "sum(row_count)", "sum(amount)"),
+        ("marts.rpt_source_rows", "count(*)", "sum(amount)")))
+    assert per_creditor == rows
+    assert con.execute("""SELECT count(DISTINCT creditor_id) FROM
+                          marts.rpt_source_reconciliation""").fetchone()[0] >= 2
+
+
 def test_claims_hold_what_was_owed_at_hand_over(
     built: Built, con: duckdb.DuckDBPyConnection
 ) -> None:

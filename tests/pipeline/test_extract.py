@@ -214,3 +214,68 @@ def test_a_renamed_warehouse_column_fails_at_once_in_the_warehouses_terms(
     with duckdb.connect(str(db), read_only=True) as con:  # nothing was written
         assert con.execute("SELECT count(*) FROM information_schema.tables "
                            "WHERE table_schema = 'raw'").fetchone() == (0,)
+
+
+def test_a_payment_carries_its_warehouse_invoices_creditor(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """invoice_creditor_id is the creditor the warehouse gives the payment's invoice, also of
+    an invoice never handed over (not in raw.invoices); NULL for an invoice the warehouse
+    does not have, and for one it repeats with different creditors."""
+    source = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, source)
+    with duckdb.connect(str(source)) as con:
+        creditors = [r[0] for r in con.execute(
+            "SELECT creditor_id FROM creditors ORDER BY creditor_id").fetchall()]
+        payment, invoice = con.execute(
+            """SELECT payment_id, invoice_id FROM payments
+               WHERE timezone('Europe/Oslo', registered_at)::DATE = ?
+               ORDER BY payment_id LIMIT 1""", [END]).fetchone()
+        # a payment of an invoice the warehouse does not have
+        con.execute("""INSERT INTO payments SELECT * REPLACE (
+                           'P-UNKNOWN' AS payment_id, 'NO-SUCH-INVOICE' AS invoice_id)
+                       FROM payments WHERE payment_id = ?""", [payment])
+        # a payment of an invoice the warehouse repeats with another creditor
+        twin = con.execute("SELECT invoice_id FROM invoices WHERE invoice_id <> ? "
+                           "ORDER BY invoice_id LIMIT 1", [invoice]).fetchone()[0]
+        con.execute("""INSERT INTO invoices SELECT * REPLACE (
+                           (SELECT min(creditor_id) FROM creditors
+                            WHERE creditor_id <> i.creditor_id) AS creditor_id)
+                       FROM invoices i WHERE invoice_id = ?""", [twin])
+        con.execute("""INSERT INTO payments SELECT * REPLACE (
+                           'P-TWIN' AS payment_id, ? AS invoice_id)
+                       FROM payments WHERE payment_id = ?""", [twin, payment])
+        expected = dict(con.execute(
+            """SELECT p.payment_id, i.creditor_id FROM payments p JOIN invoices i
+               USING (invoice_id)
+               WHERE timezone('Europe/Oslo', p.registered_at)::DATE = ?
+                 AND p.invoice_id <> ?""", [END, twin]).fetchall())
+    assert len(creditors) > 1
+    db = tmp_path / "pipeline.duckdb"
+    extract_window(db, source, END, END + timedelta(days=1))
+    with duckdb.connect(str(db), read_only=True) as con:
+        got = dict(con.execute(
+            "SELECT payment_id, invoice_creditor_id FROM raw.payments").fetchall())
+        not_handed_over = con.execute(
+            """SELECT count(*) FROM raw.payments
+               WHERE invoice_id NOT IN (SELECT invoice_id FROM raw.invoices)
+                 AND invoice_creditor_id IS NOT NULL""").fetchone()[0]
+    assert got.pop("P-UNKNOWN") is None
+    assert got.pop("P-TWIN") is None  # two creditors: no guess
+    assert got == expected
+    assert not_handed_over > 0, "the day has payments of invoices never handed over"
+
+
+def test_an_older_raw_payments_table_gains_invoice_creditor_id(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    db = tmp_path / "pipeline.duckdb"
+    extract_window(db, warehouse, END, END + timedelta(days=1))
+    with duckdb.connect(str(db)) as con:
+        con.execute("ALTER TABLE raw.payments DROP COLUMN invoice_creditor_id")
+    extract_window(db, warehouse, END, END + timedelta(days=1))
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT count(*), count(invoice_creditor_id) FROM raw.payments "
+                           "WHERE invoice_known").fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM raw.payments WHERE invoice_known "
+                           "AND invoice_creditor_id IS NULL").fetchone() == (0,)

@@ -7,7 +7,7 @@ read its snapshot, its sign-off report and the pipeline database it left behind.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -56,10 +56,14 @@ def run_daily_job(partition: date) -> Any:
         partition_key=partition.isoformat(), raise_on_error=False)
 
 
-def make_reporting_run(folder: Path, sandbox: SandboxServer) -> ReportingRun:
-    """Demo warehouse, a reject_share fault, one partition through the whole job."""
+def make_reporting_run(folder: Path, sandbox: SandboxServer, *,
+                       prepare: Callable[[Path], object] | None = None) -> ReportingRun:
+    """Demo warehouse (changed by ``prepare`` if given, to add dirt), a reject_share fault,
+    one partition through the whole job."""
     generate_demo_warehouse(folder / "warehouse.duckdb", days=4, invoices_per_day=25,
                             end_date=DAY, seed=29)
+    if prepare is not None:
+        prepare(folder / "warehouse.duckdb")
     httpx.post(f"{sandbox.base_url}/sandbox/reset").raise_for_status()
     httpx.post(f"{sandbox.base_url}/sandbox/faults", json={"faults": [
         {"kind": "reject_share", "share": REJECT_SHARE, "times": None}]}).raise_for_status()
@@ -74,20 +78,26 @@ def make_reporting_run(folder: Path, sandbox: SandboxServer) -> ReportingRun:
                         paths.reports_dir, env, result)
 
 
-@pytest.fixture(scope="session")
-def reporting_run(
-    tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxServer
-) -> ReportingRun:
-    """The environment is restored right after the run; tests that run the job again set
-    ``run.env`` themselves (with monkeypatch)."""
+def successful_reporting_run(folder: Path, sandbox: SandboxServer, *,
+                             prepare: Callable[[Path], object] | None = None) -> ReportingRun:
+    """:func:`make_reporting_run`, the environment restored right after it; the job must
+    pass (its blocking checks included)."""
     saved = dict(os.environ)
     try:
-        run = make_reporting_run(tmp_path_factory.mktemp("reporting"), sandbox_server)
+        run = make_reporting_run(folder, sandbox, prepare=prepare)
     finally:
         os.environ.clear()
         os.environ.update(saved)
     assert run.result.success, "the daily job failed"
     return run
+
+
+@pytest.fixture(scope="session")
+def reporting_run(
+    tmp_path_factory: pytest.TempPathFactory, sandbox_server: SandboxServer
+) -> ReportingRun:
+    """Tests that run the job again set ``run.env`` themselves (with monkeypatch)."""
+    return successful_reporting_run(tmp_path_factory.mktemp("reporting"), sandbox_server)
 
 
 @pytest.fixture(scope="package")

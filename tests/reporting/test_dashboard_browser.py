@@ -128,7 +128,7 @@ def test_headline_tiles_per_currency_equal_the_same_sql_on_the_snapshot(
                 assert count.count() == 0, bucket  # an empty bucket gets no tile
                 shown += [0, Decimal("0.00")]
                 continue
-            shown.append(int(count.inner_text()))
+            shown.append(int(count.inner_text().replace("\u00a0", "")))  # 1 234
             amount = block.locator(f'[data-figure="{bucket}_amount"]').inner_text()
             assert amount.endswith(f" {currency}"), amount  # every amount says its currency
             shown.append(parse_amount(amount.removesuffix(currency)))

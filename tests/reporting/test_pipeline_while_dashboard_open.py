@@ -22,6 +22,7 @@ import pytest
 
 from amili.reporting import queries as q
 from amili.reporting.dashboard import REPO_ROOT, DashboardServer
+from amili.reporting.display import format_count
 from amili.reporting.snapshot import publish_snapshot
 from tests.reporting.browser import Recorder
 from tests.reporting.conftest import DAY, ReportingRun, pipeline_environment
@@ -65,7 +66,7 @@ def test_the_pipeline_succeeds_while_the_dashboard_is_open_and_a_query_runs(
         page.goto(dashboard.url)
         before = page.locator(NOK_ELIGIBLE)
         before.wait_for(timeout=90_000)
-        eligible_before = int(before.inner_text())
+        eligible_before = int(before.inner_text().replace("\u00a0", ""))  # 1 234
 
         reader = threading.Thread(target=keep_querying)
         reader.start()
@@ -95,7 +96,7 @@ def test_the_pipeline_succeeds_while_the_dashboard_is_open_and_a_query_runs(
         assert days == 2 and eligible > eligible_before
         page.reload()
         page.locator(NOK_ELIGIBLE).wait_for(timeout=90_000)
-        page.get_by_text(str(eligible), exact=True).first.wait_for(timeout=30_000)
+        page.get_by_text(format_count(eligible), exact=True).first.wait_for(timeout=30_000)
         assert (tmp_path / "reports" / f"{OTHER_DAY}.html").exists()
         assert recorder.console_errors == [] and recorder.outside_loopback == []
         context.close()

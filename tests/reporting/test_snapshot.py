@@ -22,6 +22,7 @@ from openpyxl import load_workbook
 from amili.reporting import queries as q
 from amili.reporting.display import (
     format_amount,
+    format_count,
     format_day,
     format_mapping,
     format_timestamp,
@@ -196,6 +197,16 @@ def test_amounts_are_formatted_exactly_at_display() -> None:
     assert format_amount(Decimal("1234567.8")) == "1\u00a0234\u00a0567,80"
     assert format_amount(Decimal("-999.5")) == "-999,50"
     assert format_amount(None) == ""
+
+
+def test_counts_are_grouped_in_thousands_like_amounts() -> None:
+    assert format_count(1234567) == "1\u00a0234\u00a0567"
+    assert format_count(999) == "999"
+    assert format_count(0) == "0"
+    assert format_count(-12345) == "-12\u00a0345"
+    assert format_count(None) == ""
+    # the same grouping as the whole part of an amount
+    assert format_amount(Decimal(1234567)).split(",")[0] == format_count(1234567)
 
 
 def test_moments_are_shown_in_oslo_time_and_days_in_either_style() -> None:

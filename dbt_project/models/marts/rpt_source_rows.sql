@@ -21,7 +21,9 @@
 --   anything else                                 unaccounted (a balance failure)
 -- amount is the warehouse's own value, exactly (DECIMAL(38,6)), also where it is more precise
 -- or larger than the API carries; NULL for rows without money and for values that are no
--- number. Rebuilds the same days as rpt_object_fates.
+-- number. creditor_id is the row's creditor as the extracted rows name it (see `rows`),
+-- NULL where they name none, so that the dashboard can narrow the rows to one creditor;
+-- such rows still count. Rebuilds the same days as rpt_object_fates.
 
 {%- set window = in_window_or_carried_from(carried_sources()) %}
 
@@ -38,8 +40,13 @@ with fates as (
     group by all
 ),
 
+-- Every invoice ever handed over (all days), its first day and that day's creditor: a
+-- payment's creditor is its invoice's, as batch_payments has it.
 handed_over as (
-    select invoice_id, min(partition_date) as handed_over_on
+    select
+        invoice_id,
+        min(partition_date) as handed_over_on,
+        arg_min(creditor_id, partition_date) as creditor_id
     from {{ ref('stg_invoices') }}
     where invoice_id is not null
     group by invoice_id
@@ -66,6 +73,12 @@ invoice_keys as (
     group by all
 ),
 
+-- The creditor of each row: an invoice's, action's and debtor's own column, a creditor's
+-- id, a line's or reminder's invoice of the day, a payment's invoice (the first day it was
+-- handed over, else the creditor the warehouse gives the invoice, which the extract reads
+-- into raw.payments.invoice_creditor_id). NULL where none is known: a payment of no
+-- invoice, of one the warehouse does not have (or repeats with different creditors), or
+-- extracted before that column existed.
 rows as (
     select
         'invoices' as source_table, i.partition_date, i.source_row,
@@ -99,13 +112,15 @@ rows as (
 
     union all
     select
-        'payments', partition_date, source_row, {{ clean_text('payment_id') }},
-        null, {{ clean_text('currency') }}, try_cast(amount as DECIMAL(38, 6)),
+        'payments', p.partition_date, p.source_row, {{ clean_text('p.payment_id') }},
+        coalesce(h.creditor_id, {{ clean_text('p.invoice_creditor_id') }}),
+        {{ clean_text('p.currency') }}, try_cast(p.amount as DECIMAL(38, 6)),
         'payment',
-        coalesce({{ clean_text('payment_id') }},
-            '(no payment_id: warehouse row ' || source_row || ')')
-    from {{ source('raw', 'payments') }}
-    where {{ window }}
+        coalesce({{ clean_text('p.payment_id') }},
+            '(no payment_id: warehouse row ' || p.source_row || ')')
+    from {{ source('raw', 'payments') }} as p
+    left join handed_over as h on h.invoice_id = {{ clean_text('p.invoice_id') }}
+    where {{ in_window_or_carried_from(carried_sources(), 'p.partition_date') }}
 
     union all
     select
