@@ -67,6 +67,9 @@ def receivables_extract(
                      start, end, mask_url(settings.warehouse))
     if summary.rows_read:
         context.log.info("Rows read from the warehouse server: %s", summary.rows_read)
+    if summary.raw_columns_changed:
+        context.log.warning("The warehouse's columns changed; the raw tables follow them "
+                            "(widened, never narrowed): %s", summary.raw_columns_changed)
     # each day's own figures on its own partition (a range run covers several days)
     for day in extract_days(settings.pipeline_db, start, end):
         key = day.day.isoformat()

@@ -27,6 +27,7 @@ import pyarrow as pa
 from amili.pipeline import postgres_source
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.postgres_source import is_database_url, mask_url
+from amili.pipeline.raw_types import follow_source_columns
 
 OSLO_TZ = "Europe/Oslo"
 
@@ -149,6 +150,8 @@ class ExtractSummary:
     #: rows fetched per source table from a database server (empty for a file or folder,
     #: which DuckDB scans in place)
     rows_read: dict[str, int] = field(default_factory=dict)
+    #: raw columns widened or added to hold what the warehouse now has (:mod:`raw_types`)
+    raw_columns_changed: dict[str, list[str]] = field(default_factory=dict)
 
 
 def source_relations(warehouse: str | Path) -> tuple[str | None, dict[str, str]]:
@@ -203,6 +206,8 @@ def extract_window(
         check_source_columns(con, src, warehouse)
         con.execute("CREATE SCHEMA IF NOT EXISTS raw")
         _create_raw_tables(con, src)
+        raw_columns_changed = {table: changes for table in RAW_TABLES if (
+            changes := follow_source_columns(con, f"raw.{table}", src[table]))}
         window = {"start": start, "end": end}
         collection_day = COLLECTION_DAY.format(default_delay=int(default_delay_days))
         con.execute("BEGIN TRANSACTION")
@@ -301,7 +306,8 @@ def extract_window(
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        summary = _summarize(con, start, end, preview_rows)
+        summary = replace(_summarize(con, start, end, preview_rows),
+                          raw_columns_changed=raw_columns_changed)
     if fetched is not None:
         summary = replace(summary, rows_read={t: fetched[t].num_rows for t in SOURCE_TABLES})
     return summary

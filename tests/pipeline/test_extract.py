@@ -11,6 +11,7 @@ import pytest
 from dagster import materialize
 
 from amili.pipeline.extract import RAW_TABLES, WarehouseContractError, extract_window
+from amili.pipeline.raw_types import widest_type
 from amili.warehouse import export_parquet, generate_demo_warehouse
 from assets.extract import receivables_extract
 from orchestration.partitions import daily_partitions, window_days
@@ -279,3 +280,53 @@ def test_an_older_raw_payments_table_gains_invoice_creditor_id(
                            "WHERE invoice_known").fetchone()[0] > 0
         assert con.execute("SELECT count(*) FROM raw.payments WHERE invoice_known "
                            "AND invoice_creditor_id IS NULL").fetchone() == (0,)
+
+
+def test_raw_columns_widen_to_a_warehouse_type_that_grew_and_take_new_columns(
+    warehouse: Path, tmp_path: Path
+) -> None:
+    """The warehouse migrates its money columns to three decimals and gains a column after
+    the first extract: the next day's third decimal reaches the raw table exactly (not
+    rounded on insert into the first extract's DECIMAL(18,2)), earlier rows keep their
+    values and the new column is carried."""
+    source = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse, source)
+    db = tmp_path / "pipeline.duckdb"
+    first_day = END - timedelta(days=1)
+    extract_window(db, source, first_day, END)
+    before = raw_rows(db, "invoices")
+    extract_window(tmp_path / "probe.duckdb", source, END, END + timedelta(days=1))
+    (invoice_id,) = duckdb.connect(str(tmp_path / "probe.duckdb"), read_only=True).execute(
+        "SELECT min(invoice_id) FROM raw.invoices").fetchone()
+    with duckdb.connect(str(source)) as con:
+        con.execute("ALTER TABLE invoices ALTER remaining_amount TYPE DECIMAL(18,3)")
+        con.execute("ALTER TABLE invoices ADD COLUMN cost_centre VARCHAR")
+        con.execute("UPDATE invoices SET remaining_amount = 100.005, cost_centre = 'K-7' "
+                    "WHERE invoice_id = ?", [invoice_id])
+    summary = extract_window(db, source, END, END + timedelta(days=1))
+    assert summary.raw_columns_changed == {"invoices": [
+        "remaining_amount DECIMAL(18,2) -> DECIMAL(19,3)", "cost_centre added as VARCHAR"]}
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute(
+            "SELECT remaining_amount::VARCHAR, cost_centre FROM raw.invoices "
+            "WHERE invoice_id = ?", [invoice_id]).fetchone() == ("100.005", "K-7")
+        earlier = con.execute(
+            "SELECT * EXCLUDE (extracted_at, source_row, cost_centre) FROM raw.invoices "
+            "WHERE partition_date < ? ORDER BY ALL", [END]).fetchall()
+    assert earlier == before
+
+
+@pytest.mark.parametrize(("held", "incoming", "wider"), [
+    ("DECIMAL(18,2)", "DECIMAL(18,2)", "DECIMAL(18,2)"),
+    ("DECIMAL(18,2)", "DECIMAL(18,3)", "DECIMAL(19,3)"),  # the 16 integer digits stay
+    ("DECIMAL(12,2)", "DECIMAL(18,3)", "DECIMAL(18,3)"),
+    ("DECIMAL(18,3)", "DECIMAL(18,2)", "DECIMAL(19,3)"),  # 16 integer digits beside 3
+    ("DECIMAL(38,2)", "DECIMAL(38,3)", "DECIMAL(38,3)"),  # DuckDB's own rule keeps (38,2)
+    ("DECIMAL(18,2)", "BIGINT", "DECIMAL(21,2)"),
+    ("INTEGER", "DECIMAL(18,4)", "DECIMAL(18,4)"),
+    ("INTEGER", "BIGINT", "BIGINT"),
+    ("DATE", "TIMESTAMP", "TIMESTAMP"),
+])
+def test_widest_type_never_loses_a_digit(held: str, incoming: str, wider: str) -> None:
+    with duckdb.connect() as con:
+        assert widest_type(con, held, incoming) == wider

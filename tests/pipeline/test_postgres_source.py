@@ -289,6 +289,44 @@ def test_an_unconstrained_numeric_arrives_exact(pg_warehouse: str, tmp_path: Pat
     assert str(value) == "123.456789012345"
 
 
+
+def test_a_later_day_with_more_decimals_keeps_them_in_the_same_pipeline_file(
+    pg_warehouse: str, tmp_path: Path
+) -> None:
+    """An unconstrained ``numeric`` arrives as DECIMAL(38, <the window's decimals>): a day of
+    two decimals makes the raw column DECIMAL(38, 2). A later day's third decimal must still
+    reach the raw table exactly (widened), not be rounded away on insert."""
+    url = pg_warehouse.split("?")[0]
+    db = tmp_path / "p.duckdb"
+    with psycopg.connect(url, autocommit=True) as con:
+        con.execute("DROP SCHEMA IF EXISTS later CASCADE")
+        con.execute("CREATE SCHEMA later")
+        for table in RAW_TABLES:
+            con.execute(f"CREATE TABLE later.{table} AS SELECT * FROM erp.{table}")
+        con.execute("ALTER TABLE later.invoices ALTER remaining_amount TYPE numeric")
+        con.execute("UPDATE later.invoices SET remaining_amount = round(remaining_amount, 2)")
+        extract_window(db, url + "?schema=later", END - timedelta(days=1), END)
+        assert ("remaining_amount", "DECIMAL(38,2)") in {
+            (name, type_name) for name, type_name, *_ in raw_types(db, "invoices")}
+        extract_window(tmp_path / "probe.duckdb", url + "?schema=later", END,
+                       END + timedelta(days=1))
+        (invoice_id,) = duckdb.connect(str(tmp_path / "probe.duckdb"), read_only=True).execute(
+            "SELECT min(invoice_id) FROM raw.invoices").fetchone()
+        con.execute("UPDATE later.invoices SET remaining_amount = 123.456 "
+                    "WHERE invoice_id = %s", (invoice_id,))
+    before = raw_rows(db, "invoices")
+    summary = extract_window(db, url + "?schema=later", END, END + timedelta(days=1))
+    assert summary.raw_columns_changed == {
+        "invoices": ["remaining_amount DECIMAL(38,2) -> DECIMAL(38,3)"]}
+    with duckdb.connect(str(db), read_only=True) as con:
+        (value,) = con.execute("SELECT remaining_amount FROM raw.invoices WHERE invoice_id = ?",
+                               [invoice_id]).fetchone()
+        earlier = con.execute(
+            "SELECT * EXCLUDE (extracted_at, source_row) FROM raw.invoices "
+            "WHERE partition_date < ? ORDER BY ALL", [END]).fetchall()
+    assert str(value) == "123.456"
+    assert earlier == before  # the earlier day's values are unchanged
+
 def test_a_reader_with_select_only_works_and_one_without_is_told_which_table(
     postgres_server: PostgresServer, pg_warehouse: str, tmp_path: Path
 ) -> None:
