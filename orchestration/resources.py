@@ -10,6 +10,12 @@ the run's first step: a missing or malformed ``AMILI_*`` setting fails the run a
 with a message naming the variable, before the extract or dbt write anything. (A
 multiprocess executor initializes resources per step instead: the extract, which does not use
 ``amili``, would then run first.)
+
+**A settings failure is not retried.** A retry would fail the same way until a person fixes
+the setting, and would hold back the failure alert until the last attempt. So a failed check
+sets the run's ``dagster/max_retries`` to 0 before the run fails (Dagster reads the tag when
+it decides whether to retry), keeping the value it had in ``amili/max_retries_before_settings``.
+A re-execution copies its parent's tags; once its settings load, it gets that value back.
 """
 
 from __future__ import annotations
@@ -26,8 +32,44 @@ from packaging.version import Version
 from pydantic import Field
 
 from amili.client import AmiliClient
-from amili.settings import ClientSettings, PipelineSettings, load, load_api_settings
+from amili.settings import (
+    ClientSettings,
+    PipelineSettings,
+    SettingsError,
+    load,
+    load_api_settings,
+)
 from orchestration.dbt_project import dbt_executable, dbt_project
+
+#: Dagster's run tag for how many times a failed run is retried, and ours for the value it
+#: had before a settings failure set it to 0 ("" when the run had none: the instance's).
+MAX_RETRIES_TAG = "dagster/max_retries"
+RETRIES_BEFORE_SETTINGS_TAG = "amili/max_retries_before_settings"
+_RESTORED = "restored"
+
+
+@contextmanager
+def settings_failure_is_final(context: InitResourceContext) -> Iterator[None]:
+    """Run a resource's settings check: when it fails, the run is not retried (see the
+    module doc); when it passes in a run made from such a run, its retries come back."""
+    run, instance = context.dagster_run, context.instance
+    # a re-execution of a run whose settings failed already carries the value from before
+    before = run.tags.get(RETRIES_BEFORE_SETTINGS_TAG) if run is not None else None
+    if before == _RESTORED:
+        before = None
+    try:
+        yield
+    except SettingsError:
+        if run is not None and instance is not None:
+            instance.add_run_tags(run.run_id, {
+                MAX_RETRIES_TAG: "0",
+                RETRIES_BEFORE_SETTINGS_TAG: run.tags.get(MAX_RETRIES_TAG, "")
+                if before is None else before})
+        raise
+    if run is not None and instance is not None and before is not None:
+        instance.add_run_tags(run.run_id, {
+            MAX_RETRIES_TAG: before or str(instance.run_retries_max_retries),
+            RETRIES_BEFORE_SETTINGS_TAG: _RESTORED})
 
 
 class AmiliApiResource(ConfigurableResource):
@@ -64,10 +106,11 @@ class AmiliApiResource(ConfigurableResource):
         """Check the API settings before the run's first step (see the module doc): a base
         URL, a sender id and a token that is a JWT and not expired. A dry run of the
         submission posts nothing and needs none of them."""
-        run = context.run
+        run = context.dagster_run
         if run is not None and submission_is_dry_run(run.run_config):
             return
-        load_api_settings(**self._overrides())
+        with settings_failure_is_final(context):
+            load_api_settings(**self._overrides())
 
     @contextmanager
     def get_client(self) -> Iterator[AmiliClient]:
@@ -95,7 +138,8 @@ class PipelineResource(ConfigurableResource):
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
         """Check the pipeline's settings before the run's first step (see the module doc)."""
-        self.settings()
+        with settings_failure_is_final(context):
+            self.settings()
 
 
 #: The name of the submission's op (the multi-asset ``amili_submission``), whose run config

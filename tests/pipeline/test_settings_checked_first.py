@@ -13,8 +13,10 @@ from typing import Any
 
 import duckdb
 import pytest
+from dagster import DagsterInstance
 
 from orchestration.definitions import defs
+from orchestration.resources import RETRIES_BEFORE_SETTINGS_TAG
 from orchestration.run_failures import run_failures
 from tests.conftest import SandboxServer
 from tests.helpers import demo_pipeline_env
@@ -115,3 +117,31 @@ def test_a_dry_run_needs_no_api_settings(
     assert len(bodies) > 1 and min(sizes) > 0 and max(sizes) <= 7, sizes  # as a real run cuts
     assert sum(raw_rows(Path(env["AMILI_PIPELINE_DB"])).values()) > 0
     assert "resource setup" not in {f.where for f in run_failures(result.all_events)}
+
+
+def test_a_settings_failure_is_not_retried_and_a_fixed_reexecution_gets_its_retries_back(
+    env: dict[str, str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Run retries on (as in dagster_home/dagster.yaml): a retry of a run whose settings are
+    wrong would fail the same way and hold back the failure alert, so Dagster is told not to
+    retry it; a re-execution (which copies its parent's tags) gets the job's retries back
+    once its settings load."""
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    base_url = env["AMILI_BASE_URL"]
+    monkeypatch.delenv("AMILI_BASE_URL")
+    with DagsterInstance.local_temp(str(home), overrides={"run_retries": {"enabled": True}}
+                                    ) as instance:
+        failed = run_job(instance=instance)
+        assert not failed.success
+        tags = instance.get_run_by_id(failed.run_id).tags
+        assert (tags["dagster/max_retries"], tags["dagster/will_retry"],
+                tags[RETRIES_BEFORE_SETTINGS_TAG]) == ("0", "false", "2")
+
+        monkeypatch.setenv("AMILI_BASE_URL", base_url)
+        copied = {key: tags[key] for key in ("dagster/max_retries", RETRIES_BEFORE_SETTINGS_TAG)}
+        fixed = run_job(instance=instance, tags=copied)
+        assert fixed.success
+        tags = instance.get_run_by_id(fixed.run_id).tags
+        assert (tags["dagster/max_retries"], tags[RETRIES_BEFORE_SETTINGS_TAG]) == (
+            "2", "restored")
