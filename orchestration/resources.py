@@ -32,6 +32,7 @@ from packaging.version import Version
 from pydantic import Field
 
 from amili.client import AmiliClient
+from amili.pipeline.postgres_source import mask_url
 from amili.settings import (
     ClientSettings,
     PipelineSettings,
@@ -52,7 +53,7 @@ _RESTORED = "restored"
 def settings_failure_is_final(context: InitResourceContext) -> Iterator[None]:
     """Run a resource's settings check: when it fails, the run is not retried (see the
     module doc); when it passes in a run made from such a run, its retries come back."""
-    run, instance = context.dagster_run, context.instance
+    run, instance = context.run, context.instance
     # a re-execution of a run whose settings failed already carries the value from before
     before = run.tags.get(RETRIES_BEFORE_SETTINGS_TAG) if run is not None else None
     if before == _RESTORED:
@@ -106,7 +107,7 @@ class AmiliApiResource(ConfigurableResource):
         """Check the API settings before the run's first step (see the module doc): a base
         URL, a sender id and a token that is a JWT and not expired. A dry run of the
         submission posts nothing and needs none of them."""
-        run = context.dagster_run
+        run = context.run
         if run is not None and submission_is_dry_run(run.run_config):
             return
         with settings_failure_is_final(context):
@@ -123,8 +124,9 @@ class PipelineResource(ConfigurableResource):
 
     warehouse: str | None = Field(
         default=None,
-        description="Overrides AMILI_WAREHOUSE (run config is shown in the UI: keep a "
-        "PostgreSQL password in PGPASSWORD or the environment, not here)",
+        description="Overrides AMILI_WAREHOUSE. Run config is stored with the run and shown "
+        "in the UI, so a URL with a password is refused here: give it in PGPASSWORD or "
+        "AMILI_WAREHOUSE in the environment",
     )
     pipeline_db: str | None = Field(default=None, description="Overrides AMILI_PIPELINE_DB")
 
@@ -137,8 +139,17 @@ class PipelineResource(ConfigurableResource):
         return load(PipelineSettings, **overrides)
 
     def setup_for_execution(self, context: InitResourceContext) -> None:
-        """Check the pipeline's settings before the run's first step (see the module doc)."""
+        """Check the pipeline's settings before the run's first step (see the module doc),
+        and refuse a warehouse password given in run config, which Dagster stores with the
+        run and shows in the UI (a password belongs in the environment)."""
         with settings_failure_is_final(context):
+            if self.warehouse is not None and mask_url(self.warehouse) != self.warehouse:
+                raise SettingsError(
+                    f"The warehouse URL in this run's config ({mask_url(self.warehouse)}) "
+                    "carries a password, and Dagster keeps run config with the run and shows "
+                    "it in the UI. Nothing was read. Give the password in PGPASSWORD or "
+                    "AMILI_WAREHOUSE in the environment instead, delete this run in the UI "
+                    "(its config holds the password) and change the password.")
             self.settings()
 
 

@@ -145,3 +145,24 @@ def test_a_settings_failure_is_not_retried_and_a_fixed_reexecution_gets_its_retr
         tags = instance.get_run_by_id(fixed.run_id).tags
         assert (tags["dagster/max_retries"], tags[RETRIES_BEFORE_SETTINGS_TAG]) == (
             "2", "restored")
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://reader:s3cr3t-pw@127.0.0.1:1/erp?schema=ar",
+    "postgresql://reader@127.0.0.1:1/erp?password=s3cr3t-pw",
+])
+def test_a_warehouse_password_in_run_config_is_refused_before_any_work(
+    url: str, env: dict[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """Run config is stored with the run and shown in the Dagster UI: a warehouse URL with
+    a password there fails the run at resource setup, says where the password belongs and
+    does not repeat it."""
+    result = run_job(run_config={"resources": {"pipeline": {"config": {"warehouse": url}}}})
+    assert not result.success
+    [failure] = run_failures(result.all_events)
+    assert failure.where == "resource setup"
+    assert "carries a password" in failure.message and "PGPASSWORD" in failure.message
+    assert "127.0.0.1:1/erp" in failure.message  # the masked URL names which one
+    assert raw_rows(Path(env["AMILI_PIPELINE_DB"])) == {}
+    texts = [caplog.text, *(str(e) for e in result.all_events)]
+    assert not [text for text in texts if "s3cr3t-pw" in text]
