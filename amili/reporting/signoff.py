@@ -23,7 +23,7 @@ from typing import Any
 import duckdb
 
 from amili.reporting import queries as q
-from amili.reporting.display import format_amount, format_cell, format_timestamp
+from amili.reporting.display import format_amount, format_cell, format_count, format_timestamp
 from amili.reporting.svg import Series, bar_chart, line_chart
 from amili.settings import ReportingSettings, load
 
@@ -89,7 +89,7 @@ def _headline_table(con: duckdb.DuckDBPyConnection, filters: q.Filters) -> str:
     for b in q.buckets(con):
         cells = "".join(
             f'<td class="n" data-figure="{kind}.{escape(row["currency"])}.{b}_count">'
-            f'{row[f"{b}_count"]}</td>'
+            f'{format_count(row[f"{b}_count"])}</td>'
             f'<td class="n" data-figure="{kind}.{escape(row["currency"])}.{b}_amount">'
             f'{escape(format_amount(row[f"{b}_amount"]))}</td>'
             for kind, row in columns)

@@ -306,7 +306,8 @@ def test_the_signoff_report_shows_totals_per_currency_a_signoff_block_and_its_ru
             shown: list[Any] = []
             for bucket in SHOWN_BUCKETS:
                 cell = f"invoice.{currency}.{bucket}"
-                shown.append(int(page.locator(f'[data-figure="{cell}_count"]').inner_text()))
+                shown.append(int(page.locator(f'[data-figure="{cell}_count"]').inner_text()
+                                 .replace("\u00a0", "")))  # 1 234
                 shown.append(parse_amount(
                     page.locator(f'[data-figure="{cell}_amount"]').inner_text()))
             assert tuple(shown) == sums, currency
