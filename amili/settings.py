@@ -167,6 +167,11 @@ class PipelineSettings(_Settings):
         description="Days past due before an invoice goes to collection, where the creditor "
         "has no setting of its own",
     )
+    dbt_target_keep_days: float = Field(
+        default=14, ge=0,
+        description="Days a dbt invocation's own target folder (run results, compiled SQL) "
+        "is kept before the next invocation removes it",
+    )
     duckdb_memory_limit: str = Field(
         default=DEFAULT_DUCKDB_MEMORY_LIMIT,
         description="DuckDB's memory limit while the submission streams a day (e.g. 256MB, "

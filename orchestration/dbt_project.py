@@ -8,8 +8,11 @@ definitions are loaded, and a missing manifest fails with a message that says so
 
 from __future__ import annotations
 
+import re
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from dagster_dbt import DbtProject
@@ -50,3 +53,29 @@ def prepare_dbt_project() -> None:
     """
     if not Path(dbt_project.manifest_path).exists():
         subprocess.run([dbt_executable(), "parse", "--quiet"], cwd=DBT_PROJECT_DIR, check=True)
+
+
+#: The folder dagster-dbt gives one invocation under the project's target folder:
+#: ``<op name>-<run id[:7]>-<random[:7]>`` (or the random part alone without a context).
+_INVOCATION_FOLDER = re.compile(r"(?:[A-Za-z0-9_]+-[0-9a-f]{7}-)?[0-9a-f]{7}")
+
+
+def prune_invocation_targets(target_dir: Path, keep_days: float,
+                             now: float | None = None) -> list[Path]:
+    """Delete the per-invocation target folders older than ``keep_days``; returns them.
+
+    Each dbt invocation gets a folder of its own (manifest, run results, compiled SQL: about
+    5 MB), and dagster-dbt never removes one: a daily job would fill its volume by gigabytes
+    a year. The recent ones stay for looking into a failed run; the project's own files
+    (``manifest.json``, ``partial_parse.msgpack``) are never touched.
+    """
+    if not target_dir.is_dir():
+        return []
+    cutoff = (time.time() if now is None else now) - keep_days * 86400
+    removed = []
+    for folder in target_dir.iterdir():
+        if (folder.is_dir() and _INVOCATION_FOLDER.fullmatch(folder.name)
+                and folder.stat().st_mtime < cutoff):
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed

@@ -20,14 +20,16 @@ A re-execution copies its parent's tags; once its settings load, it gets that va
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+import os
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from functools import cached_property
 from importlib.metadata import version as installed_version
+from pathlib import Path
 from typing import Any
 
 from dagster import ConfigurableResource, InitResourceContext
-from dagster_dbt import DbtCliResource
+from dagster_dbt import DbtCliInvocation, DbtCliResource
 from packaging.version import Version
 from pydantic import Field
 
@@ -40,7 +42,7 @@ from amili.settings import (
     load,
     load_api_settings,
 )
-from orchestration.dbt_project import dbt_executable, dbt_project
+from orchestration.dbt_project import dbt_executable, dbt_project, prune_invocation_targets
 
 #: Dagster's run tag for how many times a failed run is retried, and ours for the value it
 #: had before a settings failure set it to 0 ("" when the run had none: the instance's).
@@ -178,6 +180,13 @@ class AmiliDbtCliResource(DbtCliResource):
     @cached_property
     def _cli_version(self) -> Version:
         return Version(installed_version("dbt-core"))
+
+    def cli(self, args: Sequence[str], **kwargs: Any) -> DbtCliInvocation:
+        """dagster-dbt's ``cli``, first removing the invocation folders older than
+        ``AMILI_DBT_TARGET_KEEP_DAYS`` (:func:`prune_invocation_targets`)."""
+        target_dir = Path(self.project_dir) / os.environ.get("DBT_TARGET_PATH", "target")
+        prune_invocation_targets(target_dir, load(PipelineSettings).dbt_target_keep_days)
+        return super().cli(args, **kwargs)
 
 
 def dbt_resource() -> DbtCliResource:

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 from dagster import materialize
 
 from assets.api_health import amili_api_ping
+from orchestration.dbt_project import prune_invocation_targets
 from orchestration.definitions import defs
-from orchestration.resources import AmiliApiResource
+from orchestration.resources import AmiliApiResource, dbt_resource
 from orchestration.run_failures import run_failures
 from tests.conftest import SandboxServer
 
@@ -86,3 +90,39 @@ def test_metadata_tables_keep_amounts_exact() -> None:
     assert [column.name for column in table.schema.columns] == ["day", "amount", "n"]
     assert [record.data for record in table.records] == [
         {"day": "2026-11-24", "amount": "0.10", "n": 3}]
+
+
+def test_old_dbt_invocation_folders_are_pruned_and_project_files_kept(tmp_path: Path) -> None:
+    day = 86400
+    now = time.time()
+    old = [tmp_path / "amili_dbt_models-1a2b3c4-5d6e7f8", tmp_path / "0a1b2c3"]
+    recent = tmp_path / "amili_reconciliation_models-1a2b3c4-9e8d7c6"
+    kept = [recent, tmp_path / "compiled", tmp_path / "notes-of-mine"]
+    for folder in [*old, *kept]:
+        folder.mkdir()
+        (folder / "run_results.json").write_text("{}")
+    (tmp_path / "partial_parse.msgpack").write_bytes(b"x")
+    for folder in [*old, tmp_path / "compiled", tmp_path / "notes-of-mine"]:
+        os.utime(folder, (now - 20 * day, now - 20 * day))
+    os.utime(recent, (now - 13 * day, now - 13 * day))
+
+    assert sorted(prune_invocation_targets(tmp_path, keep_days=14, now=now)) == sorted(old)
+    assert all(folder.exists() for folder in kept) and not any(f.exists() for f in old)
+    assert (tmp_path / "partial_parse.msgpack").exists()
+
+
+def test_the_dbt_resource_prunes_before_each_invocation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real dbt invocation through the project's resource, into a target folder of the
+    test's own: an invocation folder older than AMILI_DBT_TARGET_KEEP_DAYS goes first."""
+    monkeypatch.setenv("DBT_TARGET_PATH", str(tmp_path))
+    monkeypatch.setenv("AMILI_DBT_TARGET_KEEP_DAYS", "1")
+    stale = tmp_path / "amili_dbt_models-1a2b3c4-5d6e7f8"
+    stale.mkdir()
+    two_days_ago = time.time() - 2 * 86400
+    os.utime(stale, (two_days_ago, two_days_ago))
+    invocation = dbt_resource().cli(["--version"])
+    invocation.wait()
+    assert not stale.exists()
+    assert invocation.target_path.parent == tmp_path  # the invocation used that folder
