@@ -265,16 +265,21 @@ def test_demo_warehouse_command_loads_the_demo_into_postgres(
     assert any("invoices USING btree (due_date)" in d for d in indexed)
 
 
+def _copy_with_loose_numeric(con: psycopg.Connection, schema: str) -> None:
+    """The demo's tables copied into ``schema``, with invoices.remaining_amount a
+    ``numeric`` without precision or scale."""
+    con.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    con.execute(f"CREATE SCHEMA {schema}")
+    for table in RAW_TABLES:
+        con.execute(f"CREATE TABLE {schema}.{table} AS SELECT * FROM erp.{table}")
+    con.execute(f"ALTER TABLE {schema}.invoices ALTER remaining_amount TYPE numeric")
+
 def test_an_unconstrained_numeric_arrives_exact(pg_warehouse: str, tmp_path: Path) -> None:
     """``numeric`` without precision holds any number of decimals: each arrives as it is, so
     the quarantine still sees a third (or twelfth) decimal."""
     url = pg_warehouse.split("?")[0]
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute("DROP SCHEMA IF EXISTS loose CASCADE")
-        con.execute("CREATE SCHEMA loose")
-        for table in RAW_TABLES:
-            con.execute(f"CREATE TABLE loose.{table} AS SELECT * FROM erp.{table}")
-        con.execute("ALTER TABLE loose.invoices ALTER remaining_amount TYPE numeric")
+        _copy_with_loose_numeric(con, "loose")
         before = tmp_path / "before.duckdb"
         extract_window(before, url + "?schema=loose", END, END + timedelta(days=1))
         (invoice_id,) = duckdb.connect(str(before), read_only=True).execute(
@@ -289,7 +294,6 @@ def test_an_unconstrained_numeric_arrives_exact(pg_warehouse: str, tmp_path: Pat
     assert str(value) == "123.456789012345"
 
 
-
 def test_a_later_day_with_more_decimals_keeps_them_in_the_same_pipeline_file(
     pg_warehouse: str, tmp_path: Path
 ) -> None:
@@ -299,11 +303,7 @@ def test_a_later_day_with_more_decimals_keeps_them_in_the_same_pipeline_file(
     url = pg_warehouse.split("?")[0]
     db = tmp_path / "p.duckdb"
     with psycopg.connect(url, autocommit=True) as con:
-        con.execute("DROP SCHEMA IF EXISTS later CASCADE")
-        con.execute("CREATE SCHEMA later")
-        for table in RAW_TABLES:
-            con.execute(f"CREATE TABLE later.{table} AS SELECT * FROM erp.{table}")
-        con.execute("ALTER TABLE later.invoices ALTER remaining_amount TYPE numeric")
+        _copy_with_loose_numeric(con, "later")
         con.execute("UPDATE later.invoices SET remaining_amount = round(remaining_amount, 2)")
         extract_window(db, url + "?schema=later", END - timedelta(days=1), END)
         assert ("remaining_amount", "DECIMAL(38,2)") in {
