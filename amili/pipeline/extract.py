@@ -252,31 +252,32 @@ def extract_window(
                            now() AS extracted_at
                     FROM {src[table]} t JOIN eligible e USING (invoice_id)"""
                 )
-            # Payments and case actions belong to the Oslo day they were registered on.
-            # A payment also gets its invoice's creditor as the warehouse has it, also of an
-            # invoice never handed over (which raw.invoices does not hold), so that every
-            # row of a known invoice has a creditor. Where the warehouse repeats the invoice
-            # id with different creditors (or one copy without), it is NULL rather than a
-            # guess. An action carries its own creditor_id.
-            invoice_creditor = (
-                f"""(SELECT CASE WHEN count(w.creditor_id) = count(*)
-                                  AND min(w.creditor_id::VARCHAR) = max(w.creditor_id::VARCHAR)
-                             THEN min(w.creditor_id::VARCHAR) END
-                     FROM {src['invoices']} w
-                     WHERE w.invoice_id = t.invoice_id) AS invoice_creditor_id,""")
+            # Payments and case actions belong to the Oslo day they were registered on. Both
+            # learn whether the warehouse has their invoice; a payment also its creditor as
+            # the warehouse has it, also of an invoice never handed over (which raw.invoices
+            # does not hold), so that every row of a known invoice has a creditor. Where the
+            # warehouse repeats the invoice id with different creditors (or one copy
+            # without), it is NULL rather than a guess. An action carries its own creditor_id.
+            # One grouped read of the warehouse's invoices answers both.
+            warehouse_invoices = f"""(
+                SELECT invoice_id,
+                       CASE WHEN count(creditor_id) = count(*)
+                             AND min(creditor_id::VARCHAR) = max(creditor_id::VARCHAR)
+                            THEN min(creditor_id::VARCHAR) END AS creditor_id
+                FROM {src['invoices']} GROUP BY invoice_id)"""
             for table, registered, extra in (
-                    ("payments", "registered_at", invoice_creditor),
+                    ("payments", "registered_at", "w.creditor_id AS invoice_creditor_id,"),
                     ("case_actions", "requested_at", "")):
                 oslo_day = f"timezone('{OSLO_TZ}', t.{registered})::DATE"
                 con.execute(
                     f"""INSERT INTO raw.{table} BY NAME
                     SELECT t.*, {oslo_day} AS partition_date,
                            row_number() OVER () AS source_row,
-                           EXISTS (SELECT 1 FROM {src['invoices']} w
-                                   WHERE w.invoice_id = t.invoice_id) AS invoice_known,
+                           w.invoice_id IS NOT NULL AS invoice_known,
                            {extra}
                            now() AS extracted_at
                     FROM {src[table]} t
+                    LEFT JOIN {warehouse_invoices} w ON w.invoice_id = t.invoice_id
                     WHERE {oslo_day} >= $start AND {oslo_day} < $end""",
                     window,
                 )
