@@ -27,7 +27,7 @@ import pyarrow as pa
 from amili.pipeline import postgres_source
 from amili.pipeline.duckdb_io import connect_writer
 from amili.pipeline.postgres_source import is_database_url, mask_url
-from amili.pipeline.raw_types import follow_source_columns
+from amili.pipeline.raw_types import follow_source_columns, quoted_name
 
 OSLO_TZ = "Europe/Oslo"
 
@@ -340,7 +340,7 @@ def _register_arrow(con: duckdb.DuckDBPyConnection, tables: dict[str, pa.Table])
         con.register(f"_pg_{table}", arrow)
         casts = []
         for fld in arrow.schema:
-            name = '"' + fld.name.replace('"', '""') + '"'
+            name = quoted_name(fld.name)
             observed = None
             meta = fld.metadata or {}
             if meta.get(b"POSTGRESQL:type") == b"numeric" and \

@@ -21,7 +21,7 @@ import re
 
 import duckdb
 
-__all__ = ["follow_source_columns", "widest_type"]
+__all__ = ["follow_source_columns", "quoted_name", "widest_type"]
 
 _DECIMAL = re.compile(r"DECIMAL\((\d+),\s*(\d+)\)")
 #: The integer types as decimals of as many digits (an exact number may be widened to a
@@ -64,7 +64,8 @@ def _column_types(con: duckdb.DuckDBPyConnection, relation: str) -> dict[str, st
         f"DESCRIBE SELECT * FROM {relation} LIMIT 0").fetchall()}
 
 
-def _quoted(name: str) -> str:
+def quoted_name(name: str) -> str:
+    """A column name as a DuckDB identifier, whatever the warehouse put in it."""
     return '"' + name.replace('"', '""') + '"'
 
 
@@ -77,11 +78,11 @@ def follow_source_columns(con: duckdb.DuckDBPyConnection, raw_table: str,
     changes = []
     for name, type_name in incoming.items():
         if name not in held:
-            con.execute(f"ALTER TABLE {raw_table} ADD COLUMN {_quoted(name)} {type_name}")
+            con.execute(f"ALTER TABLE {raw_table} ADD COLUMN {quoted_name(name)} {type_name}")
             changes.append(f"{name} added as {type_name}")
             continue
         wider = widest_type(con, held[name], type_name)
         if wider != held[name]:
-            con.execute(f"ALTER TABLE {raw_table} ALTER {_quoted(name)} TYPE {wider}")
+            con.execute(f"ALTER TABLE {raw_table} ALTER {quoted_name(name)} TYPE {wider}")
             changes.append(f"{name} {held[name]} -> {wider}")
     return changes
