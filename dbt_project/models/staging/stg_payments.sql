@@ -9,7 +9,6 @@ select
     {{ clean_text('method') }} as method,
     {{ clean_text('kid') }} as kid,
     invoice_known,
-    {{ clean_text('invoice_creditor_id') }} as invoice_creditor_id,
     source_row,
     {{ row_defects([
         id_defect('payments', 'payment_id'),
